@@ -1,0 +1,1 @@
+"""Shared library of the real-time recommender: contracts, batch, speed and serving logic."""

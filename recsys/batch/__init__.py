@@ -1,0 +1,1 @@
+"""Batch layer: interactions from Delta events, ALS training, model registry and publishing."""

@@ -1,0 +1,259 @@
+"""Typed configuration: conf/base.yaml, then conf/<env>.yaml, then RECSYS__SECTION__KEY variables.
+
+Every layer is checked against the base file's keys so a typo fails loudly with the file and
+key named, instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ENV_PREFIX = "RECSYS__"
+
+
+class ConfigError(ValueError):
+    """A configuration file or variable is unknown, mistyped or invalid."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SparkConfig(_Section):
+    master: str
+    app_name: str
+    jars_dir: str
+    packages: list[str]
+    driver_memory: str
+    shuffle_partitions: int = Field(gt=0)
+    extra_conf: dict[str, str]
+
+
+class StorageConfig(_Section):
+    delta_root: str
+    checkpoint_root: str
+
+
+class KafkaConfig(_Section):
+    bootstrap_servers: str
+    events_topic: str
+    topic_partitions: int = Field(gt=0)
+    replication_factor: int = Field(gt=0)
+    produce_timeout_s: float = Field(gt=0)
+    security: dict[str, str]
+
+
+class RedisConfig(_Section):
+    url: str
+    key_prefix: str
+    recent_items_max: int = Field(gt=0)
+    user_ttl_s: int = Field(gt=0)
+    socket_timeout_s: float = Field(gt=0)
+
+
+class EventsConfig(_Section):
+    weights: dict[str, float]
+    max_body_bytes: int = Field(gt=0)
+    max_batch: int = Field(gt=0)
+    min_ts: datetime
+    max_future_skew_s: int = Field(ge=0)
+
+
+class AlsConfig(_Section):
+    rank: int = Field(gt=0)
+    max_iter: int = Field(gt=0)
+    reg_param: float = Field(ge=0)
+    alpha: float = Field(gt=0)
+    seed: int
+    checkpoint_interval: int = Field(gt=0)
+
+
+class StreamConfig(_Section):
+    trigger_s: float = Field(ge=0)
+    starting_offsets: str
+    max_offsets_per_trigger: int = Field(gt=0)
+
+
+class ServingConfig(_Section):
+    host: str
+    port: int = Field(gt=0, lt=65536)
+    workers: int = Field(gt=0)
+    default_k: int = Field(gt=0)
+    max_k: int = Field(gt=0)
+    recent_boost: float = Field(ge=0)
+    recent_window: int = Field(gt=0)
+    model_refresh_s: float = Field(ge=0)
+    max_id_length: int = Field(gt=0)
+
+
+class ServicesConfig(_Section):
+    state_dir: str
+    redis_port: int
+    kafka_port: int
+    kafka_controller_port: int
+    airflow_port: int
+
+
+class AirflowConfig(_Section):
+    home: str
+    spark_conn_id: str
+    schedule: str
+    retries: int = Field(ge=0)
+
+
+class Settings(_Section):
+    env: str
+    spark: SparkConfig
+    storage: StorageConfig
+    kafka: KafkaConfig
+    redis: RedisConfig
+    events: EventsConfig
+    als: AlsConfig
+    stream: StreamConfig
+    serving: ServingConfig
+    services: ServicesConfig
+    airflow: AirflowConfig
+
+    def path(self, value: str) -> str:
+        """Resolve a configured path: URIs stay as they are, relative paths hang off the project root."""
+        if not value or "://" in value or os.path.isabs(value):
+            return value
+        return str(PROJECT_ROOT / value)
+
+    def table_path(self, table: str) -> str:
+        return f"{self.path(self.storage.delta_root).rstrip('/')}/{table}"
+
+    def checkpoint_path(self, name: str) -> str:
+        return f"{self.path(self.storage.checkpoint_root).rstrip('/')}/{name}"
+
+
+def _check_keys(layer: dict[str, Any], base: dict[str, Any], source: str, prefix: str = "") -> None:
+    for key, value in layer.items():
+        dotted = f"{prefix}{key}"
+        if key not in base:
+            raise ConfigError(f"{source}: unknown key '{dotted}'")
+        if isinstance(base[key], dict) and base[key] and not isinstance(value, dict):
+            raise ConfigError(f"{source}: key '{dotted}' must be a mapping")
+        # Free-form mappings (empty in base, e.g. spark.extra_conf) accept any sub-key.
+        if isinstance(value, dict) and isinstance(base[key], dict) and base[key]:
+            _check_keys(value, base[key], source, f"{dotted}.")
+
+
+def _merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and out[key]:
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return data
+
+
+def _env_layer(environ: dict[str, str], base: dict[str, Any]) -> dict[str, Any]:
+    """RECSYS__A__B=value becomes {a: {b: value}}; values are parsed as YAML scalars or lists."""
+    layer: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        node = layer
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"environment variable {name}: cannot parse value: {exc}") from exc
+    _check_keys(layer, base, "environment")
+    return layer
+
+
+def load_settings(env: str | None = None, conf_dir: Path | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    """Load and validate the layered configuration for one environment."""
+    environ = dict(os.environ if environ is None else environ)
+    conf_dir = conf_dir or Path(environ.get("RECSYS_CONF_DIR", PROJECT_ROOT / "conf"))
+    env = env or environ.get("RECSYS_ENV", "local")
+    base_file = conf_dir / "base.yaml"
+    base = _read_yaml(base_file)
+    merged = dict(base)
+    env_file = conf_dir / f"{env}.yaml"
+    if env_file.exists():
+        layer = _read_yaml(env_file)
+        _check_keys(layer, base, str(env_file))
+        merged = _merge(merged, layer)
+    elif env != "local":
+        raise ConfigError(f"environment '{env}' has no file {env_file}")
+    merged = _merge(merged, _env_layer(environ, base))
+    merged["env"] = env
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"'{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration ({base_file}, {env_file}, environment): {problems}") from exc
+
+
+@lru_cache(maxsize=4)
+def get_settings(env: str | None = None) -> Settings:
+    """Process-wide settings, cached; tests call load_settings directly."""
+    return load_settings(env)
+
+
+def _flatten(prefix: str, value: Any) -> dict[str, str]:
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for key, sub in value.items():
+            out.update(_flatten(f"{prefix}_{key}".upper() if prefix else key.upper(), sub))
+        return out
+    if isinstance(value, list):
+        return {prefix: ",".join(str(v) for v in value)}
+    return {prefix: str(value)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m recsys.config [--shell | --get a.b]`: lets shell scripts read the same settings."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--env", default=None)
+    parser.add_argument("--get", help="dotted key to print, e.g. kafka.bootstrap_servers")
+    parser.add_argument("--shell", action="store_true", help="print CFG_SECTION_KEY=value lines")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.env)
+    except ConfigError as exc:
+        raise SystemExit(f"config error: {exc}") from None
+    data = settings.model_dump(mode="json")
+    if args.get:
+        node: Any = data
+        for part in args.get.split("."):
+            node = node[part]
+        print(node)
+    elif args.shell:
+        for key, value in _flatten("CFG", data).items():
+            print(f"{key}={shlex.quote(value)}")
+    else:
+        print(yaml.safe_dump(data, sort_keys=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The Delta table contract: every table's name, columns (Spark DDL) and partitioning.
+
+Schemas are DDL strings so that readers without a JVM (the API reads with delta-rs) can import
+this module cheaply; Spark code turns them into StructTypes. See docs/contracts.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    ddl: str
+    partition_by: tuple[str, ...] = ()
+    doc: str = ""
+
+    @property
+    def columns(self) -> list[str]:
+        return [part.strip().split(" ", 1)[0] for part in _split_top_level(self.ddl)]
+
+
+def _split_top_level(ddl: str) -> list[str]:
+    """Split a DDL column list on commas that are not inside <...>."""
+    parts, depth, current = [], 0, []
+    for char in ddl:
+        depth += char == "<"
+        depth -= char == ">"
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [p for p in (s.strip() for s in parts) if p]
+
+
+EVENT_PAYLOAD_DDL = (
+    "event_id STRING, user_id STRING, item_id STRING, event_type STRING, ts TIMESTAMP, "
+    "session_id STRING, quantity INT, price DOUBLE, context MAP<STRING, STRING>"
+)
+
+EVENTS_BRONZE = TableSpec(
+    name="events_bronze",
+    ddl=EVENT_PAYLOAD_DDL + ", kafka_partition INT, kafka_offset BIGINT, ingested_at TIMESTAMP, "
+    "event_date DATE",
+    partition_by=("event_date",),
+    doc="Every valid event exactly once, as received (append-only; batch layer input).",
+)
+
+EVENTS_QUARANTINE = TableSpec(
+    name="events_quarantine",
+    ddl="reason STRING, detail STRING, raw BINARY, kafka_topic STRING, kafka_partition INT, "
+    "kafka_offset BIGINT, kafka_timestamp TIMESTAMP, quarantined_at TIMESTAMP, quarantine_date DATE",
+    partition_by=("quarantine_date",),
+    doc="Records the stream could not accept, with the reason and the raw bytes.",
+)
+
+ITEMS = TableSpec(
+    name="items",
+    ddl="item_id STRING, title STRING, category STRING, brand STRING, price DOUBLE, updated_at TIMESTAMP",
+    doc="Item catalogue (latest attributes per item).",
+)
+
+USERS = TableSpec(
+    name="users",
+    ddl="user_id STRING, age_band STRING, gender STRING, location STRING, updated_at TIMESTAMP",
+    doc="User attributes (latest per user).",
+)
+
+USER_FACTORS = TableSpec(
+    name="user_factors",
+    ddl="model_version STRING, user_id STRING, factors ARRAY<FLOAT>",
+    partition_by=("model_version",),
+    doc="ALS user factors, one partition per model version.",
+)
+
+ITEM_FACTORS = TableSpec(
+    name="item_factors",
+    ddl="model_version STRING, item_id STRING, factors ARRAY<FLOAT>, popularity DOUBLE",
+    partition_by=("model_version",),
+    doc="ALS item factors and training popularity, one partition per model version.",
+)
+
+MODEL_REGISTRY = TableSpec(
+    name="model_registry",
+    ddl="model_version STRING, created_at TIMESTAMP, run_date STRING, status STRING, "
+    "published_at TIMESTAMP, params STRING, metrics STRING, data_from TIMESTAMP, data_to TIMESTAMP, "
+    "n_users BIGINT, n_items BIGINT, n_interactions BIGINT",
+    doc="One row per model version; see recsys.contracts.model_version for status semantics.",
+)
+
+ALL_TABLES: tuple[TableSpec, ...] = (
+    EVENTS_BRONZE, EVENTS_QUARANTINE, ITEMS, USERS, USER_FACTORS, ITEM_FACTORS, MODEL_REGISTRY,
+)

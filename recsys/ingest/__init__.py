@@ -1,0 +1,1 @@
+"""Collection: hand validated events to Kafka."""

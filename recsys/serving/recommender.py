@@ -1,0 +1,94 @@
+"""Rank items for a user from the batch factors and the user's real-time state, with reasons."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import redis
+
+from recsys.config import ServingConfig
+from recsys.stores.model_store import FactorModel
+from recsys.stores.online_store import OnlineStore
+
+REASON_TASTE = "matches your taste"
+REASON_POPULAR = "popular"
+
+
+@dataclass(frozen=True)
+class ScoredItem:
+    item_id: str
+    score: float
+    reasons: list[str]
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    user_id: str
+    model_version: str | None
+    degraded: bool
+    items: list[ScoredItem] = field(default_factory=list)
+
+
+def _scaled(scores: np.ndarray) -> np.ndarray:
+    """Scale to [-1, 1] by the largest magnitude so that different signals can be blended."""
+    top = float(np.max(np.abs(scores))) if scores.size else 0.0
+    return scores / top if top > 0 else scores
+
+
+class Recommender:
+    def __init__(self, model: Callable[[], FactorModel | None], online: OnlineStore, cfg: ServingConfig) -> None:
+        self._model = model
+        self._online = online
+        self._cfg = cfg
+
+    def _realtime_state(self, user_id: str) -> tuple[list[str], set[str], bool]:
+        try:
+            return (self._online.recent_items(user_id, self._cfg.recent_window),
+                    self._online.purchased(user_id), False)
+        except redis.RedisError:
+            return [], set(), True
+
+    def recommend(self, user_id: str, k: int) -> Recommendations:
+        model = self._model()
+        recent, purchased, degraded = self._realtime_state(user_id)
+        if model is None:
+            return Recommendations(user_id, None, degraded, [])
+        recent_idx = [model.item_index[i] for i in recent if i in model.item_index]
+        user_row = model.user_ids.get(user_id)
+        if user_row is not None:
+            base, base_reason = _scaled(model.item_factors @ model.user_factors[user_row]), REASON_TASTE
+        else:
+            base, base_reason = _scaled(np.log1p(model.popularity)), REASON_POPULAR
+        similarity = np.zeros_like(base)
+        if recent_idx:
+            profile = model.item_unit[recent_idx].mean(axis=0)
+            similarity = model.item_unit @ profile
+        scores = base + self._cfg.recent_boost * similarity
+        excluded = [model.item_index[i] for i in purchased if i in model.item_index]
+        scores[excluded] = -np.inf
+        top = _top_k(scores, k)
+        items = [ScoredItem(model.item_ids[i], float(scores[i]),
+                            self._reasons(model, i, base[i], similarity[i], recent_idx, base_reason))
+                 for i in top]
+        return Recommendations(user_id, model.version, degraded, items)
+
+    def _reasons(self, model: FactorModel, item: int, base: float, sim: float, recent_idx: list[int],
+                 base_reason: str) -> list[str]:
+        reasons = []
+        if recent_idx and self._cfg.recent_boost * sim > 0:
+            nearest = recent_idx[int(np.argmax(model.item_unit[recent_idx] @ model.item_unit[item]))]
+            reasons.append(f"because you viewed {model.item_ids[nearest]}")
+        if base > 0 or not reasons:
+            reasons.append(base_reason)
+        return reasons
+
+
+def _top_k(scores: np.ndarray, k: int) -> list[int]:
+    finite = np.flatnonzero(np.isfinite(scores))
+    if finite.size == 0:
+        return []
+    k = min(k, finite.size)
+    part = finite[np.argpartition(-scores[finite], k - 1)[:k]]
+    return part[np.argsort(-scores[part], kind="stable")].tolist()

@@ -1,0 +1,35 @@
+"""Delta table helpers keyed by the table contract (recsys.contracts.tables)."""
+
+from __future__ import annotations
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+from recsys.config import Settings
+from recsys.contracts.tables import TableSpec
+
+
+def schema_of(spark: SparkSession, spec: TableSpec) -> StructType:
+    return spark.createDataFrame([], spec.ddl).schema
+
+
+def ensure_table(spark: SparkSession, settings: Settings, spec: TableSpec) -> DeltaTable:
+    """Create the table at its configured location if missing; return it either way."""
+    builder = (DeltaTable.createIfNotExists(spark)
+               .location(settings.table_path(spec.name))
+               .addColumns(schema_of(spark, spec)))
+    if spec.partition_by:
+        builder = builder.partitionedBy(*spec.partition_by)
+    return builder.execute()
+
+
+def read_table(spark: SparkSession, settings: Settings, spec: TableSpec) -> DataFrame:
+    ensure_table(spark, settings, spec)
+    return spark.read.format("delta").load(settings.table_path(spec.name))
+
+
+def conform(df: DataFrame, spark: SparkSession, spec: TableSpec) -> DataFrame:
+    """Select and cast a frame to exactly the table's columns, so writers cannot drift from the contract."""
+    schema = schema_of(spark, spec)
+    return df.select([df[f.name].cast(f.dataType).alias(f.name) for f in schema.fields])

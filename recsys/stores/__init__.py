@@ -1,0 +1,1 @@
+"""Stores the serving layer reads: interfaces plus their implementations (Delta, Redis)."""

@@ -1,0 +1,89 @@
+"""Where serving gets the current batch model: an interface and a Delta (delta-rs) implementation.
+
+delta-rs reads the tables without a JVM, so an API worker starts in milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from recsys.config import Settings
+from recsys.contracts import model_version as mv
+from recsys.contracts.tables import ITEM_FACTORS, MODEL_REGISTRY, USER_FACTORS
+
+
+@dataclass(frozen=True)
+class FactorModel:
+    """One model version held in memory: L2-normalisable float32 matrices and id lookups."""
+
+    version: str
+    user_ids: dict[str, int]
+    user_factors: np.ndarray
+    item_ids: list[str]
+    item_factors: np.ndarray
+    popularity: np.ndarray
+    item_index: dict[str, int] = field(init=False)
+    item_unit: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "item_index", {item: i for i, item in enumerate(self.item_ids)})
+        norms = np.linalg.norm(self.item_factors, axis=1, keepdims=True)
+        object.__setattr__(self, "item_unit", self.item_factors / np.maximum(norms, 1e-9))
+
+
+class ModelStore(Protocol):
+    def current_version(self) -> str | None: ...
+
+    def load(self, version: str) -> FactorModel: ...
+
+
+def _matrix(column) -> np.ndarray:
+    values = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    if len(values) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    flat = np.asarray(pc.list_flatten(values).to_numpy(zero_copy_only=False), dtype=np.float32)
+    return flat.reshape(len(values), -1)
+
+
+class DeltaModelStore:
+    """Reads the registry and factor partitions from the Delta tables named in the contract."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def _table(self, name: str) -> DeltaTable | None:
+        try:
+            return DeltaTable(self._settings.table_path(name))
+        except TableNotFoundError:
+            return None
+
+    def registry(self) -> list[dict]:
+        table = self._table(MODEL_REGISTRY.name)
+        return [] if table is None else table.to_pyarrow_table().to_pylist()
+
+    def current_version(self) -> str | None:
+        return mv.current_version(self.registry())
+
+    def load(self, version: str) -> FactorModel:
+        users_t, items_t = self._table(USER_FACTORS.name), self._table(ITEM_FACTORS.name)
+        if users_t is None or items_t is None:
+            raise LookupError("factor tables do not exist yet")
+        partition = [("model_version", "=", version)]
+        users = users_t.to_pyarrow_table(partitions=partition, columns=["user_id", "factors"])
+        items = items_t.to_pyarrow_table(partitions=partition, columns=["item_id", "factors", "popularity"])
+        if items.num_rows == 0:
+            raise LookupError(f"model version {version} has no item factors")
+        return FactorModel(
+            version=version,
+            user_ids={u: i for i, u in enumerate(users.column("user_id").to_pylist())},
+            user_factors=_matrix(users.column("factors")),
+            item_ids=items.column("item_id").to_pylist(),
+            item_factors=_matrix(items.column("factors")),
+            popularity=np.asarray(items.column("popularity").to_numpy(), dtype=np.float32),
+        )
