@@ -14,7 +14,7 @@ DATA="$DIR/data"
 PIDFILE="$DIR/kafka.pid"
 PROPS="$DIR/server.properties"
 LOG4J="$DIR/log4j2.properties"
-HINT="RECSYS__SERVICES__KAFKA_PORT / RECSYS__SERVICES__KAFKA_CONTROLLER_PORT and RECSYS__KAFKA__BOOTSTRAP_SERVERS"
+HINT="RECSYS__SERVICES__KAFKA_PORT=<port> RECSYS__KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:<port> (controller: RECSYS__SERVICES__KAFKA_CONTROLLER_PORT)"
 JAVA=(java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m} -XX:+UseG1GC -Djava.awt.headless=true
       "-Dlog4j2.configurationFile=$LOG4J" -cp "$LIBS/*")
 
@@ -99,13 +99,15 @@ print(c)')"
     "${JAVA[@]}" kafka.tools.StorageTool format -t "$cid" -c "$PROPS" >"$DIR/format.out" 2>&1 ||
       { cat "$DIR/format.out" >&2; die "storage format failed"; }
   fi
+  local seen; seen="$(wc -l 2>/dev/null <"$DIR/broker.log" || echo 0)"  # show only this run's log on failure
   setsid "${JAVA[@]}" kafka.Kafka "$PROPS" >"$DIR/broker.out" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$PIDFILE"
   log "starting (pid $pid), log $DIR/broker.log"
   wait_for_port "$PORT" 90 "$pid" || rc=$?
   if ((rc != 0)); then
-    tail -n 20 "$DIR/broker.out" "$DIR/broker.log" >&2 2>/dev/null || true
+    { cat "$DIR/broker.out"; tail -n "+$((seen + 1))" "$DIR/broker.log" 2>/dev/null | tail -n 20 || true; } >&2
+    rm -f "$PIDFILE"
     ((rc == 2)) && die "broker exited during startup (see above)"
     kill -TERM -- "-$pid" 2>/dev/null || true
     die "port $PORT not listening after 90s; broker stopped"

@@ -90,14 +90,15 @@ def age_bands(ages: pd.Series) -> pd.Series:
 
 
 def events_frame(columns: dict[str, Any]) -> pd.DataFrame:
-    """Event columns in contract order and dtypes; `context` may be omitted (all None)."""
+    """Event columns in contract order and dtypes, sorted by ts; `context` may be omitted (all None)."""
     frame = pd.DataFrame(columns)
     if "context" not in frame:
         frame["context"] = None
     frame["ts"] = _to_utc(frame["ts"])
     frame["quantity"] = frame["quantity"].astype(np.int32)
     frame["price"] = frame["price"].astype(np.float64)
-    frame = frame.sort_values(["ts", "event_id"], kind="stable", ignore_index=True)
+    # stable: simultaneous events keep the source's order (a session's steps, an invoice's lines)
+    frame = frame.sort_values("ts", kind="stable", ignore_index=True)
     return frame[list(EVENT_COLUMNS)]
 
 

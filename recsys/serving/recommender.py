@@ -59,6 +59,9 @@ class Recommender:
         user_row = model.user_ids.get(user_id)
         if user_row is not None:
             base, base_reason = _scaled(model.item_factors @ model.user_factors[user_row]), REASON_TASTE
+        elif recent_idx:  # unknown to the batch model: a vector from what they just looked at
+            base = _scaled(model.item_factors @ model.item_factors[recent_idx].mean(axis=0))
+            base_reason = REASON_TASTE
         else:
             base, base_reason = _scaled(np.log1p(model.popularity)), REASON_POPULAR
         similarity = np.zeros_like(base)

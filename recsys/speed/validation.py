@@ -57,8 +57,8 @@ def parse_kafka_records(raw: DataFrame, settings: Settings) -> DataFrame:
     """
     text = F.col("value").cast("string")
     parsed = F.from_json(text, EVENT_PAYLOAD_DDL, {"mode": "PERMISSIVE"})
-    # from_json returns a struct of NULLs (not NULL) for some non-object JSON; require an object.
-    is_object = F.coalesce(F.trim(text).startswith("{"), F.lit(False))
+    # from_json yields a struct of NULLs, not NULL, for malformed text; a map parse tells them apart.
+    is_object = F.from_json(text, "MAP<STRING, STRING>").isNotNull()
     with_e = raw.withColumn("e", F.when(is_object, parsed))
     fallback_id = F.concat_ws("-", F.lit("k"), F.col("topic"), F.col("partition"), F.col("offset"))
     with_e = with_e.withColumn(

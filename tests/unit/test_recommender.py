@@ -1,0 +1,81 @@
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+import redis
+
+from recsys.config import load_settings
+from recsys.contracts import model_version as mv
+from recsys.serving.recommender import REASON_POPULAR, REASON_TASTE, Recommender
+from recsys.stores.model_store import FactorModel
+
+pytestmark = pytest.mark.unit
+CFG = load_settings("test", environ={}).serving
+
+
+class FakeOnline:
+    def __init__(self, recent=(), purchased=(), down=False):
+        self.recent, self.bought, self.down = list(recent), set(purchased), down
+
+    def recent_items(self, user_id, limit):
+        if self.down:
+            raise redis.ConnectionError("down")
+        return self.recent[:limit]
+
+    def purchased(self, user_id):
+        if self.down:
+            raise redis.ConnectionError("down")
+        return self.bought
+
+    def ping(self):
+        return not self.down
+
+
+def model() -> FactorModel:
+    # Two clusters of items: a* along the first axis, b* along the second.
+    items = np.array([[1, 0], [0.9, 0.1], [0.8, 0.0], [0, 1], [0.1, 0.9], [0.0, 0.7]], dtype=np.float32)
+    return FactorModel(version="v1", user_ids={"ua": 0}, user_factors=np.array([[1, 0]], dtype=np.float32),
+                       item_ids=["a1", "a2", "a3", "b1", "b2", "b3"], item_factors=items,
+                       popularity=np.array([1, 2, 3, 30, 20, 10], dtype=np.float32))
+
+
+def test_known_user_ranked_by_factors_with_purchases_excluded():
+    rec = Recommender(model, FakeOnline(purchased={"a1"}), CFG).recommend("ua", 3)
+    assert [i.item_id for i in rec.items] == ["a2", "a3", "b2"]
+    assert rec.model_version == "v1" and not rec.degraded
+    assert REASON_TASTE in rec.items[0].reasons
+
+
+def test_recent_items_pull_related_items_up_and_explain_why():
+    before = Recommender(model, FakeOnline(), CFG).recommend("newcomer", 2)
+    assert [i.item_id for i in before.items] == ["b1", "b2"]  # popularity for an unknown user
+    assert before.items[0].reasons == [REASON_POPULAR]
+    after = Recommender(model, FakeOnline(recent=["a3", "a2"]), CFG).recommend("newcomer", 2)
+    assert after.items[0].item_id == "a1"
+    assert any(r.startswith("because you viewed a") for r in after.items[0].reasons)
+
+
+def test_redis_down_degrades_instead_of_failing():
+    rec = Recommender(model, FakeOnline(down=True), CFG).recommend("ua", 2)
+    assert rec.degraded and [i.item_id for i in rec.items] == ["a1", "a2"]
+
+
+def test_no_model_gives_empty_list():
+    rec = Recommender(lambda: None, FakeOnline(), CFG).recommend("ua", 5)
+    assert rec.items == [] and rec.model_version is None
+
+
+def test_k_larger_than_catalogue_and_everything_bought():
+    assert len(Recommender(model, FakeOnline(), CFG).recommend("ua", 50).items) == 6
+    everything = FakeOnline(purchased={"a1", "a2", "a3", "b1", "b2", "b3"})
+    assert Recommender(model, everything, CFG).recommend("ua", 5).items == []
+
+
+def test_current_version_is_latest_published():
+    t = [datetime(2026, 1, d, tzinfo=UTC) for d in (1, 2, 3)]
+    rows = [{"model_version": "a", "status": mv.PUBLISHED, "published_at": t[1]},
+            {"model_version": "b", "status": mv.PUBLISHED, "published_at": t[0]},
+            {"model_version": "c", "status": mv.REJECTED, "published_at": t[2]},
+            {"model_version": "d", "status": mv.CANDIDATE, "published_at": None}]
+    assert mv.current_version(rows) == "a"
+    assert mv.current_version(rows[2:]) is None
