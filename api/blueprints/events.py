@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from api.errors import ApiError
 from api.services import services
 from recsys.contracts.events import Event
-from recsys.ingest.producer import IngestUnavailable
+from recsys.ingest.producer import IngestUnavailableError
 
 bp = Blueprint("events", __name__, url_prefix="/v1")
 RETRY_AFTER_S = "5"
@@ -50,6 +50,6 @@ def post_events():
             raise ApiError(400, "invalid_event", [{"index": position, "problem": str(exc)}]) from exc
     try:
         accepted = svc.sink.send(events)
-    except IngestUnavailable as exc:
+    except IngestUnavailableError as exc:
         raise ApiError(503, "ingest_unavailable", str(exc), {"Retry-After": RETRY_AFTER_S}) from exc
     return jsonify({"accepted": accepted, "event_ids": [e.event_id for e in events]}), 202

@@ -1,1 +1,1 @@
-"""Shop data sources (synthetic generator and public-dataset loaders) as pandas frames matching the contracts."""
+"""Shop data as pandas frames matching the contracts: a synthetic generator and public-dataset loaders."""

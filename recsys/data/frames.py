@@ -32,6 +32,7 @@ _AGE_BAND_EDGES: tuple[float, ...] = (0, 18, 25, 35, 45, 55, 65, math.inf)
 _ID_RE = re.compile(ID_PATTERN)
 _ID_REPLACEMENT = "_"
 _ID_HASH_BYTES = 16
+_ID_PART_SEPARATOR = "\x1f"  # ASCII unit separator: keeps ("a", "bc") and ("ab", "c") apart
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,14 @@ def check_injective(raw: pd.Series, clean: pd.Series, what: str) -> None:
 
 def stable_ids(namespace: str, *parts: Sequence[Any]) -> np.ndarray:
     """Content-derived hex ids: re-loading the same source yields the same event ids (idempotent writes)."""
-    joined = zip(*(map(str, part) for part in parts), strict=True)
-    return np.array([hashlib.blake2b("\x1f".join((namespace, *row)).encode(), digest_size=_ID_HASH_BYTES)
-                     .hexdigest() for row in joined], dtype=object)
+    lengths = {len(part) for part in parts}
+    if len(lengths) > 1:
+        raise ValueError(f"parts differ in length: {sorted(lengths)}")
+    joined = np.full(lengths.pop() if lengths else 0, namespace, dtype=object)
+    for part in parts:
+        joined = joined + _ID_PART_SEPARATOR + pd.Series(part).astype(str).to_numpy(dtype=object)
+    digests = [hashlib.blake2b(text.encode(), digest_size=_ID_HASH_BYTES).hexdigest() for text in joined]
+    return np.array(digests, dtype=object)
 
 
 def random_hex_ids(rng: np.random.Generator, n: int, n_bytes: int = _ID_HASH_BYTES) -> np.ndarray:

@@ -19,7 +19,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.data.frames import ShopData, age_bands, events_frame, items_frame, sanitize_ids, stable_ids, users_frame
+from recsys.data.frames import (
+    ShopData,
+    age_bands,
+    events_frame,
+    items_frame,
+    sanitize_ids,
+    stable_ids,
+    users_frame,
+)
 
 DATASET = "ml-100k"
 FILES: tuple[str, ...] = (f"{DATASET}.inter", f"{DATASET}.item", f"{DATASET}.user")

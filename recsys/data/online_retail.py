@@ -19,8 +19,15 @@ import numpy as np
 import pandas as pd
 
 from recsys.contracts.events import MAX_QUANTITY
-from recsys.data.frames import (ShopData, check_injective, events_frame, items_frame, sanitize_ids,
-                                stable_ids, users_frame)
+from recsys.data.frames import (
+    ShopData,
+    check_injective,
+    events_frame,
+    items_frame,
+    sanitize_ids,
+    stable_ids,
+    users_frame,
+)
 
 ID_NAMESPACE = "online-retail"
 CANCELLATION_PREFIX = "C"
@@ -35,21 +42,21 @@ CATEGORY_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("christmas", ("CHRISTMAS", "XMAS", "ADVENT", "SANTA", "REINDEER", "SNOWFLAKE", "SNOWMAN", "NATIVITY")),
     ("candles_lighting", ("CANDLE", "CANDLES", "T-LIGHT", "T-LIGHTS", "TEALIGHT", "CANDLEHOLDER", "LANTERN",
                           "LAMP", "LAMPSHADE", "LIGHT", "LIGHTS", "NIGHTLIGHT", "INCENSE")),
-    ("jewellery", ("NECKLACE", "NECKLAC", "BRACELET", "EARRINGS", "RING", "CHARM", "BEAD", "BEADS", "DIAMANTE",
-                   "BROOCH", "PENDANT", "HAIR", "SLIDES", "BANGLE")),
+    ("jewellery", ("NECKLACE", "NECKLAC", "BRACELET", "EARRINGS", "RING", "CHARM", "BEAD", "BEADS",
+                   "DIAMANTE", "BROOCH", "PENDANT", "HAIR", "SLIDES", "BANGLE")),
     ("bags", ("BAG", "BAGS", "PURSE", "HANDBAG", "WASHBAG", "SHOPPER", "TOTE")),
     ("stationery_cards", ("CARD", "CARDS", "WRAP", "PAPER", "NOTEBOOK", "PENCILS", "PENCIL", "PEN", "PENS",
-                          "STICKERS", "STICKER", "TAPE", "RIBBON", "RIBBONS", "TISSUES", "SKETCHBOOK", "ENVELOPE",
-                          "ENVELOPES", "NOTEPAD", "BOOK", "TAG", "TAGS", "ERASER", "CALENDAR", "DIARY", "REEL",
-                          "STAMP", "STAMPS")),
+                          "STICKERS", "STICKER", "TAPE", "RIBBON", "RIBBONS", "TISSUES", "SKETCHBOOK",
+                          "ENVELOPE", "ENVELOPES", "NOTEPAD", "BOOK", "TAG", "TAGS", "ERASER", "CALENDAR",
+                          "DIARY", "REEL", "STAMP", "STAMPS")),
     ("kitchen_dining", ("MUG", "MUGS", "CUP", "CUPS", "PLATE", "PLATES", "BOWL", "BOWLS", "CUTLERY", "TEA",
                         "COFFEE", "JAR", "BOTTLE", "TRAY", "SAUCER", "BEAKER", "NAPKINS", "TEAPOT", "LUNCH",
-                        "CAKE", "BAKING", "KITCHEN", "PANTRY", "APRON", "PLACEMATS", "COASTER", "COASTERS", "EGG",
-                        "DISH", "JUG", "SPOON", "SPOONS", "CHOPSTICKS", "CASES", "TIN", "TINS", "GLASS",
-                        "TUMBLER", "JELLY", "BISCUIT", "CHOCOLATE", "SWEETIE")),
+                        "CAKE", "BAKING", "KITCHEN", "PANTRY", "APRON", "PLACEMATS", "COASTER", "COASTERS",
+                        "EGG", "DISH", "JUG", "SPOON", "SPOONS", "CHOPSTICKS", "CASES", "TIN", "TINS",
+                        "GLASS", "TUMBLER", "JELLY", "BISCUIT", "CHOCOLATE", "SWEETIE")),
     ("toys_games", ("TOY", "TOYS", "GAME", "GAMES", "JIGSAW", "PUZZLE", "DOLL", "SPACEBOY", "BALL",
-                    "CHILDRENS", "PLAYING", "CRAYONS", "COLOURING", "SKIPPING", "DOMINOES", "MARBLES", "TEDDY",
-                    "FELTCRAFT", "INFLATABLE", "KIT")),
+                    "CHILDRENS", "PLAYING", "CRAYONS", "COLOURING", "SKIPPING", "DOMINOES", "MARBLES",
+                    "TEDDY", "FELTCRAFT", "INFLATABLE", "KIT")),
     ("garden_outdoor", ("GARDEN", "PARASOL", "UMBRELLA", "WATERING", "PICNIC", "PLANT", "PLANTER", "SEED",
                         "SEEDS", "BIRD", "BIRDHOUSE", "FEEDER", "HAMMOCK", "FLOWERPOT", "POT")),
     ("party_gifts", ("PARTY", "BIRTHDAY", "GIFT", "BALLOON", "BALLOONS", "CONFETTI", "EASTER", "BUNTING",
@@ -80,8 +87,8 @@ def load_online_retail(path: str | Path) -> ShopData:
 
     item_ids = sanitize_ids(lines["StockCode"])
     check_injective(lines["StockCode"], item_ids, "StockCode")
-    lines = lines.assign(item_id=item_ids, user_id=USER_PREFIX + lines["CustomerID"].astype(np.int64).astype(str),
-                         ts=lines["InvoiceDate"].dt.tz_localize("UTC"))
+    user_ids = USER_PREFIX + lines["CustomerID"].astype(np.int64).astype(str)
+    lines = lines.assign(item_id=item_ids, user_id=user_ids, ts=lines["InvoiceDate"].dt.tz_localize("UTC"))
     events = _events(lines)
     as_of = lines["ts"].max()
     return ShopData(events=events, items=_items(lines, as_of), users=_users(lines, as_of))
@@ -95,7 +102,7 @@ def _events(lines: pd.DataFrame) -> pd.DataFrame:
         "user_id": lines["user_id"].to_numpy(),
         "item_id": lines["item_id"].to_numpy(),
         "event_type": np.where(purchase, "purchase", "remove_from_cart").astype(object),
-        "ts": lines["ts"].to_numpy(),
+        "ts": lines["ts"].array,
         "session_id": sanitize_ids(lines["InvoiceNo"]).to_numpy(),
         "quantity": lines["Quantity"].abs().clip(upper=MAX_QUANTITY).to_numpy(),
         "price": price.to_numpy(),

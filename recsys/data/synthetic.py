@@ -33,6 +33,7 @@ _US_PER_S = 1_000_000
 _S_PER_DAY = 86_400
 _S_PER_HOUR = 3_600
 _WINDOW_FILL = 0.99  # a session longer than the window is compressed to this share of it
+_SLOTS_PER_VIEW = 4  # order keys per viewed item: view, click, add_to_cart (and one spare)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,8 @@ def _draw_catalogue(spec: SyntheticShopSpec, rng: np.random.Generator) -> tuple[
     n_categories = min(spec.n_categories, n_items)
     names, typical, nouns = _category_table(spec, n_categories, rng)
     # every category gets at least one item; the rest are spread uniformly
-    category = np.concatenate([np.arange(n_categories), rng.integers(0, n_categories, n_items - n_categories)])
+    spread = rng.integers(0, n_categories, n_items - n_categories)
+    category = np.concatenate([np.arange(n_categories), spread])
     rng.shuffle(category)
     rank = rng.permutation(n_items)
     popularity = (rank + 1.0) ** -spec.popularity_exponent
@@ -177,8 +179,9 @@ def _draw_catalogue(spec: SyntheticShopSpec, rng: np.random.Generator) -> tuple[
                            category_share=category_popularity / category_popularity.sum(),
                            sorted_items=sorted_items, cumulative=cumulative,
                            bounds=np.stack([ends - counts, ends], axis=1))
-    items = {"item_id": _ids("i", n_items), "title": titles, "category": np.asarray(names, dtype=object)[category],
-             "brand": brands[brand], "price": price, "updated_at": [spec.start] * n_items}
+    items = {"item_id": _ids("i", n_items), "title": titles,
+             "category": np.asarray(names, dtype=object)[category], "brand": brands[brand], "price": price,
+             "updated_at": [spec.start] * n_items}
     return catalogue, items
 
 
@@ -188,7 +191,8 @@ def _choice(rng: np.random.Generator, shares: dict[str, float], n: int) -> np.nd
     return labels[rng.choice(len(labels), n, p=weights / weights.sum())]
 
 
-def _draw_users(spec: SyntheticShopSpec, rng: np.random.Generator, catalogue: _Catalogue) -> tuple[_Users, dict]:
+def _draw_users(spec: SyntheticShopSpec, rng: np.random.Generator,
+                catalogue: _Catalogue) -> tuple[_Users, dict]:
     n_users, n_categories = spec.n_users, len(catalogue.category_share)
     width = min(spec.max_interests, n_categories)
     n_interests = rng.integers(1, width + 1, n_users)
@@ -209,7 +213,8 @@ def _sample_items(rng: np.random.Generator, catalogue: _Catalogue, category: np.
     first, end = catalogue.bounds[category, 0], catalogue.bounds[category, 1]
     low = np.where(first > 0, catalogue.cumulative[np.maximum(first - 1, 0)], 0.0)
     high = catalogue.cumulative[end - 1]
-    position = np.searchsorted(catalogue.cumulative, low + rng.random(len(category)) * (high - low), side="right")
+    target = low + rng.random(len(category)) * (high - low)
+    position = np.searchsorted(catalogue.cumulative, target, side="right")
     return catalogue.sorted_items[np.clip(position, first, end - 1)]
 
 
@@ -237,7 +242,8 @@ def _draw_sessions(spec: SyntheticShopSpec, rng: np.random.Generator, catalogue:
     anywhere = np.searchsorted(np.cumsum(catalogue.category_share), rng.random(n_sessions), side="right")
     anywhere = np.minimum(anywhere, len(catalogue.category_share) - 1)
     category = np.where(rng.random(n_sessions) < spec.interest_share, own, anywhere)
-    n_views = np.minimum(rng.geometric(1.0 / spec.mean_views_per_session, n_sessions), spec.max_views_per_session)
+    n_views = rng.geometric(1.0 / spec.mean_views_per_session, n_sessions)
+    n_views = np.minimum(n_views, spec.max_views_per_session)
 
     view_session = np.repeat(np.arange(n_sessions), n_views)
     view_item = _sample_items(rng, catalogue, category[view_session])
@@ -250,10 +256,11 @@ def _draw_sessions(spec: SyntheticShopSpec, rng: np.random.Generator, catalogue:
 
     # within a session: each view is followed by its click and cart addition; removals and then the
     # checkout (purchases) close the session
-    nv = n_views[view_session]
-    stages = ((np.ones_like(clicked), _VIEW, 4 * view_pos), (clicked, _CLICK, 4 * view_pos + 1),
-              (carted, _CART, 4 * view_pos + 2), (removed, _REMOVE, 4 * nv + view_pos),
-              (bought, _PURCHASE, 5 * nv + view_pos))
+    slot = _SLOTS_PER_VIEW * view_pos
+    after_views = _SLOTS_PER_VIEW * n_views[view_session]
+    checkout = after_views + n_views[view_session]
+    stages = ((np.ones_like(clicked), _VIEW, slot), (clicked, _CLICK, slot + 1), (carted, _CART, slot + 2),
+              (removed, _REMOVE, after_views + view_pos), (bought, _PURCHASE, checkout + view_pos))
     rows = np.concatenate([np.flatnonzero(mask) for mask, _, _ in stages])
     step = np.concatenate([np.full(int(mask.sum()), code) for mask, code, _ in stages])
     order_in_session = np.concatenate([key[mask] for mask, _, key in stages])
@@ -265,8 +272,9 @@ def _draw_sessions(spec: SyntheticShopSpec, rng: np.random.Generator, catalogue:
     gaps = spec.min_gap_s + rng.exponential(spec.mean_gap_s - spec.min_gap_s, len(rows))
     before = np.cumsum(gaps) - gaps
     first = np.searchsorted(session, np.arange(n_sessions))
+    last = np.searchsorted(session, np.arange(n_sessions), side="right") - 1
     offset = before - before[first][session]
-    duration = offset[np.searchsorted(session, np.arange(n_sessions), side="right") - 1]
+    duration = offset[last]
     window_s = spec.days * _S_PER_DAY
     fit = np.minimum(1.0, window_s * _WINDOW_FILL / np.maximum(duration, spec.min_gap_s))
     offset, duration = offset * fit[session], duration * fit
@@ -284,9 +292,9 @@ def _draw_events(spec: SyntheticShopSpec, rng: np.random.Generator, catalogue: _
     with tqdm(total=spec.n_events, unit="event", desc="synthetic events", disable=not progress) as bar:
         while n_drawn < spec.n_events:
             remaining = spec.n_events - n_drawn
-            size = int(min(math.ceil(remaining / per_session * _CHUNK_OVERSHOOT),
-                           math.ceil(_EVENTS_PER_CHUNK / per_session)))
-            chunk = _draw_sessions(spec, rng, catalogue, users, max(size, 1))
+            size = max(1, min(math.ceil(remaining / per_session * _CHUNK_OVERSHOOT),
+                              math.ceil(_EVENTS_PER_CHUNK / per_session)))
+            chunk = _draw_sessions(spec, rng, catalogue, users, size)
             chunk["session"] = chunk["session"] + n_sessions
             n_sessions += size
             chunks.append(chunk)

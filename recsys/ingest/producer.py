@@ -12,7 +12,7 @@ from recsys.config import KafkaConfig
 from recsys.contracts.events import Event
 
 
-class IngestUnavailable(RuntimeError):
+class IngestUnavailableError(RuntimeError):
     """The broker did not acknowledge every event in time; the caller should retry."""
 
 
@@ -35,7 +35,7 @@ class KafkaEventSink:
         self._admin_conf = base
 
     def send(self, events: Sequence[Event]) -> int:
-        """Block until all are acknowledged; raise IngestUnavailable otherwise."""
+        """Block until all are acknowledged; raise IngestUnavailableError otherwise."""
         failures: list[KafkaError] = []
         acked = 0
 
@@ -52,11 +52,11 @@ class KafkaEventSink:
                                        value=event.to_json().encode(), on_delivery=on_delivery)
                 self._producer.poll(0)
         except (BufferError, KafkaException) as exc:
-            raise IngestUnavailable(f"could not enqueue events: {exc}") from exc
+            raise IngestUnavailableError(f"could not enqueue events: {exc}") from exc
         remaining = self._producer.flush(self._cfg.produce_timeout_s)
         if remaining or failures or acked != len(events):
             reason = failures[0].str() if failures else f"{remaining} events unacknowledged"
-            raise IngestUnavailable(f"Kafka did not acknowledge {len(events) - acked} of {len(events)}: {reason}")
+            raise IngestUnavailableError(f"Kafka did not acknowledge {len(events) - acked} of {len(events)}: {reason}")
         return acked
 
     def ping(self) -> bool:

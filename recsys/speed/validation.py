@@ -6,8 +6,6 @@ again because any producer can write to the topic.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -31,7 +29,7 @@ def _reason(settings: Settings, now: Column) -> Column:
     """First failing rule of a parsed record, or NULL when the record is valid."""
     e = F.col("e")
     min_ts = F.lit(settings.events.min_ts.strftime("%Y-%m-%d %H:%M:%S")).cast("timestamp")
-    max_ts = now + F.expr(f"INTERVAL {int(timedelta(seconds=settings.events.max_future_skew_s).total_seconds())} SECONDS")
+    max_ts = now + F.expr(f"INTERVAL {settings.events.max_future_skew_s} SECONDS")
     rules: list[tuple[Column, Column]] = [(F.col("e").isNull(), F.lit(QuarantineReason.NOT_JSON))]
     for field in REQUIRED_FIELDS:
         rules.append((e[field].isNull(), F.lit(f"{QuarantineReason.MISSING_FIELD}:{field}")))

@@ -29,7 +29,7 @@ def test_unknown_key_in_env_file_names_file_and_key(tmp_path):
 
 def test_mistyped_value_is_an_error_naming_the_key(tmp_path):
     conf = _conf_dir(tmp_path, "serving:\n  port: eighty\n")
-    with pytest.raises(ConfigError, match="serving.port"):
+    with pytest.raises(ConfigError, match=r"serving\.port"):
         load_settings("staging", conf_dir=conf, environ={})
 
 
@@ -41,7 +41,7 @@ def test_environment_variables_override_files():
 
 
 def test_unknown_environment_variable_key_is_an_error():
-    with pytest.raises(ConfigError, match="redis.ulr"):
+    with pytest.raises(ConfigError, match=r"redis\.ulr"):
         load_settings("test", environ={"RECSYS__REDIS__ULR": "redis://x"})
 
 

@@ -1,0 +1,43 @@
+"""Fixtures on the real services: this run's Kafka topic, a Redis namespace, the API on real stores."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from recsys.config import Settings
+from recsys.ops.kafka_topics import ensure_topics
+
+
+@pytest.fixture(scope="session")
+def topics(settings: Settings) -> list[str]:
+    ensure_topics(settings)
+    return [settings.kafka.events_topic]
+
+
+@pytest.fixture(scope="session")
+def redis_client(settings: Settings):
+    client = redis.Redis.from_url(settings.redis.url, decode_responses=True)
+    client.ping()
+    yield client
+    for key in client.scan_iter(f"{settings.redis.key_prefix}:*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def api_client(settings: Settings, topics, redis_client):
+    from api import create_app
+
+    app = create_app(settings)
+    app.testing = True
+    return app.test_client()
+
+
+def run_stream_once(spark, settings: Settings) -> None:
+    """Process everything currently in the topic and stop (the production query, availableNow)."""
+    from recsys.speed.stream import start_stream
+
+    query = start_stream(spark, settings, available_now=True)
+    query.awaitTermination(timeout=300)
+    assert query.exception() is None, query.exception()

@@ -1,0 +1,34 @@
+"""One shopper's events travel API -> Kafka -> stream -> Delta/Redis and change their recommendations."""
+
+import uuid
+
+import pytest
+
+from recsys.batch.backfill import append_events
+from recsys.batch.training import train_and_publish
+from tests.integration.conftest import run_stream_once
+from tests.spark.test_training import two_taste_events
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.spark]
+
+
+def test_posted_events_change_recommendations(spark, settings, api_client):
+    append_events(spark, settings, two_taste_events())
+    model = train_and_publish(spark, settings, "2026-11-03")
+    user = f"shopper-{uuid.uuid4().hex[:8]}"
+
+    before = api_client.get(f"/v1/users/{user}/recommendations?k=4").json
+    assert before["model_version"] == model.model_version
+    assert [i["reasons"] for i in before["items"]] == [["popular"]] * 4
+
+    views = [{"user_id": user, "item_id": item, "event_type": "view"} for item in ("b1", "b2", "b3")]
+    buy = {"user_id": user, "item_id": "b5", "event_type": "purchase"}
+    assert api_client.post("/v1/events", json=[*views, buy]).status_code == 202
+    run_stream_once(spark, settings)
+
+    after = api_client.get(f"/v1/users/{user}/recommendations?k=4").json
+    assert after["items"] != before["items"]
+    ids = [i["item_id"] for i in after["items"]]
+    assert all(i.startswith("b") for i in ids), ids
+    assert "b5" not in ids  # bought: excluded
+    assert any(r.startswith("because you viewed b") for i in after["items"] for r in i["reasons"])
