@@ -34,6 +34,7 @@ class SparkConfig(_Section):
     app_name: str
     jars_dir: str
     packages: list[str]
+    python: str
     driver_memory: str
     shuffle_partitions: int = Field(gt=0)
     extra_conf: dict[str, str]

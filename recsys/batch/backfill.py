@@ -56,3 +56,11 @@ def upsert_items(spark: SparkSession, settings: Settings, items: pd.DataFrame | 
 
 def upsert_users(spark: SparkSession, settings: Settings, users: pd.DataFrame | DataFrame) -> None:
     upsert_rows(spark, settings, USERS, "user_id", users)
+
+
+def load_shop(spark: SparkSession, settings: Settings, shop) -> dict[str, int]:
+    """Write a ShopData (recsys.data) into the items, users and bronze tables; returns row counts."""
+    upsert_items(spark, settings, shop.items)
+    upsert_users(spark, settings, shop.users)
+    append_events(spark, settings, shop.events)
+    return {"items": len(shop.items), "users": len(shop.users), "events": len(shop.events)}

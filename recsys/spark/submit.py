@@ -1,36 +1,37 @@
-"""spark-submit arguments from configuration, so Make, Airflow and users submit jobs the same way."""
+"""Run a Spark job with spark-submit, configured from conf/: `python -m recsys.spark.submit JOB [ARGS]`.
+
+Make targets and users submit jobs this way; Airflow passes the same settings to SparkSubmitOperator.
+"""
 
 from __future__ import annotations
 
-import argparse
+import os
 import shlex
+import sys
+from pathlib import Path
 
-from recsys.config import PROJECT_ROOT, Settings, load_settings
-from recsys.spark.session import base_conf, connector_jars
-
-
-def submit_args(settings: Settings, include_master: bool = True) -> list[str]:
-    """Arguments between `spark-submit` and the job file: master, connector jars, conf, package zip."""
-    args = ["--master", settings.spark.master] if include_master else []
-    jars = connector_jars(settings)
-    args += ["--jars", ",".join(jars)] if jars else ["--packages", ",".join(settings.spark.packages)]
-    args += ["--driver-memory", settings.spark.driver_memory]
-    for key, value in base_conf(settings).items():
-        args += ["--conf", f"{key}={value}"]
-    args += ["--conf", f"spark.executorEnv.RECSYS_ENV={settings.env}"]
-    return args
+from recsys.config import get_settings
+from recsys.spark.conf import python_executable, submit_args
 
 
-def package_zip() -> str:
-    """The zip of the shared package shipped to executors with --py-files (built by `make package`)."""
-    return str(PROJECT_ROOT / ".local" / "dist" / "recsys.zip")
+def spark_home() -> str:
+    """SPARK_HOME if set (a cluster install), else the pyspark package's own distribution."""
+    import pyspark
+
+    return os.environ.get("SPARK_HOME") or str(Path(pyspark.__file__).parent)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="print spark-submit arguments for this environment")
-    parser.add_argument("--env", default=None)
-    args = parser.parse_args()
-    print(shlex.join(submit_args(load_settings(args.env))))
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        raise SystemExit("usage: python -m recsys.spark.submit JOB.py [JOB ARGS...]")
+    settings = get_settings()
+    home = spark_home()
+    env = {**os.environ, "SPARK_HOME": home, "PYSPARK_PYTHON": python_executable(settings),
+           "RECSYS_ENV": settings.env}
+    command = [str(Path(home) / "bin" / "spark-submit"), *submit_args(settings), *argv]
+    print(f"spark-submit: {shlex.join(command[:3])} ... {shlex.join(argv)}", file=sys.stderr, flush=True)
+    os.execvpe(command[0], command, env)
 
 
 if __name__ == "__main__":

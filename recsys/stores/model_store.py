@@ -1,6 +1,8 @@
 """Where serving gets the current batch model: an interface and a Delta (delta-rs) implementation.
 
-delta-rs reads the tables without a JVM, so an API worker starts in milliseconds.
+delta-rs reads the tables without a JVM, so an API worker starts in milliseconds. Reads go through
+delta-rs' own query engine (QueryBuilder) rather than a pyarrow dataset scan, whose C++ threads can
+abort the interpreter at exit ("terminate called without an active exception", delta-rs #2184).
 """
 
 from __future__ import annotations
@@ -8,14 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import re
+
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable
+from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
 
 from recsys.config import Settings
 from recsys.contracts import model_version as mv
 from recsys.contracts.tables import ITEM_FACTORS, MODEL_REGISTRY, USER_FACTORS
+
+_VERSION = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 
 
 @dataclass(frozen=True)
@@ -63,9 +70,12 @@ class DeltaModelStore:
         except TableNotFoundError:
             return None
 
+    def _query(self, table: DeltaTable, sql: str) -> pa.Table:
+        return pa.table(QueryBuilder().register("t", table).execute(sql).read_all())
+
     def registry(self) -> list[dict]:
         table = self._table(MODEL_REGISTRY.name)
-        return [] if table is None else table.to_pyarrow_table().to_pylist()
+        return [] if table is None else self._query(table, "SELECT * FROM t").to_pylist()
 
     def current_version(self) -> str | None:
         return mv.current_version(self.registry())
@@ -74,9 +84,11 @@ class DeltaModelStore:
         users_t, items_t = self._table(USER_FACTORS.name), self._table(ITEM_FACTORS.name)
         if users_t is None or items_t is None:
             raise LookupError("factor tables do not exist yet")
-        partition = [("model_version", "=", version)]
-        users = users_t.to_pyarrow_table(partitions=partition, columns=["user_id", "factors"])
-        items = items_t.to_pyarrow_table(partitions=partition, columns=["item_id", "factors", "popularity"])
+        if not _VERSION.match(version):
+            raise ValueError(f"malformed model version {version!r}")
+        where = f"WHERE model_version = '{version}'"
+        users = self._query(users_t, f"SELECT user_id, factors FROM t {where}")
+        items = self._query(items_t, f"SELECT item_id, factors, popularity FROM t {where}")
         if items.num_rows == 0:
             raise LookupError(f"model version {version} has no item factors")
         return FactorModel(

@@ -1,0 +1,64 @@
+"""Spark settings derived from configuration, without importing pyspark.
+
+Airflow's DAG (in its own virtual environment, without pyspark) and recsys.spark.session both use
+these, so a job is configured the same way whoever submits it.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from recsys.config import Settings
+
+
+def connector_jars(settings: Settings) -> list[str]:
+    """Jars resolved into spark.jars_dir by `make setup`, or [] to fall back to Maven coordinates."""
+    jars_dir = settings.path(settings.spark.jars_dir)
+    if not jars_dir or "://" in jars_dir:
+        return []
+    return sorted(glob.glob(os.path.join(jars_dir, "*.jar")))
+
+
+def python_executable(settings: Settings) -> str:
+    """The configured interpreter; a bare name (python3) is looked up on each node's PATH."""
+    python = settings.spark.python
+    return settings.path(python) if "/" in python else python
+
+
+def base_conf(settings: Settings) -> dict[str, str]:
+    """Settings every session needs, whoever launched the JVM."""
+    conf = {
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.pyspark.python": python_executable(settings),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.executorEnv.RECSYS_ENV": settings.env,
+    }
+    conf.update(settings.spark.extra_conf)
+    return conf
+
+
+def launch_conf(settings: Settings) -> dict[str, str]:
+    """Settings that only take effect when this process starts the JVM (not under spark-submit)."""
+    jars = connector_jars(settings)
+    conf = {"spark.master": settings.spark.master, "spark.driver.memory": settings.spark.driver_memory}
+    if jars:
+        conf["spark.jars"] = ",".join(jars)
+    else:
+        conf["spark.jars.packages"] = ",".join(settings.spark.packages)
+    return conf
+
+
+def submit_args(settings: Settings, include_master: bool = True) -> list[str]:
+    """Arguments between `spark-submit` and the job file: master, connector jars, driver memory, conf."""
+    args = ["--master", settings.spark.master] if include_master else []
+    jars = connector_jars(settings)
+    args += ["--jars", ",".join(jars)] if jars else ["--packages", ",".join(settings.spark.packages)]
+    args += ["--driver-memory", settings.spark.driver_memory]
+    for key, value in base_conf(settings).items():
+        args += ["--conf", f"{key}={value}"]
+    return args
