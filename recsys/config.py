@@ -93,6 +93,7 @@ class ServingConfig(_Section):
     max_k: int = Field(gt=0)
     recent_boost: float = Field(ge=0)
     recent_window: int = Field(gt=0)
+    reason_min_similarity: float = Field(ge=-1, le=1)
     model_refresh_s: float = Field(ge=0)
     max_id_length: int = Field(gt=0)
 

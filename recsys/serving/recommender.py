@@ -73,16 +73,18 @@ class Recommender:
         scores[excluded] = -np.inf
         top = _top_k(scores, k)
         items = [ScoredItem(model.item_ids[i], float(scores[i]),
-                            self._reasons(model, i, base[i], similarity[i], recent_idx, base_reason))
+                            self._reasons(model, i, base[i], recent_idx, base_reason))
                  for i in top]
         return Recommendations(user_id, model.version, degraded, items)
 
-    def _reasons(self, model: FactorModel, item: int, base: float, sim: float, recent_idx: list[int],
+    def _reasons(self, model: FactorModel, item: int, base: float, recent_idx: list[int],
                  base_reason: str) -> list[str]:
         reasons = []
-        if recent_idx and self._cfg.recent_boost * sim > 0:
-            nearest = recent_idx[int(np.argmax(model.item_unit[recent_idx] @ model.item_unit[item]))]
-            reasons.append(f"because you viewed {model.item_ids[nearest]}")
+        if recent_idx and self._cfg.recent_boost > 0:
+            similarities = model.item_unit[recent_idx] @ model.item_unit[item]
+            nearest = int(np.argmax(similarities))
+            if similarities[nearest] >= self._cfg.reason_min_similarity:
+                reasons.append(f"because you viewed {model.item_ids[recent_idx[nearest]]}")
         if base > 0 or not reasons:
             reasons.append(base_reason)
         return reasons

@@ -32,6 +32,8 @@ def base_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        # Delta rebuilds table state with this many tasks on every idempotent commit (default 50).
+        "spark.databricks.delta.snapshotPartitions": str(settings.spark.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
         "spark.pyspark.python": python_executable(settings),
         "spark.ui.showConsoleProgress": "false",

@@ -7,10 +7,9 @@ abort the interpreter at exit ("terminate called without an active exception", d
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
-
-import re
 
 import numpy as np
 import pyarrow as pa

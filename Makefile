@@ -1,0 +1,67 @@
+# Entry points for users, CI and later work. RECSYS_ENV selects conf/<env>.yaml (default: local).
+SHELL := /bin/bash
+PY := .venv/bin/python
+SUBMIT := $(PY) -m recsys.spark.submit
+RUN_DATE ?= $(shell date -u +%F)
+PYTEST_ARGS ?=
+
+.PHONY: help setup up down status load train stream serve demo test test-unit test-fast lint bench airflow airflow-down airflow-test lock clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+setup:  ## install everything (apt, venvs, jars); idempotent
+	bash docker/local/setup.sh
+
+up: setup  ## start Redis and Kafka (loopback), create topics
+	bash docker/local/services.sh up
+
+down:  ## stop Redis, Kafka and Airflow
+	-bash docker/local/airflow.sh down
+	bash docker/local/services.sh down
+
+status:  ## show which local services run
+	bash docker/local/services.sh status
+
+load:  ## backfill generated shop history into Delta (ARGS="--source online-retail" for UCI data)
+	$(SUBMIT) spark_jobs/load_data.py $(ARGS)
+
+train:  ## batch job via spark-submit: train, register and publish a model
+	$(SUBMIT) spark_jobs/train.py --run-date $(RUN_DATE)
+
+stream:  ## speed-layer job via spark-submit (runs until stopped)
+	$(SUBMIT) spark_jobs/stream.py
+
+serve:  ## the API with gunicorn on serving.host:serving.port
+	.venv/bin/gunicorn --config api/gunicorn_conf.py api.wsgi:app
+
+demo: up  ## end to end on generated data: load, train, stream, serve, show recommendations change
+	$(PY) -m recsys.ops.demo
+
+test: up  ## the whole suite on real services (unit, Spark, integration, end-to-end, Airflow)
+	RECSYS_ENV=test $(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit:  ## fast unit tests only, no services
+	RECSYS_ENV=test $(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+lint:  ## ruff
+	.venv/bin/ruff check .
+
+bench: up  ## benchmarks (print their figures)
+	$(PY) bench/freshness.py
+
+airflow: setup  ## Airflow UI on 127.0.0.1:8080 with the project's DAG
+	bash docker/local/airflow.sh up
+
+airflow-down:  ## stop the Airflow UI
+	bash docker/local/airflow.sh down
+
+airflow-test:  ## run the batch DAG once with `airflow dags test`
+	bash docker/local/airflow.sh test $(RUN_DATE)
+
+lock:  ## re-resolve the pinned lock files after editing requirements
+	.venv/bin/uv pip compile -q requirements.txt -p .venv/bin/python -o requirements/lock.txt
+	.venv/bin/uv pip compile -q requirements/airflow.txt -p .venv-airflow/bin/python -o requirements/airflow-lock.txt
+
+clean: down  ## remove local data, logs and checkpoints (keeps venvs and jars)
+	rm -rf .local/delta .local/checkpoints .local/test .local/kafka/data .local/redis .local/airflow .local/run

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install everything the project needs on this machine; idempotent, safe to re-run.
+#   system: Java 17 + Maven (jars), redis-server     (Debian packages, apt)
+#   .venv:          the project (pinned by requirements/lock.txt)
+#   .venv-airflow:  Airflow + Spark provider (pinned by requirements/airflow-lock.txt)
+#   .local/:        Spark connector jars and the Kafka broker, from Maven Central
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+step() { printf '\n==> %s\n' "$*"; }
+started=$SECONDS
+
+missing=()
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
+command -v redis-server >/dev/null || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing system packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# A packaged redis-server may start a system instance on 6379; the project runs its own.
+if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
+  echo "note: a system redis-server is running; stop it (systemctl stop redis-server) to free port 6379"
+fi
+
+PY="${PYTHON:-python3}"
+"$PY" -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed"'
+for venv in .venv .venv-airflow; do
+  [ -x "$venv/bin/python" ] || { step "creating $venv"; "$PY" -m venv "$venv"; }
+done
+[ -x .venv/bin/uv ] || { step "installing uv (fast pinned installs)"; .venv/bin/pip install -q uv==0.13.8; }
+step "syncing .venv with requirements/lock.txt"
+.venv/bin/uv pip sync -q -p .venv/bin/python requirements/lock.txt
+.venv/bin/uv pip install -q -p .venv/bin/python --no-deps -e .
+step "syncing .venv-airflow with requirements/airflow-lock.txt"
+.venv/bin/uv pip sync -q -p .venv-airflow/bin/python requirements/airflow-lock.txt
+
+step "resolving jars from Maven Central"
+bash docker/local/fetch_jars.sh
+printf '\nsetup done in %ss\n' "$((SECONDS - started))"
