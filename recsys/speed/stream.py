@@ -7,6 +7,7 @@ already made, so bronze holds every event exactly once.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 
@@ -37,9 +38,16 @@ def kafka_source(spark: SparkSession, settings: Settings) -> DataFrame:
     return reader.load()
 
 
-def _idempotent_append(df: DataFrame, path: str, batch_id: int, partition_by: tuple[str, ...]) -> None:
+def writer_id(settings: Settings) -> str:
+    """Delta txnAppId of this query: tied to its checkpoint, so a fresh checkpoint (batch ids from 0
+    again) is a new writer whose commits Delta does not mistake for replays."""
+    digest = hashlib.sha1(settings.checkpoint_path(QUERY_NAME).encode()).hexdigest()[:12]
+    return f"{QUERY_NAME}-{digest}"
+
+
+def _idempotent_append(df: DataFrame, path: str, app_id: str, batch_id: int, partition_by: tuple[str, ...]) -> None:
     (df.write.format("delta").mode("append")
-     .option("txnAppId", QUERY_NAME).option("txnVersion", batch_id)
+     .option("txnAppId", app_id).option("txnVersion", batch_id)
      .partitionBy(*partition_by).save(path))
 
 
@@ -52,7 +60,7 @@ def _redis_partition_writer(settings: Settings):
     return write
 
 
-def process_batch(batch: DataFrame, batch_id: int, settings: Settings) -> dict[str, int]:
+def process_batch(batch: DataFrame, batch_id: int, settings: Settings, app_id: str | None = None) -> dict[str, int]:
     """Write one micro-batch; callable directly from tests with a static DataFrame.
 
     Redis is updated first so freshness does not wait for the Delta commits (a few seconds on a
@@ -71,7 +79,8 @@ def process_batch(batch: DataFrame, batch_id: int, settings: Settings) -> dict[s
         applied_s = time.time() - started
         for df, spec, n in ((good, EVENTS_BRONZE, counts["valid"]), (bad, EVENTS_QUARANTINE, counts["quarantined"])):
             if n:
-                _idempotent_append(df, settings.table_path(spec.name), batch_id, spec.partition_by)
+                _idempotent_append(df, settings.table_path(spec.name), app_id or writer_id(settings), batch_id,
+                                   spec.partition_by)
     finally:
         parsed.unpersist()
     seconds = time.time() - started

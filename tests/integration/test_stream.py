@@ -52,8 +52,8 @@ def test_replayed_micro_batch_is_not_written_twice(spark, settings, redis_client
                         "ts": datetime.now(UTC).isoformat()}).encode()
     batch = spark.createDataFrame([(value, "t", 0, 1, datetime.now(UTC))],
                                   "value BINARY, topic STRING, partition INT, offset BIGINT, timestamp TIMESTAMP")
-    batch_id = 10_000_000 + int(uuid.uuid4().int % 1_000_000)
-    assert process_batch(batch, batch_id, settings)["valid"] == 1
-    process_batch(batch, batch_id, settings)  # Spark replays a batch after a crash
+    app_id = f"replay-test-{uuid.uuid4().hex[:8]}"  # a writer of its own, apart from the stream's
+    assert process_batch(batch, 7, settings, app_id)["valid"] == 1
+    process_batch(batch, 7, settings, app_id)  # Spark replays a batch after a crash
     assert read_table(spark, settings, EVENTS_BRONZE).where(f"user_id = '{user}'").count() == 1
     assert redis_client.zcard(RedisKeys(settings.redis.key_prefix).recent_items(user)) == 1

@@ -1,0 +1,42 @@
+"""The batch DAG in Airflow's own environment: it parses, and `airflow dags test` publishes a model."""
+
+import os
+import subprocess
+
+import pytest
+
+from recsys.batch.backfill import append_events
+from recsys.config import PROJECT_ROOT
+from recsys.contracts import model_version as mv
+from recsys.stores.model_store import DeltaModelStore
+from tests.spark.test_training import two_taste_events
+
+pytestmark = [pytest.mark.airflow, pytest.mark.integration, pytest.mark.spark]
+AIRFLOW_SH = str(PROJECT_ROOT / "docker" / "local" / "airflow.sh")
+
+
+def _airflow(settings, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RECSYS_ENV": settings.env,
+           "RECSYS__STORAGE__DELTA_ROOT": settings.storage.delta_root,
+           "RECSYS__STORAGE__CHECKPOINT_ROOT": settings.storage.checkpoint_root,
+           "AIRFLOW_LOG_LEVEL": "INFO"}
+    return subprocess.run(["bash", AIRFLOW_SH, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_dag_has_no_import_errors_and_one_spark_task(settings):
+    errors = _airflow(settings, "cli", "dags", "list-import-errors", "-o", "plain")
+    assert errors.returncode == 0, errors.stderr[-2000:]
+    assert "recsys_batch.py" not in errors.stdout
+    tasks = _airflow(settings, "cli", "tasks", "list", "recsys_batch")
+    assert tasks.returncode == 0, tasks.stderr[-2000:]
+    assert tasks.stdout.split() == ["train_and_publish"]
+
+
+def test_airflow_dags_test_publishes_a_model(spark, settings):
+    append_events(spark, settings, two_taste_events())
+    run = _airflow(settings, "test", "2026-11-05")
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    store = DeltaModelStore(settings)
+    published = [r for r in store.registry() if r["run_date"] == "2026-11-05"]
+    assert [r["status"] for r in published] == [mv.PUBLISHED]
+    assert store.current_version() == published[0]["model_version"]
