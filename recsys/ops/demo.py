@@ -110,7 +110,7 @@ def demo(args: argparse.Namespace, procs: list[subprocess.Popen]) -> None:
         procs.append(start_background("stream", [sys.executable, "-m", "recsys.spark.submit", "spark_jobs/stream.py"]))
         procs.append(start_background("api", [str(PROJECT_ROOT / ".venv" / "bin" / "gunicorn"), "--config",
                                               "api/gunicorn_conf.py", "api.wsgi:app"]))
-        wait_until(lambda: _ok(f"{base}/healthz"), 60, "API /healthz", procs)
+        wait_until(lambda: http_ok(f"{base}/healthz"), 60, "API /healthz", procs)
         # The stream is live once a probe event comes back through Kafka, Spark and Redis.
         probe = f"probe-{int(time.time())}"
         requests.post(f"{base}/v1/events", json={"user_id": probe, "item_id": "probe", "event_type": "view"},
@@ -138,7 +138,7 @@ def demo(args: argparse.Namespace, procs: list[subprocess.Popen]) -> None:
             time.sleep(1)
 
 
-def _ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
     try:
         return requests.get(url, timeout=1).ok
     except requests.RequestException:
