@@ -5,7 +5,7 @@ SUBMIT := $(PY) -m recsys.spark.submit
 RUN_DATE ?= $(shell date -u +%F)
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status load train stream serve demo test test-unit test-fast lint bench airflow airflow-down airflow-test lock clean
+.PHONY: help setup up down status load train stream serve demo test test-unit lint bench airflow airflow-down airflow-test lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -50,7 +50,7 @@ lint:  ## ruff
 bench: up  ## benchmarks (print their figures)
 	$(PY) bench/freshness.py
 
-airflow: setup  ## Airflow UI on 127.0.0.1:8080 with the project's DAG
+airflow: setup  ## Airflow UI (127.0.0.1:services.airflow_port) with the project's DAG
 	bash docker/local/airflow.sh up
 
 airflow-down:  ## stop the Airflow UI

@@ -13,6 +13,7 @@ from airflow.sdk import DAG
 
 from recsys.config import PROJECT_ROOT, get_settings
 from recsys.spark.conf import base_conf, connector_jars
+from recsys.spark.package import PACKAGE_ZIP
 
 settings = get_settings()
 jars = connector_jars(settings)
@@ -34,6 +35,7 @@ with DAG(
         application_args=["--run-date", "{{ ds }}", "--env", settings.env],
         jars=",".join(jars) if jars else None,
         packages=None if jars else ",".join(settings.spark.packages),
+        py_files=str(PACKAGE_ZIP) if PACKAGE_ZIP.exists() else None,  # built by make setup
         conf=base_conf(settings),
         driver_memory=settings.spark.driver_memory,
         env_vars={"RECSYS_ENV": settings.env},

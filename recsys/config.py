@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 from datetime import datetime
 from functools import lru_cache
@@ -226,7 +227,8 @@ def _flatten(prefix: str, value: Any) -> dict[str, str]:
     if isinstance(value, dict):
         out: dict[str, str] = {}
         for key, sub in value.items():
-            out.update(_flatten(f"{prefix}_{key}".upper() if prefix else key.upper(), sub))
+            name = re.sub(r"[^A-Za-z0-9_]", "_", f"{prefix}_{key}" if prefix else key).upper()
+            out.update(_flatten(name, sub))
         return out
     if isinstance(value, list):
         return {prefix: ",".join(str(v) for v in value)}

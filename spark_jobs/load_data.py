@@ -1,6 +1,6 @@
 """Backfill job: load a shop's history (generated, UCI Online Retail or MovieLens 100k) into Delta.
 
-spark-submit $(python -m recsys.spark.conf) spark_jobs/load_data.py --source synthetic --events 200000
+python -m recsys.spark.submit spark_jobs/load_data.py --source synthetic --events 200000
 """
 
 from __future__ import annotations

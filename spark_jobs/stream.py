@@ -1,6 +1,6 @@
 """Speed-layer job: Kafka -> Delta bronze/quarantine exactly once, and real-time state in Redis.
 
-spark-submit $(python -m recsys.spark.submit) spark_jobs/stream.py
+python -m recsys.spark.submit spark_jobs/stream.py
 """
 
 from __future__ import annotations

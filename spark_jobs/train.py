@@ -1,6 +1,6 @@
 """Batch job: train ALS on the Delta events and publish a model version.
 
-spark-submit $(python -m recsys.spark.submit) spark_jobs/train.py --run-date 2026-11-28
+python -m recsys.spark.submit spark_jobs/train.py --run-date 2026-11-28
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ step "syncing .venv with requirements/lock.txt"
 step "syncing .venv-airflow with requirements/airflow-lock.txt"
 .venv/bin/uv pip sync -q -p .venv-airflow/bin/python requirements/airflow-lock.txt
 
+.venv/bin/python -m recsys.spark.package >/dev/null  # zip for spark-submit --py-files
 step "resolving jars from Maven Central"
 bash docker/local/fetch_jars.sh
 printf '\nsetup done in %ss\n' "$((SECONDS - started))"

@@ -49,7 +49,7 @@ def fit_als(interactions: DataFrame, settings: Settings) -> tuple[DataFrame, Dat
 
 
 def _write_partition(df: DataFrame, path: str, version: str) -> None:
-    """Overwrite just this version's partition, so a re-run of a version replaces it cleanly."""
+    """Overwrite just this version's partition: a retried write of the same version replaces, not adds."""
     (df.write.format("delta").mode("overwrite")
      .option("replaceWhere", f"model_version = '{version}'")
      .partitionBy("model_version").save(path))

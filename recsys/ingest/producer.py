@@ -60,8 +60,10 @@ class KafkaEventSink:
         return acked
 
     def ping(self) -> bool:
+        """True when the broker answers and the events topic exists."""
         try:
-            AdminClient(self._admin_conf).list_topics(topic=self._cfg.events_topic, timeout=1.0)
-            return True
+            metadata = AdminClient(self._admin_conf).list_topics(topic=self._cfg.events_topic, timeout=1.0)
         except KafkaException:
             return False
+        topic = metadata.topics.get(self._cfg.events_topic)
+        return topic is not None and topic.error is None

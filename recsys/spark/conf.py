@@ -10,6 +10,7 @@ import glob
 import os
 
 from recsys.config import Settings
+from recsys.spark.package import PACKAGE_ZIP
 
 
 def connector_jars(settings: Settings) -> list[str]:
@@ -61,6 +62,8 @@ def submit_args(settings: Settings, include_master: bool = True) -> list[str]:
     jars = connector_jars(settings)
     args += ["--jars", ",".join(jars)] if jars else ["--packages", ",".join(settings.spark.packages)]
     args += ["--driver-memory", settings.spark.driver_memory]
+    if PACKAGE_ZIP.exists():
+        args += ["--py-files", str(PACKAGE_ZIP)]
     for key, value in base_conf(settings).items():
         args += ["--conf", f"{key}={value}"]
     return args

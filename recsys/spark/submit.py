@@ -12,6 +12,7 @@ from pathlib import Path
 
 from recsys.config import get_settings
 from recsys.spark.conf import python_executable, submit_args
+from recsys.spark.package import build_package_zip
 
 
 def spark_home() -> str:
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     if not argv:
         raise SystemExit("usage: python -m recsys.spark.submit JOB.py [JOB ARGS...]")
     settings = get_settings()
+    build_package_zip()
     home = spark_home()
     env = {**os.environ, "SPARK_HOME": home, "PYSPARK_PYTHON": python_executable(settings),
            "RECSYS_ENV": settings.env}

@@ -6,6 +6,8 @@ again because any producer can write to the topic.
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -28,7 +30,7 @@ def _bad_id(col: Column) -> Column:
 def _reason(settings: Settings, now: Column) -> Column:
     """First failing rule of a parsed record, or NULL when the record is valid."""
     e = F.col("e")
-    min_ts = F.lit(settings.events.min_ts.strftime("%Y-%m-%d %H:%M:%S")).cast("timestamp")
+    min_ts = F.lit(settings.events.min_ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")).cast("timestamp")
     max_ts = now + F.expr(f"INTERVAL {settings.events.max_future_skew_s} SECONDS")
     rules: list[tuple[Column, Column]] = [(F.col("e").isNull(), F.lit(QuarantineReason.NOT_JSON))]
     for field in REQUIRED_FIELDS:
@@ -69,7 +71,7 @@ def parse_kafka_records(raw: DataFrame, settings: Settings) -> DataFrame:
 
 
 def valid_events(parsed: DataFrame) -> DataFrame:
-    """Rows of the bronze table (without ingestion columns' casts; see recsys.speed.bronze)."""
+    """Rows for the bronze table; recsys.spark.delta.conform casts them to the contract."""
     return parsed.where(F.col("reason").isNull()).select(
         "e.*",
         F.col("partition").alias("kafka_partition"),

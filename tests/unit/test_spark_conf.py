@@ -1,0 +1,31 @@
+import zipfile
+
+import pytest
+
+from recsys.config import load_settings
+from recsys.spark.conf import base_conf, submit_args
+from recsys.spark.package import build_package_zip
+
+pytestmark = pytest.mark.unit
+
+
+def test_submit_args_follow_configuration_not_local_mode(tmp_path):
+    cluster = load_settings("cluster", environ={})
+    args = submit_args(cluster)
+    assert args[:2] == ["--master", "spark://spark-master:7077"]
+    assert args[args.index("--packages") + 1].startswith("io.delta:delta-spark_4.2_2.13")
+    assert "--jars" not in args  # executors on a cluster fetch connectors by coordinates
+    assert "spark.pyspark.python=python3" in args
+    assert "spark.hadoop.fs.s3a.path.style.access=true" in args
+
+
+def test_every_session_gets_delta_and_utc():
+    conf = base_conf(load_settings("test", environ={}))
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    assert conf["spark.sql.session.timeZone"] == "UTC"
+
+
+def test_package_zip_holds_the_shared_package(tmp_path):
+    names = zipfile.ZipFile(build_package_zip(tmp_path / "r.zip")).namelist()
+    assert "recsys/contracts/events.py" in names and "recsys/speed/stream.py" in names
+    assert not any(n.startswith("tests/") for n in names)
