@@ -27,5 +27,5 @@ class RedisKeys:
         return f"{self.prefix}:user:{user_id}:*"
 
     def stream_progress(self) -> str:
-        """HASH with the stream's last applied batch id and its timing, for /readyz and metrics."""
+        """HASH with the stream's last applied batch id, counts and timing (operators' view of the stream)."""
         return f"{self.prefix}:stream:progress"

@@ -1,14 +1,15 @@
-"""The streaming query: Kafka -> (bronze | quarantine) in Delta exactly once, then Redis state.
+"""The streaming query: Kafka -> Redis state, then (bronze | quarantine) in Delta exactly once.
 
-Each micro-batch is written with Delta's idempotent-writer options (txnAppId = query name,
-txnVersion = batch id): when Spark replays a batch after a crash, Delta skips the commit it has
-already made, so bronze holds every event exactly once.
+Each micro-batch is written with Delta's idempotent-writer options (txnAppId = the query's id,
+which lives in its checkpoint; txnVersion = batch id): when Spark replays a batch after a crash,
+Delta skips the commit it has already made, so bronze holds every event exactly once. A new
+checkpoint is a new query id, so its batch ids (from 0 again) are never mistaken for replays.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import threading
 import time
 
 from pyspark.sql import DataFrame, SparkSession
@@ -38,13 +39,6 @@ def kafka_source(spark: SparkSession, settings: Settings) -> DataFrame:
     return reader.load()
 
 
-def writer_id(settings: Settings) -> str:
-    """Delta txnAppId of this query: tied to its checkpoint, so a fresh checkpoint (batch ids from 0
-    again) is a new writer whose commits Delta does not mistake for replays."""
-    digest = hashlib.sha1(settings.checkpoint_path(QUERY_NAME).encode()).hexdigest()[:12]
-    return f"{QUERY_NAME}-{digest}"
-
-
 def _idempotent_append(df: DataFrame, path: str, app_id: str, batch_id: int, partition_by: tuple[str, ...]) -> None:
     (df.write.format("delta").mode("append")
      .option("txnAppId", app_id).option("txnVersion", batch_id)
@@ -60,7 +54,7 @@ def _redis_partition_writer(settings: Settings):
     return write
 
 
-def process_batch(batch: DataFrame, batch_id: int, settings: Settings, app_id: str | None = None) -> dict[str, int]:
+def process_batch(batch: DataFrame, batch_id: int, settings: Settings, app_id: str) -> dict[str, int]:
     """Write one micro-batch; callable directly from tests with a static DataFrame.
 
     Redis is updated first so freshness does not wait for the Delta commits (a few seconds on a
@@ -79,8 +73,7 @@ def process_batch(batch: DataFrame, batch_id: int, settings: Settings, app_id: s
         applied_s = time.time() - started
         for df, spec, n in ((good, EVENTS_BRONZE, counts["valid"]), (bad, EVENTS_QUARANTINE, counts["quarantined"])):
             if n:
-                _idempotent_append(df, settings.table_path(spec.name), app_id or writer_id(settings), batch_id,
-                                   spec.partition_by)
+                _idempotent_append(df, settings.table_path(spec.name), app_id, batch_id, spec.partition_by)
     finally:
         parsed.unpersist()
     seconds = time.time() - started
@@ -108,11 +101,21 @@ def start_stream(spark: SparkSession, settings: Settings, available_now: bool = 
     """Start the query; available_now processes what is in Kafka and stops (tests, backfills)."""
     ensure_table(spark, settings, EVENTS_BRONZE)
     ensure_table(spark, settings, EVENTS_QUARANTINE)
+    query_id: dict[str, str] = {}
+    started = threading.Event()
+
+    def run_batch(df: DataFrame, batch_id: int) -> None:
+        started.wait()  # the id is known once start() returns; a batch may begin just before
+        process_batch(df, batch_id, settings, f"{QUERY_NAME}-{query_id['id']}")
+
     writer = (kafka_source(spark, settings).writeStream.queryName(QUERY_NAME)
               .option("checkpointLocation", settings.checkpoint_path(QUERY_NAME))
-              .foreachBatch(lambda df, bid: process_batch(df, bid, settings)))
+              .foreachBatch(run_batch))
     if available_now:
         writer = writer.trigger(availableNow=True)
     else:
         writer = writer.trigger(processingTime=f"{settings.stream.trigger_s} seconds")
-    return writer.start()
+    query = writer.start()
+    query_id["id"] = query.id
+    started.set()
+    return query
