@@ -56,7 +56,7 @@ def main() -> None:
                 latencies.append(time.monotonic() - posted)
                 print(f"sample {n:3d}: {latencies[-1]:.3f}s", flush=True)
             time.sleep(args.gap_s)
-        qs = statistics.quantiles(latencies, n=20)
+        qs = statistics.quantiles(latencies, n=20, method="inclusive")
         print(f"\nfreshness over {len(latencies)} samples: p50 {statistics.median(latencies):.3f}s  "
               f"p95 {qs[18]:.3f}s  max {max(latencies):.3f}s  (trigger {settings.stream.trigger_s}s)")
     finally:

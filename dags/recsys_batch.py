@@ -38,7 +38,7 @@ with DAG(
         py_files=str(PACKAGE_ZIP) if PACKAGE_ZIP.exists() else None,  # built by make setup
         conf=base_conf(settings),
         driver_memory=settings.spark.driver_memory,
-        env_vars={"RECSYS_ENV": settings.env},
+        env_vars={"RECSYS_ENV": settings.env, "RECSYS_HOME": str(PROJECT_ROOT)},
         name=f"{settings.spark.app_name}-train",
         verbose=False,
     )

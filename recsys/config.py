@@ -18,7 +18,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# RECSYS_HOME is set by recsys.spark.submit: under spark-submit this module may be imported from the
+# --py-files zip, whose location says nothing about where conf/ and the data live.
+PROJECT_ROOT = Path(os.environ.get("RECSYS_HOME") or Path(__file__).resolve().parents[1])
 ENV_PREFIX = "RECSYS__"
 
 
