@@ -18,7 +18,7 @@ export AIRFLOW__LOGGING__LOGGING_LEVEL="${AIRFLOW_LOG_LEVEL:-WARNING}"
 # The Spark master lives in the connection, not in the DAG.
 export AIRFLOW_CONN_$(echo "$CFG_AIRFLOW_SPARK_CONN_ID" | tr '[:lower:]' '[:upper:]')="{\"conn_type\": \"spark\", \"host\": \"$CFG_SPARK_MASTER\"}"
 # spark-submit and the project's package come from .venv; Airflow itself from .venv-airflow.
-export PATH="$ROOT/.venv/bin:$PATH"
+export PATH="$ROOT/.venv/bin:$ROOT/.venv-airflow/bin:$PATH"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export SPARK_HOME="$("$ROOT/.venv/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')"
 mkdir -p "$AIRFLOW_HOME"
