@@ -13,7 +13,7 @@ import shlex
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -71,6 +71,7 @@ class EventsConfig(_Section):
     max_batch: int = Field(gt=0)
     min_ts: datetime
     max_future_skew_s: int = Field(ge=0)
+    half_life_days: float = Field(gt=0)
 
 
 class AlsConfig(_Section):
@@ -80,6 +81,18 @@ class AlsConfig(_Section):
     alpha: float = Field(gt=0)
     seed: int
     checkpoint_interval: int = Field(gt=0)
+
+
+class EvaluationConfig(_Section):
+    k: int = Field(gt=0)
+    test_fraction: float = Field(gt=0, lt=1)
+    split: Literal["random", "time"]
+    seed: int
+
+
+class GateConfig(_Section):
+    min_ndcg: float = Field(ge=0, le=1)
+    max_regression: float = Field(ge=0)
 
 
 class StreamConfig(_Section):
@@ -124,6 +137,8 @@ class Settings(_Section):
     redis: RedisConfig
     events: EventsConfig
     als: AlsConfig
+    evaluation: EvaluationConfig
+    gate: GateConfig
     stream: StreamConfig
     serving: ServingConfig
     services: ServicesConfig

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from recsys.config import EventsConfig
 
+SECONDS_PER_DAY = 86_400
 
-def event_weight(weights: dict[str, float]) -> F.Column:
+
+def event_weight(weights: dict[str, float]) -> Column:
     """A CASE expression mapping event_type to its configured weight (unknown types weigh 0)."""
     expr = None
     for event_type, weight in weights.items():
@@ -17,11 +19,22 @@ def event_weight(weights: dict[str, float]) -> F.Column:
     return expr.otherwise(F.lit(0.0)) if expr is not None else F.lit(0.0)
 
 
-def build_interactions(events: DataFrame, cfg: EventsConfig) -> DataFrame:
-    """(user_id, item_id, strength): weighted event counts, de-duplicated by event_id, kept if > 0."""
-    deduped = events.dropDuplicates(["event_id"])
-    return (deduped
-            .withColumn("w", event_weight(cfg.weights) * F.coalesce(F.col("quantity"), F.lit(1)))
-            .groupBy("user_id", "item_id")
-            .agg(F.sum("w").alias("strength"))
+def time_decay(as_of: Column, half_life_days: float) -> Column:
+    """0.5 ** (age / half-life): yesterday's purchase counts more than last year's."""
+    age_days = (as_of.cast("double") - F.col("ts").cast("double")) / SECONDS_PER_DAY
+    return F.pow(F.lit(0.5), F.greatest(age_days, F.lit(0.0)) / half_life_days)
+
+
+def build_interactions(events: DataFrame, cfg: EventsConfig, as_of: Column) -> DataFrame:
+    """(user_id, item_id, strength, last_ts): weighted event counts decayed to as_of, de-duplicated by event_id.
+
+    Negative weights (remove_from_cart, cancellations) lower a strength; pairs that end at or below
+    zero are dropped, since implicit ALS reads them as "no preference".
+    """
+    weighted = (events.dropDuplicates(["event_id"])
+                .withColumn("w", event_weight(cfg.weights) * F.coalesce(F.col("quantity"), F.lit(1))
+                            * time_decay(as_of, cfg.half_life_days)))
+    return (weighted.groupBy("user_id", "item_id")
+            .agg(F.sum("w").alias("strength"), F.max("ts").alias("last_ts"))
             .where(F.col("strength") > 0))
+

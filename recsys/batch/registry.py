@@ -61,3 +61,8 @@ def list_versions(spark: SparkSession, settings: Settings) -> list[dict]:
 
 def current_version(spark: SparkSession, settings: Settings) -> str | None:
     return mv.current_version(list_versions(spark, settings))
+
+
+def activate(spark: SparkSession, settings: Settings, version: str) -> None:
+    """Make an earlier (or rejected) version current again: the rollback command."""
+    set_status(spark, settings, version, mv.PUBLISHED)

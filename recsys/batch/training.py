@@ -1,18 +1,20 @@
-"""Train implicit ALS on the bronze events and write a versioned, registered model to Delta."""
+"""The batch job: events -> interactions -> evaluation -> ALS factors in Delta -> registry -> gate."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
 
-from pyspark.ml.recommendation import ALS
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from recsys.batch.indexing import dense_index
+from recsys.batch.als import factor_frames, fit_als
+from recsys.batch.evaluation import evaluate_models
+from recsys.batch.gate import decide
 from recsys.batch.interactions import build_interactions
-from recsys.batch.registry import RegistryEntry, register_candidate, set_status
+from recsys.batch.registry import RegistryEntry, current_version, list_versions, register_candidate, set_status
 from recsys.config import Settings
 from recsys.contracts import model_version as mv
 from recsys.contracts.tables import EVENTS_BRONZE, ITEM_FACTORS, USER_FACTORS
@@ -25,27 +27,12 @@ log = logging.getLogger(__name__)
 class TrainResult:
     model_version: str
     status: str
+    reason: str
+    metrics: dict
     n_users: int
     n_items: int
     n_interactions: int
     seconds: float
-
-
-def fit_als(interactions: DataFrame, settings: Settings) -> tuple[DataFrame, DataFrame]:
-    """Fit ALS on (user_id, item_id, strength); return (user_factors, item_factors) keyed by string ids."""
-    users = dense_index(interactions, "user_id", "uidx")
-    items = dense_index(interactions, "item_id", "iidx")
-    indexed = interactions.join(users, "user_id").join(items, "item_id")
-    cfg = settings.als
-    als = ALS(rank=cfg.rank, maxIter=cfg.max_iter, regParam=cfg.reg_param, alpha=cfg.alpha,
-              implicitPrefs=True, userCol="uidx", itemCol="iidx", ratingCol="strength",
-              seed=cfg.seed, checkpointInterval=cfg.checkpoint_interval, nonnegative=False)
-    model = als.fit(indexed)
-    user_factors = model.userFactors.join(users, F.col("id") == F.col("uidx")).select(
-        "user_id", F.col("features").cast("array<float>").alias("factors"))
-    item_factors = model.itemFactors.join(items, F.col("id") == F.col("iidx")).select(
-        "item_id", F.col("features").cast("array<float>").alias("factors"))
-    return user_factors, item_factors
 
 
 def _write_partition(df: DataFrame, path: str, version: str) -> None:
@@ -55,19 +42,29 @@ def _write_partition(df: DataFrame, path: str, version: str) -> None:
      .partitionBy("model_version").save(path))
 
 
+def _current_ndcg(spark: SparkSession, settings: Settings) -> float | None:
+    version = current_version(spark, settings)
+    rows = [r for r in list_versions(spark, settings) if r["model_version"] == version]
+    metrics = json.loads(rows[0]["metrics"] or "{}") if rows else {}
+    return metrics.get("als", {}).get("ndcg")
+
+
 def train_and_publish(spark: SparkSession, settings: Settings, run_date: str) -> TrainResult:
-    """The batch job: events -> interactions -> ALS -> factors in Delta -> registry -> gate -> publish."""
+    """Train on events up to run_date, evaluate against baselines, write the version, publish if it passes."""
     started = time.time()
     spark.sparkContext.setCheckpointDir(settings.checkpoint_path("als"))
+    as_of = F.lit(f"{run_date} 23:59:59").cast("timestamp")
     events = read_table(spark, settings, EVENTS_BRONZE).where(F.col("event_date") <= F.lit(run_date))
-    interactions = build_interactions(events, settings.events).persist()
+    interactions = build_interactions(events, settings.events, as_of).persist()
     n_interactions = interactions.count()
     if n_interactions == 0:
         raise ValueError(f"no interactions in {settings.table_path(EVENTS_BRONZE.name)} up to {run_date}")
     span = events.agg(F.min("ts").alias("lo"), F.max("ts").alias("hi")).first()
     version = mv.new_version(run_date)
-    log.info("training %s on %d interactions", version, n_interactions)
-    user_factors, item_factors = fit_als(interactions, settings)
+    log.info("evaluating on %d interactions (split=%s)", n_interactions, settings.evaluation.split)
+    metrics = evaluate_models(interactions, settings)
+    log.info("training %s on all %d interactions", version, n_interactions)
+    user_factors, item_factors = factor_frames(fit_als(interactions, settings.als))
     popularity = interactions.groupBy("item_id").agg(F.countDistinct("user_id").cast("double").alias("popularity"))
     user_out = conform(user_factors.withColumn("model_version", F.lit(version)), spark, USER_FACTORS)
     item_out = conform(item_factors.join(popularity, "item_id").withColumn("model_version", F.lit(version)),
@@ -76,12 +73,16 @@ def train_and_publish(spark: SparkSession, settings: Settings, run_date: str) ->
     _write_partition(item_out, settings.table_path(ITEM_FACTORS.name), version)
     n_users, n_items = user_out.count(), item_out.count()
     interactions.unpersist()
+    decision = decide(metrics["als"]["ndcg"], _current_ndcg(spark, settings), settings.gate)
     register_candidate(spark, settings, RegistryEntry(
-        model_version=version, run_date=run_date, params=settings.als.model_dump(), metrics={},
-        data_from=span["lo"], data_to=span["hi"], n_users=n_users, n_items=n_items,
+        model_version=version, run_date=run_date,
+        params={**settings.als.model_dump(), "evaluation": settings.evaluation.model_dump(),
+                "gate": decision.reason},
+        metrics=metrics, data_from=span["lo"], data_to=span["hi"], n_users=n_users, n_items=n_items,
         n_interactions=n_interactions))
-    status = mv.PUBLISHED if n_users > 0 and n_items > 0 else mv.REJECTED
+    status = mv.PUBLISHED if decision.publish else mv.REJECTED
     set_status(spark, settings, version, status)
     seconds = time.time() - started
-    log.info("model %s %s: %d users, %d items in %.1fs", version, status, n_users, n_items, seconds)
-    return TrainResult(version, status, n_users, n_items, n_interactions, seconds)
+    log.info("model %s %s (%s): %d users, %d items in %.1fs", version, status, decision.reason, n_users,
+             n_items, seconds)
+    return TrainResult(version, status, decision.reason, metrics, n_users, n_items, n_interactions, seconds)

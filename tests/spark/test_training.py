@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from recsys.batch.backfill import append_events
-from recsys.batch.registry import list_versions
+from recsys.batch.registry import activate, list_versions
 from recsys.batch.training import train_and_publish
 from recsys.contracts import model_version as mv
 from recsys.serving.recommender import Recommender
@@ -39,7 +39,9 @@ def trained(spark, settings):
 
 
 def test_model_is_trained_registered_and_published(trained, spark, settings):
-    assert trained.status == mv.PUBLISHED
+    assert trained.status == mv.PUBLISHED, trained.reason
+    assert set(trained.metrics) == {"als", "popularity"}
+    assert trained.metrics["als"]["ndcg"] > trained.metrics["popularity"]["ndcg"]
     assert (trained.n_users, trained.n_items) == (40, 16)
     assert trained.n_interactions == len(two_taste_events())
     versions = {r["model_version"]: r for r in list_versions(spark, settings)}
@@ -65,3 +67,16 @@ def test_serving_loads_current_version_and_ranks_by_taste(trained, settings):
     assert [i.item_id[0] for i in recs.items] == ["a"] * 4
     recs = Recommender(lambda: model, NoState(), settings.serving).recommend("u25", 4)
     assert [i.item_id[0] for i in recs.items] == ["b"] * 4
+
+
+def test_gate_refuses_a_bad_model_and_rollback_restores_an_older_one(trained, spark, settings):
+    strict = settings.model_copy(update={"gate": settings.gate.model_copy(update={"min_ndcg": 1.0})})
+    refused = train_and_publish(spark, strict, "2026-11-02")
+    assert refused.status == mv.REJECTED and "floor" in refused.reason
+    store = DeltaModelStore(settings)
+    assert store.current_version() == trained.model_version  # serving keeps the old model
+
+    activate(spark, settings, refused.model_version)  # roll forward by hand...
+    assert store.current_version() == refused.model_version
+    activate(spark, settings, trained.model_version)  # ...and back
+    assert store.current_version() == trained.model_version

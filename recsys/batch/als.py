@@ -1,0 +1,49 @@
+"""Implicit-feedback ALS on string ids: fit, export factors, recommend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.ml.recommendation import ALS, ALSModel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from recsys.batch.indexing import dense_index
+from recsys.config import AlsConfig
+
+
+@dataclass(frozen=True)
+class FittedAls:
+    model: ALSModel
+    users: DataFrame  # user_id, uidx
+    items: DataFrame  # item_id, iidx
+
+
+def fit_als(interactions: DataFrame, cfg: AlsConfig) -> FittedAls:
+    """Fit on (user_id, item_id, strength) with implicitPrefs; ids are densely indexed first."""
+    users = dense_index(interactions, "user_id", "uidx").persist()
+    items = dense_index(interactions, "item_id", "iidx").persist()
+    indexed = interactions.join(users, "user_id").join(items, "item_id")
+    als = ALS(rank=cfg.rank, maxIter=cfg.max_iter, regParam=cfg.reg_param, alpha=cfg.alpha,
+              implicitPrefs=True, userCol="uidx", itemCol="iidx", ratingCol="strength",
+              seed=cfg.seed, checkpointInterval=cfg.checkpoint_interval, nonnegative=False)
+    return FittedAls(als.fit(indexed), users, items)
+
+
+def factor_frames(fitted: FittedAls) -> tuple[DataFrame, DataFrame]:
+    """(user_id, factors) and (item_id, factors) as float arrays."""
+    user_factors = fitted.model.userFactors.join(fitted.users, F.col("id") == F.col("uidx")).select(
+        "user_id", F.col("features").cast("array<float>").alias("factors"))
+    item_factors = fitted.model.itemFactors.join(fitted.items, F.col("id") == F.col("iidx")).select(
+        "item_id", F.col("features").cast("array<float>").alias("factors"))
+    return user_factors, item_factors
+
+
+def recommend_all(fitted: FittedAls, n: int) -> DataFrame:
+    """(user_id, items): each user's n best items by ALS score, best first."""
+    exploded = (fitted.model.recommendForAllUsers(n)
+                .select("uidx", F.posexplode("recommendations").alias("pos", "rec"))
+                .select("uidx", "pos", F.col("rec.iidx").alias("iidx")))
+    ranked = (exploded.join(F.broadcast(fitted.items), "iidx").join(fitted.users, "uidx")
+              .groupBy("user_id").agg(F.array_sort(F.collect_list(F.struct("pos", "item_id"))).alias("r")))
+    return ranked.select("user_id", F.transform("r", lambda x: x["item_id"]).alias("items"))
