@@ -22,6 +22,8 @@ export PATH="$ROOT/.venv/bin:$ROOT/.venv-airflow/bin:$PATH"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export SPARK_HOME="$("$ROOT/.venv/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')"
 mkdir -p "$AIRFLOW_HOME"
+# The DAG ships this zip with --py-files; rebuild it so a run never uses code older than the tree.
+"$PYTHON" -m recsys.spark.package >/dev/null
 AIRFLOW="$ROOT/.venv-airflow/bin/airflow"
 [ -x "$AIRFLOW" ] || die ".venv-airflow missing; run 'make setup'"
 pidfile="$AIRFLOW_HOME/standalone.pid"
