@@ -88,6 +88,8 @@ class EvaluationConfig(_Section):
     test_fraction: float = Field(gt=0, lt=1)
     split: Literal["random", "time"]
     seed: int
+    baselines: list[Literal["popularity", "item_knn"]]
+    knn_neighbours: int = Field(gt=0)
 
 
 class GateConfig(_Section):

@@ -16,7 +16,7 @@ from recsys.contracts.tables import EVENT_PAYLOAD_DDL, EVENTS_BRONZE, ITEMS, USE
 from recsys.spark.delta import conform, ensure_table
 
 
-def _from_pandas(spark: SparkSession, pdf: pd.DataFrame, ddl: str) -> DataFrame:
+def from_pandas(spark: SparkSession, pdf: pd.DataFrame, ddl: str) -> DataFrame:
     """Arrow-backed conversion with the contract's column order; missing columns become NULL."""
     columns = TableSpec("input", ddl).columns
     out = pdf.reindex(columns=columns)
@@ -27,7 +27,7 @@ def _from_pandas(spark: SparkSession, pdf: pd.DataFrame, ddl: str) -> DataFrame:
 
 def append_events(spark: SparkSession, settings: Settings, events: pd.DataFrame | DataFrame) -> None:
     """Merge events into bronze on event_id: new ids are inserted, known ids are left alone."""
-    df = events if isinstance(events, DataFrame) else _from_pandas(spark, events, EVENT_PAYLOAD_DDL)
+    df = events if isinstance(events, DataFrame) else from_pandas(spark, events, EVENT_PAYLOAD_DDL)
     rows = (df.dropDuplicates(["event_id"])
             .withColumn("kafka_partition", F.lit(None).cast("int"))
             .withColumn("kafka_offset", F.lit(None).cast("bigint"))
@@ -41,7 +41,7 @@ def append_events(spark: SparkSession, settings: Settings, events: pd.DataFrame 
 def upsert_rows(spark: SparkSession, settings: Settings, spec: TableSpec, key: str,
                 rows: pd.DataFrame | DataFrame) -> None:
     """Insert or update catalogue/user rows by key (latest attributes win)."""
-    df = rows if isinstance(rows, DataFrame) else _from_pandas(spark, rows, spec.ddl)
+    df = rows if isinstance(rows, DataFrame) else from_pandas(spark, rows, spec.ddl)
     df = conform(df.withColumn("updated_at", F.coalesce(F.col("updated_at"), F.current_timestamp()))
                  if "updated_at" in df.columns else df.withColumn("updated_at", F.current_timestamp()),
                  spark, spec).dropDuplicates([key])

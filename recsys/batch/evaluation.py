@@ -9,6 +9,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys.batch.als import fit_als, recommend_all
+from recsys.batch.item_knn import item_knn_candidates
 from recsys.batch.splits import split_per_user
 from recsys.config import Settings
 
@@ -59,10 +60,11 @@ def evaluate_models(interactions: DataFrame, settings: Settings) -> dict[str, di
     max_seen = seen.agg(F.max(F.size("seen"))).first()[0] or 0
     catalogue = train.select("item_id").distinct().count()
     fetch = min(cfg.k + max_seen, catalogue)
-    candidates = {
-        "als": recommend_all(fit_als(train, settings.als), fetch),
-        "popularity": popularity_candidates(train, seen.select("user_id"), fetch),
-    }
+    candidates = {"als": recommend_all(fit_als(train, settings.als), fetch)}
+    if "popularity" in cfg.baselines:
+        candidates["popularity"] = popularity_candidates(train, seen.select("user_id"), fetch)
+    if "item_knn" in cfg.baselines:
+        candidates["item_knn"] = item_knn_candidates(train, fetch, cfg.knn_neighbours)
     results = {}
     for name, cands in candidates.items():
         results[name] = ranking_metrics(unseen_top_k(cands, seen, cfg.k), truth, cfg.k, catalogue)

@@ -7,6 +7,7 @@ from pyspark.sql import functions as F
 
 from recsys.batch.evaluation import ranking_metrics, unseen_top_k
 from recsys.batch.interactions import build_interactions
+from recsys.batch.item_knn import item_knn_candidates, item_similarities
 from recsys.batch.metrics import mean_metrics
 from recsys.batch.splits import split_per_user
 
@@ -59,3 +60,13 @@ def test_interactions_weigh_decay_and_negative_signals(spark, settings):
     assert got["new"] == pytest.approx(purchase)
     assert got["old"] == pytest.approx(purchase / 2)
     assert "gone" not in got  # 4 - 2 * 2 = 0: no preference left
+
+
+def test_item_knn_recommends_items_bought_together(spark):
+    rows = [("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "b"), ("u3", "a"), ("u3", "c"), ("u4", "c"), ("u4", "d")]
+    train = spark.createDataFrame([(u, i, 1.0) for u, i in rows], "user_id STRING, item_id STRING, strength DOUBLE")
+    sims = {(r["item_id"], r["other_id"]): r["sim"] for r in item_similarities(train, 10).collect()}
+    assert sims[("a", "b")] == pytest.approx(2 / (3 ** 0.5 * 2 ** 0.5))  # co-bought by 2 of a's 3 users
+    assert ("a", "d") not in sims
+    recs = {r["user_id"]: r["items"] for r in item_knn_candidates(train, 3, 10).collect()}
+    assert [i for i in recs["u4"] if i not in {"c", "d"}] == ["a"]  # a is c's only neighbour beyond u4's own

@@ -40,7 +40,7 @@ def trained(spark, settings):
 
 def test_model_is_trained_registered_and_published(trained, spark, settings):
     assert trained.status == mv.PUBLISHED, trained.reason
-    assert set(trained.metrics) == {"als", "popularity"}
+    assert set(trained.metrics) == {"als", "popularity", "item_knn"}
     assert trained.metrics["als"]["ndcg"] > trained.metrics["popularity"]["ndcg"]
     assert (trained.n_users, trained.n_items) == (40, 16)
     assert trained.n_interactions == len(two_taste_events())
