@@ -14,6 +14,7 @@ from recsys.stores.online_store import OnlineStore
 
 REASON_TASTE = "matches your taste"
 REASON_POPULAR = "popular"
+REASON_SEEN = "you looked at this recently"
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,14 @@ class Recommender:
     def _reasons(self, model: FactorModel, item: int, base: float, recent_idx: list[int],
                  base_reason: str) -> list[str]:
         reasons = []
-        if recent_idx and self._cfg.recent_boost > 0:
-            similarities = model.item_unit[recent_idx] @ model.item_unit[item]
+        others = [r for r in recent_idx if r != item]  # an item does not explain itself
+        if item in recent_idx:
+            reasons.append(REASON_SEEN)
+        if others and self._cfg.recent_boost > 0:
+            similarities = model.item_unit[others] @ model.item_unit[item]
             nearest = int(np.argmax(similarities))
             if similarities[nearest] >= self._cfg.reason_min_similarity:
-                reasons.append(f"because you viewed {model.item_ids[recent_idx[nearest]]}")
+                reasons.append(f"because you viewed {model.item_ids[others[nearest]]}")
         if base > 0 or not reasons:
             reasons.append(base_reason)
         return reasons

@@ -6,7 +6,7 @@ import redis
 
 from recsys.config import load_settings
 from recsys.contracts import model_version as mv
-from recsys.serving.recommender import REASON_POPULAR, REASON_TASTE, Recommender
+from recsys.serving.recommender import REASON_POPULAR, REASON_SEEN, REASON_TASTE, Recommender
 from recsys.stores.model_store import FactorModel
 
 pytestmark = pytest.mark.unit
@@ -53,6 +53,14 @@ def test_recent_items_pull_related_items_up_and_explain_why():
     after = Recommender(model, FakeOnline(recent=["a3", "a2"]), CFG).recommend("newcomer", 2)
     assert after.items[0].item_id == "a1"
     assert any(r.startswith("because you viewed a") for r in after.items[0].reasons)
+
+
+def test_a_recent_item_is_not_explained_by_itself():
+    rec = Recommender(model, FakeOnline(recent=["a1", "a2"]), CFG).recommend("ua", 3)
+    reasons = {i.item_id: i.reasons for i in rec.items}
+    assert "because you viewed a1" not in reasons["a1"] and REASON_SEEN in reasons["a1"]
+    assert "because you viewed a2" in reasons["a1"]
+    assert "because you viewed a1" in reasons["a3"]
 
 
 def test_redis_down_degrades_instead_of_failing():
