@@ -5,7 +5,7 @@ SUBMIT := $(PY) -m recsys.spark.submit
 RUN_DATE ?= $(shell date -u +%F)
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status load train stream serve demo test test-unit lint bench airflow airflow-down airflow-test lock clean
+.PHONY: help setup up down status load train stream serve demo test test-unit lint bench bench-quality airflow airflow-down airflow-test lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -47,8 +47,11 @@ test-unit:  ## fast unit tests only, no services
 lint:  ## ruff
 	.venv/bin/ruff check .
 
-bench: up  ## benchmarks (print their figures)
+bench: up  ## freshness benchmark: POST event -> changed recommendation (needs a published model)
 	$(PY) bench/freshness.py
+
+bench-quality:  ## offline quality: ALS vs item-kNN vs popularity on MovieLens 100k and UCI Online Retail
+	$(PY) bench/quality.py
 
 airflow: setup  ## Airflow UI (127.0.0.1:services.airflow_port) with the project's DAG
 	bash docker/local/airflow.sh up
