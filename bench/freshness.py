@@ -19,8 +19,10 @@ import uuid
 import requests
 
 from recsys.config import PROJECT_ROOT, get_settings
-from recsys.ops.demo import RUN_DIR, http_ok, start_background, stop, wait_until
+from recsys.ops.demo import RUN_DIR, get_recommendations, http_ok, item_ids, start_background, stop, wait_until
 from recsys.stores.model_store import DeltaModelStore
+
+K = 10
 
 
 def main() -> None:
@@ -65,8 +67,7 @@ def main() -> None:
 
 
 def _ids(base: str, user: str) -> list[str]:
-    recs = requests.get(f"{base}/v1/users/{user}/recommendations?k=10", timeout=5).json()
-    return [i["item_id"] for i in recs["items"]]
+    return item_ids(get_recommendations(base, user, K))
 
 
 if __name__ == "__main__":

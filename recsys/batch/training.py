@@ -14,7 +14,7 @@ from recsys.batch.als import factor_frames, fit_als
 from recsys.batch.evaluation import evaluate_models
 from recsys.batch.gate import decide
 from recsys.batch.interactions import build_interactions
-from recsys.batch.registry import RegistryEntry, current_version, list_versions, register_candidate, set_status
+from recsys.batch.registry import RegistryEntry, list_versions, register_candidate, set_status
 from recsys.config import Settings
 from recsys.contracts import model_version as mv
 from recsys.contracts.tables import EVENTS_BRONZE, ITEM_FACTORS, USER_FACTORS
@@ -43,8 +43,9 @@ def _write_partition(df: DataFrame, path: str, version: str) -> None:
 
 
 def _current_ndcg(spark: SparkSession, settings: Settings) -> float | None:
-    version = current_version(spark, settings)
-    rows = [r for r in list_versions(spark, settings) if r["model_version"] == version]
+    registry = list_versions(spark, settings)
+    version = mv.current_version(registry)
+    rows = [r for r in registry if r["model_version"] == version]
     metrics = json.loads(rows[0]["metrics"] or "{}") if rows else {}
     return metrics.get("als", {}).get("ndcg")
 

@@ -24,6 +24,11 @@ from recsys.contracts.tables import ITEM_FACTORS, MODEL_REGISTRY, USER_FACTORS
 _VERSION = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 
 
+def query_delta(table: DeltaTable, sql: str) -> pa.Table:
+    """Run SQL against one Delta table registered as `t`, with delta-rs' engine (see module doc)."""
+    return pa.table(QueryBuilder().register("t", table).execute(sql).read_all())
+
+
 @dataclass(frozen=True)
 class FactorModel:
     """One model version held in memory: L2-normalisable float32 matrices and id lookups."""
@@ -69,12 +74,9 @@ class DeltaModelStore:
         except TableNotFoundError:
             return None
 
-    def _query(self, table: DeltaTable, sql: str) -> pa.Table:
-        return pa.table(QueryBuilder().register("t", table).execute(sql).read_all())
-
     def registry(self) -> list[dict]:
         table = self._table(MODEL_REGISTRY.name)
-        return [] if table is None else self._query(table, "SELECT * FROM t").to_pylist()
+        return [] if table is None else query_delta(table, "SELECT * FROM t").to_pylist()
 
     def current_version(self) -> str | None:
         return mv.current_version(self.registry())
@@ -86,8 +88,8 @@ class DeltaModelStore:
         if not _VERSION.match(version):
             raise ValueError(f"malformed model version {version!r}")
         where = f"WHERE model_version = '{version}'"
-        users = self._query(users_t, f"SELECT user_id, factors FROM t {where}")
-        items = self._query(items_t, f"SELECT item_id, factors, popularity FROM t {where}")
+        users = query_delta(users_t, f"SELECT user_id, factors FROM t {where}")
+        items = query_delta(items_t, f"SELECT item_id, factors, popularity FROM t {where}")
         if items.num_rows == 0:
             raise LookupError(f"model version {version} has no item factors")
         return FactorModel(
