@@ -17,12 +17,12 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-import pyarrow as pa
 import requests
-from deltalake import DeltaTable, QueryBuilder
+from deltalake import DeltaTable
 
 from recsys.config import PROJECT_ROOT, Settings, get_settings
 from recsys.contracts.tables import ITEMS
+from recsys.stores.model_store import query_delta
 from recsys.stores.online_store import RedisOnlineStore
 
 RUN_DIR = PROJECT_ROOT / ".local" / "run"
@@ -84,7 +84,7 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str, procs: li
 
 def items_by_category(settings: Settings) -> dict[str, list[str]]:
     table = DeltaTable(settings.table_path(ITEMS.name))
-    rows = pa.table(QueryBuilder().register("t", table).execute("SELECT item_id, category FROM t").read_all())
+    rows = query_delta(table, "SELECT item_id, category FROM t")
     out: dict[str, list[str]] = {}
     for row in rows.to_pylist():
         out.setdefault(row["category"], []).append(row["item_id"])
@@ -119,7 +119,7 @@ def demo(args: argparse.Namespace, procs: list[subprocess.Popen]) -> None:
         wait_until(lambda: bool(online.recent_items(probe, 1)), 240, "first event through the stream", procs)
     shopper = args.shopper
     with step(f"shopper {shopper}: recommendations before and after new events"):
-        before = requests.get(f"{base}/v1/users/{shopper}/recommendations?k={args.k}", timeout=5).json()
+        before = get_recommendations(base, shopper, args.k)
         show("before", before)
         category, items = new_interest(items_by_category(settings), {i["item_id"] for i in before["items"]})
         views = [{"user_id": shopper, "item_id": item, "event_type": "view", "session_id": "demo"}
@@ -127,8 +127,10 @@ def demo(args: argparse.Namespace, procs: list[subprocess.Popen]) -> None:
         print(f"    posting {len(views)} views in category '{category}': {[v['item_id'] for v in views]}")
         posted = time.monotonic()
         requests.post(f"{base}/v1/events", json=views, timeout=10).raise_for_status()
-        latency = wait_until(lambda: _changed(base, shopper, args.k, before), 60, "changed recommendations", procs)
-        after = requests.get(f"{base}/v1/users/{shopper}/recommendations?k={args.k}", timeout=5).json()
+        # Scores and reasons move as soon as the views land, even when the order holds.
+        changed = lambda: get_recommendations(base, shopper, args.k)["items"] != before["items"]  # noqa: E731
+        latency = wait_until(changed, 60, "changed recommendations", procs)
+        after = get_recommendations(base, shopper, args.k)
         show("after", after)
         print(f"    event posted -> recommendations changed in {time.monotonic() - posted:.2f}s "
               f"(polled every {POLL_S}s; detected after {latency:.2f}s)")
@@ -145,9 +147,12 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def _changed(base: str, user: str, k: int, before: dict) -> bool:
-    now = requests.get(f"{base}/v1/users/{user}/recommendations?k={k}", timeout=5).json()
-    return [i["item_id"] for i in now["items"]] != [i["item_id"] for i in before["items"]]
+def get_recommendations(base: str, user: str, k: int) -> dict:
+    return requests.get(f"{base}/v1/users/{user}/recommendations?k={k}", timeout=5).json()
+
+
+def item_ids(recs: dict) -> list[str]:
+    return [i["item_id"] for i in recs["items"]]
 
 
 def new_interest(catalogue: dict[str, list[str]], shown: set[str]) -> tuple[str, list[str]]:
