@@ -5,7 +5,7 @@ SUBMIT := $(PY) -m recsys.spark.submit
 RUN_DATE ?= $(shell date -u +%F)
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status load train stream serve demo test test-unit lint bench bench-quality airflow airflow-down airflow-test lock clean
+.PHONY: help setup up down status load train maintain rollback stream serve demo test test-unit lint bench bench-quality airflow airflow-down airflow-test lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -26,8 +26,14 @@ status:  ## show which local services run
 load:  ## backfill generated shop history into Delta (ARGS="--source online-retail" for UCI data)
 	$(SUBMIT) spark_jobs/load_data.py $(ARGS)
 
-train:  ## batch job via spark-submit: train, register and publish a model
-	$(SUBMIT) spark_jobs/train.py --run-date $(RUN_DATE)
+train:  ## batch pipeline via spark-submit: check, tune + train, evaluate, gate + report, publish (FORCE=1 retrains)
+	$(SUBMIT) spark_jobs/batch.py all --run-date $(RUN_DATE) $(if $(FORCE),--force)
+
+maintain:  ## Delta OPTIMIZE + VACUUM of every table
+	$(SUBMIT) spark_jobs/batch.py maintain
+
+rollback:  ## make an earlier model version current again: make rollback VERSION=2026-11-27.1
+	$(SUBMIT) spark_jobs/activate_model.py --version $(VERSION)
 
 stream:  ## speed-layer job via spark-submit (runs until stopped)
 	$(SUBMIT) spark_jobs/stream.py

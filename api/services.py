@@ -27,7 +27,8 @@ def build_services(settings: Settings) -> Services:
     models = ModelCache(DeltaModelStore(settings), settings.serving.model_refresh_s)
     online = RedisOnlineStore(settings.redis)
     return Services(settings=settings, models=models, online=online, sink=KafkaEventSink(settings.kafka),
-                    recommender=Recommender(models.get, online, settings.serving))
+                    recommender=Recommender(models.get, online, settings.serving,
+                                            settings.outputs.segment_attributes))
 
 
 def services() -> Services:

@@ -1,7 +1,8 @@
-"""Batch layer schedule: train ALS on the Delta events and publish a model version.
+"""Batch layer schedule: data quality -> train and tune -> evaluate -> gate -> publish -> Delta maintenance.
 
-Only wiring: the work is in spark_jobs/train.py (spark-submit), the settings in conf/. The Spark
-master comes from the Airflow connection named by airflow.spark_conn_id.
+Only wiring: each task spark-submits one stage of spark_jobs/batch.py for the run date ({{ ds }});
+the work is in recsys.batch.stages, the settings in conf/. The Spark master comes from the Airflow
+connection named by airflow.spark_conn_id. Every stage is safe to retry and to re-run for a date.
 """
 
 from __future__ import annotations
@@ -9,14 +10,34 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import DAG
+from airflow.sdk import DAG, chain
 
 from recsys.config import PROJECT_ROOT, get_settings
 from recsys.spark.conf import base_conf, connector_jars
 from recsys.spark.package import PACKAGE_ZIP
 
+STAGES = ("check", "train", "evaluate", "gate", "publish", "maintain")
+
 settings = get_settings()
 jars = connector_jars(settings)
+
+
+def stage_task(stage: str) -> SparkSubmitOperator:
+    return SparkSubmitOperator(
+        task_id=stage,
+        conn_id=settings.airflow.spark_conn_id,
+        application=str(PROJECT_ROOT / "spark_jobs" / "batch.py"),
+        application_args=[stage, "--run-date", "{{ ds }}", "--env", settings.env],
+        jars=",".join(jars) if jars else None,
+        packages=None if jars else ",".join(settings.spark.packages),
+        py_files=str(PACKAGE_ZIP) if PACKAGE_ZIP.exists() else None,  # built by make setup
+        conf=base_conf(settings),
+        driver_memory=settings.spark.driver_memory,
+        env_vars={"RECSYS_ENV": settings.env, "RECSYS_HOME": str(PROJECT_ROOT)},
+        name=f"{settings.spark.app_name}-{stage}",
+        verbose=False,
+    )
+
 
 with DAG(
     dag_id="recsys_batch",
@@ -28,17 +49,4 @@ with DAG(
     tags=["recsys", "batch"],
     doc_md=__doc__,
 ) as dag:
-    train_and_publish = SparkSubmitOperator(
-        task_id="train_and_publish",
-        conn_id=settings.airflow.spark_conn_id,
-        application=str(PROJECT_ROOT / "spark_jobs" / "train.py"),
-        application_args=["--run-date", "{{ ds }}", "--env", settings.env],
-        jars=",".join(jars) if jars else None,
-        packages=None if jars else ",".join(settings.spark.packages),
-        py_files=str(PACKAGE_ZIP) if PACKAGE_ZIP.exists() else None,  # built by make setup
-        conf=base_conf(settings),
-        driver_memory=settings.spark.driver_memory,
-        env_vars={"RECSYS_ENV": settings.env, "RECSYS_HOME": str(PROJECT_ROOT)},
-        name=f"{settings.spark.app_name}-train",
-        verbose=False,
-    )
+    chain(*[stage_task(stage) for stage in STAGES])

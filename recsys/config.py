@@ -46,6 +46,7 @@ class SparkConfig(_Section):
 class StorageConfig(_Section):
     delta_root: str
     checkpoint_root: str
+    reports_root: str
 
 
 class KafkaConfig(_Section):
@@ -88,8 +89,45 @@ class EvaluationConfig(_Section):
     test_fraction: float = Field(gt=0, lt=1)
     split: Literal["random", "time"]
     seed: int
-    baselines: list[Literal["popularity", "item_knn"]]
+    baselines: list[Literal["popularity", "item_knn", "content"]]
     knn_neighbours: int = Field(gt=0)
+
+
+class TuningConfig(_Section):
+    enabled: bool
+    budget_s: float = Field(gt=0)
+    max_trials: int = Field(gt=0)
+    validation_fraction: float = Field(gt=0, lt=1)
+    seed: int
+    rank: list[int] = Field(min_length=1)
+    max_iter: list[int] = Field(min_length=1)
+    reg_param: tuple[float, float]
+    alpha: tuple[float, float]
+
+
+class ContentConfig(_Section):
+    num_features: int = Field(gt=0)
+    price_bands: int = Field(gt=1)
+    min_token_length: int = Field(gt=0)
+
+
+class OutputsConfig(_Section):
+    similar_items: int = Field(gt=0)
+    popular_items: int = Field(gt=0)
+    segment_attributes: list[str]
+    min_segment_users: int = Field(gt=0)
+
+
+class QualityConfig(_Section):
+    min_events: int = Field(ge=0)
+    min_users: int = Field(ge=0)
+    min_items: int = Field(ge=0)
+    max_quarantine_share: float = Field(ge=0, le=1)
+
+
+class MaintenanceConfig(_Section):
+    vacuum_retention_hours: int = Field(ge=0)
+    optimize: bool
 
 
 class GateConfig(_Section):
@@ -140,7 +178,12 @@ class Settings(_Section):
     events: EventsConfig
     als: AlsConfig
     evaluation: EvaluationConfig
+    tuning: TuningConfig
+    content: ContentConfig
+    outputs: OutputsConfig
+    quality: QualityConfig
     gate: GateConfig
+    maintenance: MaintenanceConfig
     stream: StreamConfig
     serving: ServingConfig
     services: ServicesConfig
@@ -154,6 +197,10 @@ class Settings(_Section):
 
     def table_path(self, table: str) -> str:
         return f"{self.path(self.storage.delta_root).rstrip('/')}/{table}"
+
+    def report_path(self, version: str) -> str:
+        """Where the HTML evaluation report of a model version is written (beside the Delta tables)."""
+        return f"{self.path(self.storage.reports_root).rstrip('/')}/{version}.html"
 
     def checkpoint_path(self, name: str) -> str:
         return f"{self.path(self.storage.checkpoint_root).rstrip('/')}/{name}"

@@ -1,6 +1,6 @@
 """Rollback: make a registered model version current again (one atomic registry commit).
 
-python -m recsys.spark.submit spark_jobs/activate_model.py --version 20261128T101500-2026-11-28
+python -m recsys.spark.submit spark_jobs/activate_model.py --version 2026-11-27.1
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory, run_id: str) -> Settings:
     environ.update({
         "RECSYS__STORAGE__DELTA_ROOT": str(root / "delta"),
         "RECSYS__STORAGE__CHECKPOINT_ROOT": str(root / "checkpoints"),
+        "RECSYS__STORAGE__REPORTS_ROOT": str(root / "reports"),
         "RECSYS__KAFKA__EVENTS_TOPIC": f"test-events-{run_id}",
         "RECSYS__REDIS__KEY_PREFIX": f"recsys-test-{run_id}:v1",
     })

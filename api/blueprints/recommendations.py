@@ -33,4 +33,18 @@ def user_recommendations(user_id: str):
         raise ApiError(400, "invalid_user_id", f"user ids match {ID_PATTERN} and are at most "
                        f"{svc.settings.serving.max_id_length} characters")
     k = _k(svc.settings.serving.default_k, svc.settings.serving.max_k)
-    return jsonify(asdict(svc.recommender.recommend(user_id, k)))
+    attributes = _attributes(svc.settings.outputs.segment_attributes, svc.settings.serving.max_id_length)
+    return jsonify(asdict(svc.recommender.recommend(user_id, k, attributes)))
+
+
+def _attributes(names: list[str], max_length: int) -> dict[str, str]:
+    """Optional user attributes (e.g. ?age_band=25-34&gender=f) that pick cold-start recommendations."""
+    out = {}
+    for name in names:
+        value = request.args.get(name)
+        if value is None:
+            continue
+        if not value.strip() or len(value) > max_length:
+            raise ApiError(400, "invalid_parameter", f"{name} must be 1 to {max_length} characters")
+        out[name] = value
+    return out

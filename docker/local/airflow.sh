@@ -62,5 +62,6 @@ case "${1:-}" in
     ;;
   status) [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && log "running" || { log "not running"; exit 1; } ;;
   cli) shift; init; "$AIRFLOW" "$@" ;;
-  *) echo "usage: $0 {init|test [RUN_DATE]|up|down|status|cli ...}" >&2; exit 2 ;;
+  python) shift; init; "$(dirname "$AIRFLOW")/python" "$@" ;;  # Airflow's interpreter (DAG integrity checks)
+  *) echo "usage: $0 {init|test [RUN_DATE]|up|down|status|cli ...|python ...}" >&2; exit 2 ;;
 esac

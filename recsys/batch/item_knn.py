@@ -7,7 +7,7 @@ from pyspark.sql import functions as F
 
 
 def item_similarities(train: DataFrame, neighbours: int) -> DataFrame:
-    """(item_id, other_id, sim): each item's `neighbours` most cosine-similar items (binary vectors)."""
+    """(item_id, other_id, sim, rank): each item's `neighbours` most cosine-similar items (binary vectors)."""
     pairs_in = train.select("user_id", "item_id").distinct()
     norms = pairs_in.groupBy("item_id").agg(F.sqrt(F.count("*")).alias("norm"))
     a, b = pairs_in.alias("a"), pairs_in.alias("b")
@@ -18,7 +18,7 @@ def item_similarities(train: DataFrame, neighbours: int) -> DataFrame:
             .join(norms.withColumnRenamed("item_id", "other_id").withColumnRenamed("norm", "other_norm"), "other_id")
             .select("item_id", "other_id", (F.col("co") / (F.col("norm") * F.col("other_norm"))).alias("sim")))
     rank = F.row_number().over(Window.partitionBy("item_id").orderBy(F.desc("sim"), "other_id"))
-    return sims.withColumn("_rank", rank).where(F.col("_rank") <= neighbours).drop("_rank")
+    return sims.withColumn("rank", rank).where(F.col("rank") <= neighbours)
 
 
 def item_knn_candidates(train: DataFrame, n: int, neighbours: int) -> DataFrame:

@@ -1,10 +1,11 @@
-"""The model registry table: register candidates, publish (atomically) and list versions."""
+"""The model registry table: record versions, move them through their statuses, list them."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -14,49 +15,82 @@ from recsys.contracts import model_version as mv
 from recsys.contracts.tables import MODEL_REGISTRY
 from recsys.spark.delta import conform, ensure_table
 
+JSON_COLUMNS = ("params", "metrics", "tuning")
+
 
 @dataclass(frozen=True)
 class RegistryEntry:
     model_version: str
     run_date: str
     params: dict
-    metrics: dict
     data_from: datetime | None
     data_to: datetime | None
     n_users: int
     n_items: int
     n_interactions: int
+    tuning: list[dict] = field(default_factory=list)
 
 
-def register_candidate(spark: SparkSession, settings: Settings, entry: RegistryEntry) -> None:
-    ensure_table(spark, settings, MODEL_REGISTRY)
+def record_candidate(spark: SparkSession, settings: Settings, entry: RegistryEntry) -> None:
+    """Insert or replace the version's row as a candidate: a retried train stage leaves one row."""
+    table = ensure_table(spark, settings, MODEL_REGISTRY)
     row = {
         "model_version": entry.model_version, "created_at": datetime.now(UTC), "run_date": entry.run_date,
         "status": mv.CANDIDATE, "published_at": None, "params": json.dumps(entry.params, sort_keys=True),
-        "metrics": json.dumps(entry.metrics, sort_keys=True), "data_from": entry.data_from,
-        "data_to": entry.data_to, "n_users": entry.n_users, "n_items": entry.n_items,
-        "n_interactions": entry.n_interactions,
+        "metrics": None, "data_from": entry.data_from, "data_to": entry.data_to, "n_users": entry.n_users,
+        "n_items": entry.n_items, "n_interactions": entry.n_interactions,
+        "tuning": json.dumps(entry.tuning), "gate_reason": None, "report_uri": None,
     }
     df = conform(spark.createDataFrame([row], MODEL_REGISTRY.ddl), spark, MODEL_REGISTRY)
-    df.write.format("delta").mode("append").save(settings.table_path(MODEL_REGISTRY.name))
+    (table.alias("r").merge(df.alias("n"), "r.model_version = n.model_version")
+     .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
 
 
-def set_status(spark: SparkSession, settings: Settings, version: str, status: str) -> None:
-    """One Delta commit: readers see the registry before or after it, never in between."""
-    if status not in mv.STATUSES:
-        raise ValueError(f"unknown status {status!r}")
+def update_version(spark: SparkSession, settings: Settings, version: str, **values: Any) -> None:
+    """One Delta commit changing columns of one row: readers see it before or after, never in between.
+
+    JSON columns take Python objects; status must be one of the contract's statuses and
+    publishing stamps published_at.
+    """
+    if "status" in values and values["status"] not in mv.STATUSES:
+        raise ValueError(f"unknown status {values['status']!r}")
     table = ensure_table(spark, settings, MODEL_REGISTRY)
     if table.toDF().where(F.col("model_version") == version).limit(1).count() == 0:
         raise LookupError(f"model version {version!r} is not in the registry")
-    values = {"status": F.lit(status)}
-    if status == mv.PUBLISHED:
-        values["published_at"] = F.current_timestamp()
-    table.update(F.col("model_version") == version, values)
+    columns = {name: F.lit(json.dumps(v, sort_keys=True) if name in JSON_COLUMNS else v)
+               for name, v in values.items()}
+    if values.get("status") == mv.PUBLISHED:
+        columns["published_at"] = F.current_timestamp()
+    table.update(F.col("model_version") == version, columns)
+
+
+def set_status(spark: SparkSession, settings: Settings, version: str, status: str) -> None:
+    update_version(spark, settings, version, status=status)
 
 
 def list_versions(spark: SparkSession, settings: Settings) -> list[dict]:
+    """Every registry row, oldest first, with the JSON columns decoded."""
     rows = ensure_table(spark, settings, MODEL_REGISTRY).toDF().orderBy("created_at").collect()
-    return [r.asDict() for r in rows]
+    out = []
+    for row in rows:
+        entry = row.asDict()
+        for name in JSON_COLUMNS:
+            entry[name] = json.loads(entry[name]) if entry[name] else None
+        out.append(entry)
+    return out
+
+
+def get_version(spark: SparkSession, settings: Settings, version: str) -> dict:
+    for entry in list_versions(spark, settings):
+        if entry["model_version"] == version:
+            return entry
+    raise LookupError(f"model version {version!r} is not in the registry")
+
+
+def latest_for_run_date(spark: SparkSession, settings: Settings, run_date: str) -> dict | None:
+    """The newest version trained for run_date, or None: how every stage of a run finds its version."""
+    rows = [r for r in list_versions(spark, settings) if r["run_date"] == run_date]
+    return max(rows, key=lambda r: mv.sequence_of(r["model_version"])) if rows else None
 
 
 def current_version(spark: SparkSession, settings: Settings) -> str | None:

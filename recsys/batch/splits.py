@@ -11,12 +11,14 @@ def split_per_user(interactions: DataFrame, fraction: float, how: str, seed: int
 
     how="random" picks them at random (the per-user protocol of published MovieLens tables);
     how="time" holds out each user's latest ones (what a shop will face tomorrow).
+    The random order is a seeded hash of the pair, not rand(): every stage of a run (tune, evaluate)
+    and every re-run recomputes exactly the same split, however the data is partitioned.
     """
     if how not in ("random", "time"):
         raise ValueError(f"unknown split {how!r}")
     order = F.col("_r") if how == "random" else F.col("last_ts").desc()
     per_user = Window.partitionBy("user_id")
-    ranked = (interactions.withColumn("_r", F.rand(seed))
+    ranked = (interactions.withColumn("_r", F.xxhash64("user_id", "item_id", F.lit(seed)))
               .withColumn("_rn", F.row_number().over(per_user.orderBy(order, "item_id")))
               .withColumn("_n", F.count("*").over(per_user)))
     held_out = F.col("_rn") <= F.floor(F.col("_n") * fraction)

@@ -1,25 +1,32 @@
 """What a model version is and how every layer finds the current one.
 
-A model version is a string `<UTC yyyymmddTHHMMSS>-<run_date>`; it names one partition of
-user_factors and item_factors and one row of model_registry. A version moves from `candidate`
-(written, not served) to `published` or `rejected`. The *current* version is the published row
-with the latest `published_at`: publishing or rolling back is a single Delta commit to the
-registry, so readers see the old or the new version, never a mix.
+A model version is a string `<run_date>.<n>`: the n-th model trained on the events up to run_date
+(n > 1 only when a finished run date is retrained on purpose). It names one partition of every
+per-version table (factors, similar items, popular items, content profiles) and one row of
+model_registry. A version moves `candidate` (written, not served) -> `approved` (passed the gate)
+-> `published`, or to `rejected`. The *current* version is the published row with the latest
+`published_at`: publishing or rolling back is a single Delta commit to the registry, so readers see
+the old or the new version, never a mix.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 CANDIDATE = "candidate"
+APPROVED = "approved"
 PUBLISHED = "published"
 REJECTED = "rejected"
-STATUSES = (CANDIDATE, PUBLISHED, REJECTED)
+STATUSES = (CANDIDATE, APPROVED, PUBLISHED, REJECTED)
+FINISHED = (PUBLISHED, REJECTED)  # a run date with a version in one of these has been decided
 
 
-def new_version(run_date: str, now: datetime | None = None) -> str:
-    now = now or datetime.now(UTC)
-    return f"{now.strftime('%Y%m%dT%H%M%S')}-{run_date}"
+def version_name(run_date: str, n: int = 1) -> str:
+    return f"{run_date}.{n}"
+
+
+def sequence_of(version: str) -> int:
+    """The n of `<run_date>.<n>`; versions in another format count as 0."""
+    tail = version.rsplit(".", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
 
 
 def current_version(rows: list[dict]) -> str | None:

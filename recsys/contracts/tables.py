@@ -83,14 +83,40 @@ ITEM_FACTORS = TableSpec(
     doc="ALS item factors and training popularity, one partition per model version.",
 )
 
+SIMILAR_ITEMS = TableSpec(
+    name="similar_items",
+    ddl="model_version STRING, item_id STRING, similar_id STRING, score DOUBLE, rank INT",
+    partition_by=("model_version",),
+    doc="Each item's most similar items (cosine of who interacted with them), best first (rank 1).",
+)
+
+POPULAR_ITEMS = TableSpec(
+    name="popular_items",
+    ddl="model_version STRING, segment STRING, item_id STRING, score DOUBLE, rank INT",
+    partition_by=("model_version",),
+    doc="Most popular items overall (segment '*') and per user segment ('age_band=25-34,gender=f'), "
+    "for cold-start users; score = decayed interaction strength summed over the segment's users.",
+)
+
+ITEM_CONTENT = TableSpec(
+    name="item_content",
+    ddl="model_version STRING, item_id STRING, indices ARRAY<INT>, weights ARRAY<FLOAT>",
+    partition_by=("model_version",),
+    doc="L2-normalised sparse content profile per catalogue item (hashed TF-IDF of attributes and words).",
+)
+
 MODEL_REGISTRY = TableSpec(
     name="model_registry",
     ddl="model_version STRING, created_at TIMESTAMP, run_date STRING, status STRING, "
     "published_at TIMESTAMP, params STRING, metrics STRING, data_from TIMESTAMP, data_to TIMESTAMP, "
-    "n_users BIGINT, n_items BIGINT, n_interactions BIGINT",
-    doc="One row per model version; see recsys.contracts.model_version for status semantics.",
+    "n_users BIGINT, n_items BIGINT, n_interactions BIGINT, tuning STRING, gate_reason STRING, "
+    "report_uri STRING",
+    doc="One row per model version; see recsys.contracts.model_version for status semantics. params, "
+    "metrics (per model: ALS and baselines) and tuning (the trials) are JSON.",
 )
 
+VERSIONED_TABLES: tuple[TableSpec, ...] = (USER_FACTORS, ITEM_FACTORS, SIMILAR_ITEMS, POPULAR_ITEMS, ITEM_CONTENT)
+
 ALL_TABLES: tuple[TableSpec, ...] = (
-    EVENTS_BRONZE, EVENTS_QUARANTINE, ITEMS, USERS, USER_FACTORS, ITEM_FACTORS, MODEL_REGISTRY,
+    EVENTS_BRONZE, EVENTS_QUARANTINE, ITEMS, USERS, *VERSIONED_TABLES, MODEL_REGISTRY,
 )

@@ -104,8 +104,9 @@ def demo(args: argparse.Namespace, procs: list[subprocess.Popen]) -> None:
     with step(f"generate a shop ({args.users} users, {args.items} items, {args.events} events) into Delta"):
         run_job("spark_jobs/load_data.py", "--users", str(args.users), "--items", str(args.items),
                 "--events", str(args.events))
-    with step("train implicit ALS and publish a model (spark-submit spark_jobs/train.py)"):
-        run_job("spark_jobs/train.py")
+    with step("tune and train implicit ALS, evaluate, gate and publish (spark-submit spark_jobs/batch.py all)"):
+        os.environ.setdefault("RECSYS__TUNING__MAX_TRIALS", "3")  # a demo, not a search: keep it short
+        run_job("spark_jobs/batch.py", "all")
     with step("start the streaming job (Kafka -> Delta bronze + Redis) and the API (gunicorn)"):
         procs.append(start_background("stream", [sys.executable, "-m", "recsys.spark.submit", "spark_jobs/stream.py"]))
         procs.append(start_background("api", [str(PROJECT_ROOT / ".venv" / "bin" / "gunicorn"), "--config",

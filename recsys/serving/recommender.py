@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import redis
 
 from recsys.config import ServingConfig
+from recsys.contracts.segments import EVERYONE, segment_keys
 from recsys.stores.model_store import FactorModel
 from recsys.stores.online_store import OnlineStore
 
 REASON_TASTE = "matches your taste"
 REASON_POPULAR = "popular"
+REASON_SEGMENT = "popular with shoppers like you"
 REASON_SEEN = "you looked at this recently"
 
 
@@ -39,10 +41,27 @@ def _scaled(scores: np.ndarray) -> np.ndarray:
 
 
 class Recommender:
-    def __init__(self, model: Callable[[], FactorModel | None], online: OnlineStore, cfg: ServingConfig) -> None:
+    def __init__(self, model: Callable[[], FactorModel | None], online: OnlineStore, cfg: ServingConfig,
+                 segment_attributes: list[str] | None = None) -> None:
         self._model = model
         self._online = online
         self._cfg = cfg
+        self._segment_attributes = segment_attributes or []
+
+    def _cold_start(self, model: FactorModel, attributes: Mapping[str, str] | None) -> tuple[np.ndarray, set[int]]:
+        """Scores for a user nobody knows yet: what shoppers with the same attributes like most, then overall.
+
+        Returns the scores and the items that came from the user's segment (for the reason).
+        """
+        base = 0.5 * _scaled(np.log1p(model.popularity))
+        keys = segment_keys(attributes or {}, self._segment_attributes)
+        segment = next((key for key in keys if key != EVERYONE and key in model.segment_popular), None)
+        if segment is None:
+            return base, set()
+        ranked = [model.item_index[i] for i in model.segment_popular[segment] if i in model.item_index]
+        for position, idx in enumerate(ranked):  # every segment favourite outranks every other item
+            base[idx] = 1.0 + (len(ranked) - position) / len(ranked)
+        return base, set(ranked)
 
     def _realtime_state(self, user_id: str) -> tuple[list[str], set[str], bool]:
         try:
@@ -51,20 +70,23 @@ class Recommender:
         except redis.RedisError:
             return [], set(), True
 
-    def recommend(self, user_id: str, k: int) -> Recommendations:
+    def recommend(self, user_id: str, k: int, attributes: Mapping[str, str] | None = None) -> Recommendations:
+        """The user's top k; attributes (age_band, gender, location, ...) only matter for a brand-new user."""
         model = self._model()
         recent, purchased, degraded = self._realtime_state(user_id)
         if model is None:
             return Recommendations(user_id, None, degraded, [])
         recent_idx = [model.item_index[i] for i in recent if i in model.item_index]
         user_row = model.user_ids.get(user_id)
+        from_segment: set[int] = set()
         if user_row is not None:
             base, base_reason = _scaled(model.item_factors @ model.user_factors[user_row]), REASON_TASTE
         elif recent_idx:  # unknown to the batch model: a vector from what they just looked at
             base = _scaled(model.item_factors @ model.item_factors[recent_idx].mean(axis=0))
             base_reason = REASON_TASTE
         else:
-            base, base_reason = _scaled(np.log1p(model.popularity)), REASON_POPULAR
+            base, from_segment = self._cold_start(model, attributes)
+            base_reason = REASON_POPULAR
         similarity = np.zeros_like(base)
         if recent_idx:
             profile = model.item_unit[recent_idx].mean(axis=0)
@@ -73,8 +95,8 @@ class Recommender:
         excluded = [model.item_index[i] for i in purchased if i in model.item_index]
         scores[excluded] = -np.inf
         top = _top_k(scores, k)
-        items = [ScoredItem(model.item_ids[i], float(scores[i]),
-                            self._reasons(model, i, base[i], recent_idx, base_reason))
+        items = [ScoredItem(model.item_ids[i], float(scores[i]), self._reasons(
+                     model, i, base[i], recent_idx, REASON_SEGMENT if i in from_segment else base_reason))
                  for i in top]
         return Recommendations(user_id, model.version, degraded, items)
 

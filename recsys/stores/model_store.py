@@ -19,7 +19,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from recsys.config import Settings
 from recsys.contracts import model_version as mv
-from recsys.contracts.tables import ITEM_FACTORS, MODEL_REGISTRY, USER_FACTORS
+from recsys.contracts.tables import ITEM_FACTORS, MODEL_REGISTRY, POPULAR_ITEMS, USER_FACTORS
 
 _VERSION = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 
@@ -39,6 +39,7 @@ class FactorModel:
     item_ids: list[str]
     item_factors: np.ndarray
     popularity: np.ndarray
+    segment_popular: dict[str, list[str]] = field(default_factory=dict)  # segment -> items, most popular first
     item_index: dict[str, int] = field(init=False)
     item_unit: np.ndarray = field(init=False)
 
@@ -92,6 +93,13 @@ class DeltaModelStore:
         items = query_delta(items_t, f"SELECT item_id, factors, popularity FROM t {where}")
         if items.num_rows == 0:
             raise LookupError(f"model version {version} has no item factors")
+        popular_t = self._table(POPULAR_ITEMS.name)
+        segments: dict[str, list[str]] = {}
+        if popular_t is not None:  # versions trained before the table existed have none
+            rows = query_delta(popular_t, f"SELECT segment, item_id FROM t {where} ORDER BY segment, rank")
+            for segment, item in zip(rows.column("segment").to_pylist(), rows.column("item_id").to_pylist(),
+                                     strict=True):
+                segments.setdefault(segment, []).append(item)
         return FactorModel(
             version=version,
             user_ids={u: i for i, u in enumerate(users.column("user_id").to_pylist())},
@@ -99,4 +107,5 @@ class DeltaModelStore:
             item_ids=items.column("item_id").to_pylist(),
             item_factors=_matrix(items.column("factors")),
             popularity=np.asarray(items.column("popularity").to_numpy(), dtype=np.float32),
+            segment_popular=segments,
         )

@@ -5,16 +5,16 @@ import uuid
 import pytest
 
 from recsys.batch.backfill import append_events
-from recsys.batch.training import train_and_publish
+from recsys.batch.stages import run_all
 from tests.integration.conftest import run_stream_once
-from tests.spark.test_training import two_taste_events
+from tests.shop_data import two_taste_events
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.spark]
 
 
 def test_posted_events_change_recommendations(spark, settings, api_client):
     append_events(spark, settings, two_taste_events())
-    model = train_and_publish(spark, settings, "2026-11-03")
+    model = run_all(spark, settings, "2026-11-03")[-1]
     user = f"shopper-{uuid.uuid4().hex[:8]}"
 
     before = api_client.get(f"/v1/users/{user}/recommendations?k=4").json

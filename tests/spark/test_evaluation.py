@@ -5,10 +5,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pyspark.sql import functions as F
 
-from recsys.batch.evaluation import ranking_metrics, unseen_top_k
 from recsys.batch.interactions import build_interactions
 from recsys.batch.item_knn import item_knn_candidates, item_similarities
 from recsys.batch.metrics import mean_metrics
+from recsys.batch.ranking import ranking_metrics, unseen_top_k
 from recsys.batch.splits import split_per_user
 
 pytestmark = pytest.mark.spark

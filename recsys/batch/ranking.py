@@ -1,0 +1,66 @@
+"""Scoring top-k candidate lists against held-out interactions with Spark's RankingEvaluator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.ml.evaluation import RankingEvaluator
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+SPARK_METRICS = {"precision": "precisionAtK", "recall": "recallAtK", "ndcg": "ndcgAtK",
+                 "map": "meanAveragePrecisionAtK"}
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """What every model is scored against: held-out items per user and what each user already had."""
+
+    truth: DataFrame  # user_id, label: held-out items
+    seen: DataFrame  # user_id, seen: training items, never recommended back
+    k: int
+    fetch: int  # candidates to ask a model for, so that k remain after removing seen items
+    catalogue: int  # distinct training items, the denominator of coverage
+
+    @classmethod
+    def build(cls, train: DataFrame, test: DataFrame, k: int) -> HeldOut:
+        truth = test.groupBy("user_id").agg(F.collect_list("item_id").alias("label")).persist()
+        seen = train.groupBy("user_id").agg(F.collect_set("item_id").alias("seen")).persist()
+        max_seen = seen.agg(F.max(F.size("seen"))).first()[0] or 0
+        catalogue = train.select("item_id").distinct().count()
+        return cls(truth, seen, k, max(min(k + max_seen, catalogue), 1), catalogue)
+
+    def unpersist(self) -> None:
+        self.truth.unpersist()
+        self.seen.unpersist()
+
+
+def unseen_top_k(candidates: DataFrame, seen: DataFrame, k: int) -> DataFrame:
+    """(user_id, items): candidates minus what the user interacted with in training, cut to k."""
+    joined = candidates.join(seen, "user_id", "left").withColumn(
+        "seen", F.coalesce("seen", F.array().cast("array<string>")))
+    return joined.select("user_id", F.slice(F.filter("items", lambda x: ~F.array_contains("seen", x)), 1, k)
+                         .alias("items"))
+
+
+def ranking_metrics(recs: DataFrame, truth: DataFrame, k: int, catalogue_size: int) -> dict[str, float]:
+    """Spark's RankingEvaluator at k on users with held-out items, plus catalogue coverage.
+
+    Item ids are hashed to doubles (RankingEvaluator wants numbers); a 64-bit hash makes a collision
+    between a recommended and a held-out item negligible.
+    """
+    as_double = lambda c: F.transform(c, lambda x: F.xxhash64(x).cast("double"))  # noqa: E731
+    scored = (truth.join(recs, "user_id", "left")
+              .select(as_double(F.coalesce("items", F.array().cast("array<string>"))).alias("prediction"),
+                      as_double("label").alias("label"))).persist()
+    out = {name: RankingEvaluator(k=k, metricName=metric, predictionCol="prediction", labelCol="label")
+           .evaluate(scored) for name, metric in SPARK_METRICS.items()}
+    scored.unpersist()
+    out["coverage"] = recs.select(F.explode("items")).distinct().count() / max(catalogue_size, 1)
+    return out
+
+
+def score_candidates(candidates: DataFrame, held_out: HeldOut) -> dict[str, float]:
+    """(user_id, items best first) -> NDCG, precision, recall, MAP at k and coverage."""
+    top = unseen_top_k(candidates, held_out.seen, held_out.k)
+    return ranking_metrics(top, held_out.truth, held_out.k, held_out.catalogue)

@@ -1,0 +1,157 @@
+"""The batch pipeline end to end on real Delta tables: stages, outputs, gate, re-runs and rollback."""
+
+import pytest
+from pyspark.sql import functions as F
+
+from recsys.batch import registry, stages
+from recsys.batch.backfill import append_events, upsert_items, upsert_users
+from recsys.batch.content import content_candidates, item_profiles
+from recsys.batch.data_quality import DataQualityError, check_events, require_quality
+from recsys.batch.interactions import build_interactions
+from recsys.contracts import model_version as mv
+from recsys.contracts.tables import ITEM_CONTENT, MODEL_REGISTRY, POPULAR_ITEMS, SIMILAR_ITEMS, USER_FACTORS
+from recsys.serving.recommender import Recommender
+from recsys.spark.delta import read_table
+from recsys.stores.model_store import DeltaModelStore
+from tests.shop_data import two_taste_catalogue, two_taste_events
+
+pytestmark = pytest.mark.spark
+RUN_DATE = "2026-11-02"
+
+
+@pytest.fixture(scope="module")
+def published(spark, settings):
+    events = two_taste_events()
+    append_events(spark, settings, events)
+    append_events(spark, settings, events)  # a repeated load adds nothing
+    items, users = two_taste_catalogue()
+    upsert_items(spark, settings, items)
+    upsert_users(spark, settings, users)
+    results = stages.run_all(spark, settings, RUN_DATE)
+    return results, registry.get_version(spark, settings, results[0].model_version)
+
+
+def versioned(spark, settings, spec, version):
+    return read_table(spark, settings, spec).where(F.col("model_version") == version)
+
+
+def test_stages_take_one_version_from_candidate_to_published(published):
+    results, entry = published
+    assert [(r.stage, r.status) for r in results] == [
+        ("train", mv.CANDIDATE), ("evaluate", mv.CANDIDATE), ("gate", mv.APPROVED), ("publish", mv.PUBLISHED)]
+    assert {r.model_version for r in results} == {mv.version_name(RUN_DATE)}
+    assert entry["status"] == mv.PUBLISHED and entry["published_at"] is not None
+    assert (entry["n_users"], entry["n_items"], entry["n_interactions"]) == (40, 16, len(two_taste_events()))
+
+
+def test_models_are_compared_with_every_baseline_on_the_same_split(published):
+    _, entry = published
+    metrics = entry["metrics"]
+    assert set(metrics) == {"als", "popularity", "item_knn", "content"}
+    assert metrics["als"]["ndcg"] > metrics["popularity"]["ndcg"]
+    assert metrics["content"]["ndcg"] > metrics["popularity"]["ndcg"]  # tastes follow the categories
+    assert all(set(m) == {"ndcg", "precision", "recall", "map", "coverage"} for m in metrics.values())
+
+
+def test_tuning_tries_the_configured_model_first_and_keeps_the_best(published, settings):
+    _, entry = published
+    trials = entry["tuning"]
+    assert 1 <= len(trials) <= settings.tuning.max_trials
+    first = trials[0]["params"]
+    assert (first["rank"], first["max_iter"]) == (settings.als.rank, settings.als.max_iter)
+    assert first["reg_param"] == pytest.approx(settings.als.reg_param)
+    best = max(trials, key=lambda t: t["score"])["params"]
+    assert {k: entry["params"]["als"][k] for k in best} == pytest.approx(best)
+
+
+def test_report_is_written_next_to_the_registry_row(published):
+    _, entry = published
+    with open(entry["report_uri"], encoding="utf-8") as f:
+        page = f.read()
+    assert entry["model_version"] in page and "item_knn" in page
+    assert page.count("data:image/png;base64,") == 2  # metrics and tuning curve
+
+
+def test_outputs_hold_similar_popular_and_content_rows_for_the_version(published, spark, settings):
+    version = published[1]["model_version"]
+    similar = versioned(spark, settings, SIMILAR_ITEMS, version).where(F.col("item_id") == "a1").collect()
+    assert similar and all(r["similar_id"].startswith("a") for r in similar)
+    assert sorted(r["rank"] for r in similar) == list(range(1, len(similar) + 1))
+    popular = versioned(spark, settings, POPULAR_ITEMS, version)
+    young = popular.where(F.col("segment") == "age_band=18-24,gender=f,location=uk").orderBy("rank").collect()
+    assert young and all(r["item_id"].startswith("a") for r in young)
+    assert popular.where(F.col("segment") == "*").count() == 16
+    assert versioned(spark, settings, ITEM_CONTENT, version).count() == 16
+
+
+def test_content_model_ranks_by_catalogue_attributes(spark, settings, published):
+    items, _ = two_taste_catalogue()
+    profiles = item_profiles(spark.createDataFrame(items), settings.content)
+    interactions = build_interactions(spark.createDataFrame(two_taste_events().iloc[:3]), settings.events,
+                                      F.current_timestamp())
+    recs = {r["user_id"]: r["items"] for r in content_candidates(interactions, profiles, 5, 256).collect()}
+    assert list(recs) == ["u0"] and all(i.startswith("a") for i in recs["u0"])
+
+
+def test_serving_loads_current_version_and_ranks_by_taste(published, settings):
+    store = DeltaModelStore(settings)
+    version = published[1]["model_version"]
+    assert store.current_version() == version
+    model = store.load(version)
+    rank = published[1]["params"]["als"]["rank"]
+    assert model.user_factors.shape == (40, rank) and model.item_factors.shape == (16, rank)
+
+    class NoState:
+        def recent_items(self, user_id, limit):
+            return []
+
+        def purchased(self, user_id):
+            return set()
+
+    for user, taste in (("u0", "a"), ("u25", "b")):
+        recs = Recommender(lambda: model, NoState(), settings.serving).recommend(user, 4)
+        assert [i.item_id[0] for i in recs.items] == [taste] * 4
+
+
+def test_rerunning_a_decided_run_date_changes_nothing(published, spark, settings):
+    version = published[1]["model_version"]
+    rows_before = read_table(spark, settings, MODEL_REGISTRY).count()
+    factors_before = versioned(spark, settings, USER_FACTORS, version).count()
+    again = stages.run_all(spark, settings, RUN_DATE)
+    assert {r.model_version for r in again} == {version}
+    assert again[0].detail.startswith("run date already decided")
+    assert read_table(spark, settings, MODEL_REGISTRY).count() == rows_before
+    assert versioned(spark, settings, USER_FACTORS, version).count() == factors_before
+
+
+def test_gate_refuses_a_bad_model_and_rollback_restores_an_older_one(published, spark, settings):
+    good = published[1]["model_version"]
+    strict = settings.model_copy(update={"gate": settings.gate.model_copy(update={"min_ndcg": 1.0}),
+                                         "tuning": settings.tuning.model_copy(update={"enabled": False})})
+    refused = stages.run_all(spark, strict, RUN_DATE, force=True)
+    bad = refused[0].model_version
+    assert bad == mv.version_name(RUN_DATE, 2)
+    assert refused[2].status == mv.REJECTED and "floor" in refused[2].detail
+    assert refused[3].status == mv.REJECTED  # publish leaves it alone
+    store = DeltaModelStore(settings)
+    assert store.current_version() == good  # serving keeps the old model
+    assert registry.get_version(spark, settings, bad)["tuning"] == []
+
+    registry.activate(spark, settings, bad)  # roll forward by hand...
+    assert store.current_version() == bad
+    registry.activate(spark, settings, good)  # ...and back
+    assert store.current_version() == good
+
+
+def test_data_quality_fails_before_the_first_event(published, spark, settings):
+    report = check_events(spark, settings, "2026-10-01")
+    assert not report.passed and report.events == 0
+    assert any("fewer than" in p for p in report.problems)
+    with pytest.raises(DataQualityError, match="events up to 2026-10-01"):
+        require_quality(spark, settings, "2026-10-01")
+    assert check_events(spark, settings, RUN_DATE).passed
+
+
+def test_a_stage_out_of_order_says_what_to_run_first(published, spark, settings):
+    with pytest.raises(LookupError, match="run the train stage first"):
+        stages.publish_stage(spark, settings, "2026-12-31")
