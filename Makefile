@@ -5,7 +5,7 @@ SUBMIT := $(PY) -m recsys.spark.submit
 RUN_DATE ?= $(shell date -u +%F)
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status load train maintain rollback stream serve demo test test-unit lint bench bench-quality airflow airflow-down airflow-test lock clean
+.PHONY: help setup up down status load train maintain rollback stream serve demo test test-unit lint bench bench-quality bench-cost airflow airflow-down airflow-test lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -56,8 +56,11 @@ lint:  ## ruff
 bench: up  ## freshness benchmark: POST event -> changed recommendation (needs a published model)
 	$(PY) bench/freshness.py
 
-bench-quality:  ## offline quality: ALS vs item-kNN vs popularity on MovieLens 100k and UCI Online Retail
+bench-quality:  ## offline quality: tuned ALS vs implicit, item-kNN, content, popularity on MovieLens 100k and UCI retail
 	$(PY) bench/quality.py
+
+bench-cost:  ## time and peak memory of train + evaluate, Spark ALS vs implicit, 1M and 10M synthetic events
+	$(PY) bench/training_cost.py
 
 airflow: setup  ## Airflow UI (127.0.0.1:services.airflow_port) with the project's DAG
 	bash docker/local/airflow.sh up

@@ -127,6 +127,7 @@ class QualityConfig(_Section):
 
 class MaintenanceConfig(_Section):
     vacuum_retention_hours: int = Field(ge=0)
+    vacuum_mode: Literal["lite", "full"]
     optimize: bool
 
 
@@ -150,6 +151,7 @@ class ServingConfig(_Section):
     recent_boost: float = Field(ge=0)
     recent_window: int = Field(gt=0)
     reason_min_similarity: float = Field(ge=-1, le=1)
+    new_item_weight: float = Field(ge=0)
     model_refresh_s: float = Field(ge=0)
     max_id_length: int = Field(gt=0)
 

@@ -3,7 +3,8 @@
 Item profile = L2-normalised TF-IDF of hashed tokens (category, brand, price band, description words);
 user profile = the strength-weighted sum of the profiles of the user's items; score = their cosine
 (the classic content-based formula). It needs no interactions with an item, so it ranks new items
-that ALS has not seen, and its profiles feed cold start in serving.
+that ALS has not seen: serving ranks those by the cosine between their profile and the profiles of
+the user's recent views (item_content table).
 """
 
 from __future__ import annotations
@@ -35,7 +36,12 @@ def _attribute_token(name: str, value: Column) -> Column:
 
 
 def item_profiles(items: DataFrame, cfg: ContentConfig) -> DataFrame:
-    """(item_id, indices, weights): each catalogue item's sparse, L2-normalised content profile."""
+    """(item_id, indices, weights): each catalogue item's sparse, L2-normalised content profile.
+
+    An empty catalogue gives no profiles (IDF cannot be fitted on nothing).
+    """
+    if items.isEmpty():
+        return items.sparkSession.createDataFrame([], "item_id string, indices array<int>, weights array<float>")
     with_text = items.select(
         "item_id", F.coalesce("title", F.lit("")).alias("title"),
         F.array_compact(F.array(_attribute_token("category", F.col("category")),

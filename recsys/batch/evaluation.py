@@ -25,11 +25,16 @@ def popularity_candidates(train: DataFrame, users: DataFrame, n: int) -> DataFra
     return users.select("user_id", F.array(*[F.lit(r["item_id"]) for r in top]).alias("items"))
 
 
+CandidateModel = Callable[[DataFrame, int], DataFrame]  # (train split, n) -> (user_id, items best first)
+
+
 def evaluate_models(interactions: DataFrame, settings: Settings, als: AlsConfig,
-                    profiles: DataFrame | None = None) -> dict[str, dict[str, float]]:
+                    profiles: DataFrame | None = None,
+                    extra: dict[str, CandidateModel] | None = None) -> dict[str, dict[str, float]]:
     """Fit ALS (with the given parameters) and the baselines on the train split, score all on the test split.
 
-    The content baseline needs item profiles; without a catalogue it is skipped (and logged).
+    The content baseline needs item profiles; without a catalogue it is skipped (and logged). `extra`
+    models (benchmarks compare other libraries) are trained and scored on the very same split.
     """
     cfg = settings.evaluation
     train, test = split_per_user(interactions, cfg.test_fraction, cfg.split, cfg.seed)
@@ -46,6 +51,8 @@ def evaluate_models(interactions: DataFrame, settings: Settings, als: AlsConfig,
                                                            settings.content.num_features)
         else:
             log.warning("content baseline skipped: the item catalogue is empty")
+    for name, model in (extra or {}).items():
+        models[name] = lambda model=model: model(train, held.fetch)
     results = {}
     for name, candidates in models.items():
         results[name] = score_candidates(candidates(), held)

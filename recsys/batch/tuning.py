@@ -17,7 +17,7 @@ from recsys.batch.als import fit_als, recommend_all
 from recsys.batch.ranking import HeldOut, score_candidates
 from recsys.batch.report import Trial
 from recsys.batch.splits import split_per_user
-from recsys.config import AlsConfig, Settings
+from recsys.config import AlsConfig, Settings, TuningConfig
 
 log = logging.getLogger(__name__)
 TUNED = ("rank", "max_iter", "reg_param", "alpha")
@@ -69,7 +69,7 @@ def tune_als(train: DataFrame, settings: Settings) -> TuningResult:
     return TuningResult(best, trials)
 
 
-def _inside(name: str, value: float, cfg) -> float:
+def _inside(name: str, value: float, cfg: TuningConfig) -> float:
     """Clamp a configured default into the search space, so Optuna accepts it as the first trial."""
     space = getattr(cfg, name)
     if isinstance(space, list):

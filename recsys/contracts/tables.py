@@ -95,7 +95,7 @@ POPULAR_ITEMS = TableSpec(
     ddl="model_version STRING, segment STRING, item_id STRING, score DOUBLE, rank INT",
     partition_by=("model_version",),
     doc="Most popular items overall (segment '*') and per user segment ('age_band=25-34,gender=f'), "
-    "for cold-start users; score = decayed interaction strength summed over the segment's users.",
+    "for cold-start users; score = the segment's users who interacted with the item (ties: decayed strength).",
 )
 
 ITEM_CONTENT = TableSpec(

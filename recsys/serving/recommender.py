@@ -16,6 +16,7 @@ from recsys.stores.online_store import OnlineStore
 REASON_TASTE = "matches your taste"
 REASON_POPULAR = "popular"
 REASON_SEGMENT = "popular with shoppers like you"
+REASON_NEW = "new, like"
 REASON_SEEN = "you looked at this recently"
 
 
@@ -98,7 +99,32 @@ class Recommender:
         items = [ScoredItem(model.item_ids[i], float(scores[i]), self._reasons(
                      model, i, base[i], recent_idx, REASON_SEGMENT if i in from_segment else base_reason))
                  for i in top]
+        items = sorted(items + self._new_items(model, recent, purchased, k), key=lambda i: -i.score)[:k]
         return Recommendations(user_id, model.version, degraded, items)
+
+    def _new_items(self, model: FactorModel, recent: list[str], purchased: set[str], k: int) -> list[ScoredItem]:
+        """Catalogue items ALS has not seen yet, ranked by content similarity to what the user just viewed."""
+        content = model.content
+        seen_ids = [i for i in recent if content is not None and i in content.row]
+        seen_rows = [content.row[i] for i in seen_ids] if content is not None else []
+        if not seen_rows or model.new_item_rows.size == 0 or self._cfg.new_item_weight <= 0:
+            return []
+        seen = content.matrix[seen_rows]
+        profile = np.asarray(seen.sum(axis=0)).ravel()
+        norm = float(np.linalg.norm(profile))
+        if norm == 0:
+            return []
+        candidates = content.matrix[model.new_item_rows]
+        similarity = (candidates @ profile) / norm
+        out = []
+        for pos in np.argsort(-similarity, kind="stable")[:k]:
+            item = content.item_ids[model.new_item_rows[pos]]
+            if similarity[pos] < self._cfg.reason_min_similarity or item in purchased:
+                continue
+            nearest = seen_ids[int(np.argmax((seen @ candidates[pos].T).toarray().ravel()))]
+            out.append(ScoredItem(item, self._cfg.new_item_weight * float(similarity[pos]),
+                                  [f"{REASON_NEW} {nearest}"]))
+        return out
 
     def _reasons(self, model: FactorModel, item: int, base: float, recent_idx: list[int],
                  base_reason: str) -> list[str]:

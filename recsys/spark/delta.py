@@ -15,13 +15,24 @@ def schema_of(spark: SparkSession, spec: TableSpec) -> StructType:
 
 
 def ensure_table(spark: SparkSession, settings: Settings, spec: TableSpec) -> DeltaTable:
-    """Create the table at its configured location if missing; return it either way."""
-    builder = (DeltaTable.createIfNotExists(spark)
-               .location(settings.table_path(spec.name))
-               .addColumns(schema_of(spark, spec)))
+    """Create the table at its configured location if missing; return it either way.
+
+    A table created under an older contract gets the columns added since (additive changes only),
+    so an upgrade never needs a manual migration.
+    """
+    schema = schema_of(spark, spec)
+    path = settings.table_path(spec.name)
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
     if spec.partition_by:
         builder = builder.partitionedBy(*spec.partition_by)
-    return builder.execute()
+    table = builder.execute()
+    existing = {f.name for f in table.toDF().schema.fields}
+    missing = [f for f in schema.fields if f.name not in existing]
+    if missing:
+        columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+        spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({columns})")
+        table = DeltaTable.forPath(spark, path)
+    return table
 
 
 def read_table(spark: SparkSession, settings: Settings, spec: TableSpec) -> DataFrame:

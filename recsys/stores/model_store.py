@@ -16,10 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
+from scipy import sparse
 
 from recsys.config import Settings
 from recsys.contracts import model_version as mv
-from recsys.contracts.tables import ITEM_FACTORS, MODEL_REGISTRY, POPULAR_ITEMS, USER_FACTORS
+from recsys.contracts.tables import ITEM_CONTENT, ITEM_FACTORS, MODEL_REGISTRY, POPULAR_ITEMS, USER_FACTORS
 
 _VERSION = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 
@@ -40,13 +41,29 @@ class FactorModel:
     item_factors: np.ndarray
     popularity: np.ndarray
     segment_popular: dict[str, list[str]] = field(default_factory=dict)  # segment -> items, most popular first
+    content: ContentProfiles | None = None  # catalogue profiles: how items ALS has not seen get ranked
     item_index: dict[str, int] = field(init=False)
     item_unit: np.ndarray = field(init=False)
+    new_item_rows: np.ndarray = field(init=False)  # content rows of catalogue items without factors
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "item_index", {item: i for i, item in enumerate(self.item_ids)})
+        rows = [] if self.content is None else [r for i, r in self.content.row.items() if i not in self.item_index]
+        object.__setattr__(self, "new_item_rows", np.asarray(sorted(rows), dtype=np.int64))
         norms = np.linalg.norm(self.item_factors, axis=1, keepdims=True)
         object.__setattr__(self, "item_unit", self.item_factors / np.maximum(norms, 1e-9))
+
+
+@dataclass(frozen=True)
+class ContentProfiles:
+    """L2-normalised sparse content profiles of catalogue items (rows), as the batch layer wrote them."""
+
+    item_ids: list[str]
+    matrix: sparse.csr_matrix
+    row: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "row", {item: i for i, item in enumerate(self.item_ids)})
 
 
 class ModelStore(Protocol):
@@ -108,4 +125,20 @@ class DeltaModelStore:
             item_factors=_matrix(items.column("factors")),
             popularity=np.asarray(items.column("popularity").to_numpy(), dtype=np.float32),
             segment_popular=segments,
+            content=self._content(where),
         )
+
+    def _content(self, where: str) -> ContentProfiles | None:
+        table = self._table(ITEM_CONTENT.name)
+        if table is None:
+            return None
+        rows = query_delta(table, f"SELECT item_id, indices, weights FROM t {where} ORDER BY item_id")
+        if rows.num_rows == 0:
+            return None
+        indices, weights = rows.column("indices").combine_chunks(), rows.column("weights").combine_chunks()
+        indptr = np.asarray(indices.offsets.to_numpy(), dtype=np.int64) - indices.offsets[0].as_py()
+        matrix = sparse.csr_matrix(
+            (np.asarray(pc.list_flatten(weights).to_numpy(zero_copy_only=False), dtype=np.float32),
+             np.asarray(pc.list_flatten(indices).to_numpy(zero_copy_only=False), dtype=np.int32), indptr),
+            shape=(rows.num_rows, self._settings.content.num_features))
+        return ContentProfiles(rows.column("item_id").to_pylist(), matrix)

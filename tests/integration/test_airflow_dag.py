@@ -6,10 +6,12 @@ import subprocess
 from itertools import pairwise
 
 import pytest
+from deltalake import DeltaTable
 
 from recsys.batch.backfill import append_events
 from recsys.config import PROJECT_ROOT
 from recsys.contracts import model_version as mv
+from recsys.contracts.tables import USER_FACTORS
 from recsys.stores.model_store import DeltaModelStore
 from tests.shop_data import two_taste_events
 
@@ -31,6 +33,7 @@ def _airflow(settings, *args: str, timeout: int = 900) -> subprocess.CompletedPr
            "RECSYS__STORAGE__DELTA_ROOT": settings.storage.delta_root,
            "RECSYS__STORAGE__CHECKPOINT_ROOT": settings.storage.checkpoint_root,
            "RECSYS__STORAGE__REPORTS_ROOT": settings.storage.reports_root,
+           "RECSYS__TUNING__MAX_TRIALS": "1",  # the DAG's wiring is under test here, tuning in tests/spark
            "AIRFLOW_LOG_LEVEL": "INFO"}
     return subprocess.run(["bash", AIRFLOW_SH, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -56,6 +59,7 @@ def test_airflow_dags_test_publishes_a_model(spark, settings):
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     store = DeltaModelStore(settings)
     published = [r for r in store.registry() if r["run_date"] == "2026-11-05"]
-    assert "maintained" in run.stdout + run.stderr
+    history = {h["operation"] for h in DeltaTable(settings.table_path(USER_FACTORS.name)).history()}
+    assert {"OPTIMIZE", "SET TBLPROPERTIES"} <= history  # the maintain task ran on the factor table
     assert [r["status"] for r in published] == [mv.PUBLISHED]
     assert store.current_version() == published[0]["model_version"]

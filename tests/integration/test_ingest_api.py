@@ -66,7 +66,9 @@ def test_too_many_events_in_one_batch(api_client, settings):
 
 
 @pytest.mark.parametrize("path", ["/v1/users/bad%20id/recommendations", "/v1/users/u1/recommendations?k=0",
-                                  "/v1/users/u1/recommendations?k=abc", "/v1/users/u1/recommendations?k=100000"])
+                                  "/v1/users/u1/recommendations?k=abc", "/v1/users/u1/recommendations?k=100000",
+                                  "/v1/users/u1/recommendations?gender=",
+                                  f"/v1/users/u1/recommendations?age_band={'9' * 200}"])
 def test_bad_recommendation_requests_get_400(api_client, path):
     response = api_client.get(path)
     assert response.status_code == 400 and response.json["detail"]

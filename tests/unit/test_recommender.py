@@ -1,13 +1,15 @@
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 import redis
+from scipy import sparse
 
 from recsys.config import load_settings
 from recsys.contracts import model_version as mv
-from recsys.serving.recommender import REASON_POPULAR, REASON_SEEN, REASON_TASTE, Recommender
-from recsys.stores.model_store import FactorModel
+from recsys.serving.recommender import REASON_POPULAR, REASON_SEEN, REASON_SEGMENT, REASON_TASTE, Recommender
+from recsys.stores.model_store import ContentProfiles, FactorModel
 
 pytestmark = pytest.mark.unit
 CFG = load_settings("test", environ={}).serving
@@ -87,3 +89,34 @@ def test_current_version_is_latest_published():
             {"model_version": "d", "status": mv.CANDIDATE, "published_at": None}]
     assert mv.current_version(rows) == "a"
     assert mv.current_version(rows[2:]) is None
+
+
+def test_new_user_gets_what_their_segment_likes_first():
+    segmented = replace(model(), segment_popular={"age_band=18-24,gender=f": ["a3", "a1"], "gender=m": ["b3"],
+                                                  "*": ["b1", "b2"]})
+    rec = Recommender(lambda: segmented, FakeOnline(), CFG, ["age_band", "gender", "location"])
+    young = rec.recommend("new", 3, {"age_band": "18-24", "gender": "F"})
+    assert [i.item_id for i in young.items] == ["a3", "a1", "b1"]
+    assert [i.reasons for i in young.items] == [[REASON_SEGMENT], [REASON_SEGMENT], [REASON_POPULAR]]
+    men = rec.recommend("new", 2, {"gender": "m", "location": "nowhere"})  # falls back to a coarser segment
+    assert [i.item_id for i in men.items] == ["b3", "b1"]
+    anonymous = rec.recommend("new", 2)
+    assert [i.item_id for i in anonymous.items] == ["b1", "b2"]  # overall popularity
+    known = rec.recommend("ua", 1, {"gender": "m"})  # attributes never override a known user's taste
+    assert known.items[0].item_id.startswith("a")
+
+
+def test_items_without_factors_are_ranked_by_content_similarity_to_recent_views():
+    # Profiles: a* and the new "a-new" share feature 0, b* and "b-new" feature 1.
+    ids = ["a-new", "a1", "a2", "a3", "b-new", "b1", "b2", "b3"]
+    rows = np.array([[1, 0], [1, 0], [0.9, 0.1], [1, 0], [0, 1], [0, 1], [0.1, 0.9], [0, 1]], dtype=np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    with_content = replace(model(), content=ContentProfiles(ids, sparse.csr_matrix(rows)))
+    assert sorted(with_content.content.item_ids[r] for r in with_content.new_item_rows) == ["a-new", "b-new"]
+    rec = Recommender(lambda: with_content, FakeOnline(recent=["b2", "b1"]), CFG)
+    items = {i.item_id: i for i in rec.recommend("stranger", 6).items}
+    assert "b-new" in items and "a-new" not in items
+    assert items["b-new"].reasons == ["new, like b1"]
+    assert Recommender(lambda: with_content, FakeOnline(), CFG).recommend("stranger", 6).items[0].item_id != "b-new"
+    bought = Recommender(lambda: with_content, FakeOnline(recent=["b1"], purchased=["b-new"]), CFG)
+    assert "b-new" not in {i.item_id for i in bought.recommend("stranger", 6).items}
