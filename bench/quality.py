@@ -27,6 +27,7 @@ from recsys.config import PROJECT_ROOT, get_settings
 from recsys.contracts.tables import EVENT_PAYLOAD_DDL, ITEMS
 from recsys.data.movielens import fetch_movielens_100k, load_movielens_100k
 from recsys.data.online_retail import load_online_retail
+from recsys.logging_setup import setup_logging
 from recsys.spark.session import get_spark
 
 RETAIL = PROJECT_ROOT.parent / "shared" / "datasets" / "online-retail" / "online_retail.parquet"
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=600, help="tuning time budget per data set (s)")
     parser.add_argument("--implicit-reg", type=float, default=0.05, help="implicit's (unscaled) regularization")
     args = parser.parse_args()
+    setup_logging()  # tuning trials and evaluated models are logged as they finish
     base = get_settings()
     spark = get_spark(base, "bench-quality")
     spark.sparkContext.setCheckpointDir(base.checkpoint_path("bench-als"))
