@@ -28,7 +28,7 @@ print(json.dumps([{t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks},
 """
 
 
-def _airflow(settings, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def _airflow(settings, *args: str, timeout: int = 1400) -> subprocess.CompletedProcess:
     env = {**os.environ, "RECSYS_ENV": settings.env,
            "RECSYS__STORAGE__DELTA_ROOT": settings.storage.delta_root,
            "RECSYS__STORAGE__CHECKPOINT_ROOT": settings.storage.checkpoint_root,
@@ -53,6 +53,7 @@ def test_dag_has_no_import_errors_and_chains_the_stages(settings):
     assert all(a.startswith(f"{stage} --run-date {{{{ ds }}}}") for stage, a in args.items())
 
 
+@pytest.mark.timeout(1500)  # six spark-submits in sequence; well over the default per-test limit on 2 cores
 def test_airflow_dags_test_publishes_a_model(spark, settings):
     append_events(spark, settings, two_taste_events())
     run = _airflow(settings, "test", "2026-11-05")
