@@ -30,11 +30,9 @@ def prepare(n_events: int) -> Path:
     """Synthetic shop -> interactions -> per-user 75/25 split as Parquet (skipped when already there)."""
     from pyspark.sql import functions as F
 
-    from recsys.batch.backfill import from_pandas
     from recsys.batch.interactions import build_interactions
     from recsys.batch.splits import split_per_user
     from recsys.config import get_settings
-    from recsys.contracts.tables import EVENT_PAYLOAD_DDL
     from recsys.data.synthetic import SyntheticShopSpec, generate_shop
     from recsys.spark.session import get_spark
 
@@ -45,7 +43,11 @@ def prepare(n_events: int) -> Path:
     spark = get_spark(settings, "bench-cost-prepare")
     spec = SyntheticShopSpec(n_users=max(1000, n_events // 50), n_items=max(500, n_events // 200), n_events=n_events)
     shop = generate_shop(spec, progress=True)
-    events = from_pandas(spark, shop.events, EVENT_PAYLOAD_DDL)
+    # Through Parquet rather than from pandas: 10M rows would not fit the driver's heap in one Arrow batch.
+    folder.mkdir(parents=True, exist_ok=True)
+    shop.events.to_parquet(folder / "events.parquet", index=False)
+    del shop
+    events = spark.read.parquet(str(folder / "events.parquet"))
     interactions = build_interactions(events, settings.events, F.current_timestamp())
     train, test = split_per_user(interactions, 0.25, "random", 7)
     train.write.mode("overwrite").parquet(str(folder / "train"))
