@@ -114,7 +114,7 @@ class Recommender:
         norm = float(np.linalg.norm(profile))
         if norm == 0:
             return []
-        candidates = content.matrix[model.new_item_rows]
+        candidates = model.new_item_profiles
         similarity = (candidates @ profile) / norm
         out = []
         for pos in np.argsort(-similarity, kind="stable")[:k]:

@@ -45,11 +45,14 @@ class FactorModel:
     item_index: dict[str, int] = field(init=False)
     item_unit: np.ndarray = field(init=False)
     new_item_rows: np.ndarray = field(init=False)  # content rows of catalogue items without factors
+    new_item_profiles: sparse.csr_matrix | None = field(init=False)  # those rows, sliced once per model
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "item_index", {item: i for i, item in enumerate(self.item_ids)})
         rows = [] if self.content is None else [r for i, r in self.content.row.items() if i not in self.item_index]
         object.__setattr__(self, "new_item_rows", np.asarray(sorted(rows), dtype=np.int64))
+        object.__setattr__(self, "new_item_profiles",
+                           None if self.content is None else self.content.matrix[self.new_item_rows])
         norms = np.linalg.norm(self.item_factors, axis=1, keepdims=True)
         object.__setattr__(self, "item_unit", self.item_factors / np.maximum(norms, 1e-9))
 
