@@ -21,7 +21,7 @@ from recsys.batch.content import item_profiles
 from recsys.batch.evaluation import evaluate_models
 from recsys.batch.interactions import build_interactions
 from recsys.batch.report import render_report, write_report
-from recsys.batch.splits import split_per_user
+from recsys.batch.splits import evaluation_split
 from recsys.batch.tuning import tune_als
 from recsys.config import PROJECT_ROOT, get_settings
 from recsys.contracts.tables import EVENT_PAYLOAD_DDL, ITEMS
@@ -59,7 +59,7 @@ def main() -> None:
         interactions = build_interactions(events, settings.events, F.current_timestamp()).persist()
         profiles = item_profiles(from_pandas(spark, shop.items, ITEMS.ddl), settings.content).persist()
         started = time.time()
-        train, _ = split_per_user(interactions, 0.25, split, settings.evaluation.seed)
+        train, _ = evaluation_split(interactions, settings.evaluation)
         tuned = tune_als(train.persist(), settings)
         tuning_s = time.time() - started
         results = evaluate_models(interactions, settings, tuned.best, profiles,

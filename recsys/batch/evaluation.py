@@ -12,7 +12,7 @@ from recsys.batch.als import fit_als, recommend_all
 from recsys.batch.content import content_candidates
 from recsys.batch.item_knn import item_knn_candidates
 from recsys.batch.ranking import HeldOut, score_candidates
-from recsys.batch.splits import split_per_user
+from recsys.batch.splits import evaluation_split
 from recsys.config import AlsConfig, Settings
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def evaluate_models(interactions: DataFrame, settings: Settings, als: AlsConfig,
     models (benchmarks compare other libraries) are trained and scored on the very same split.
     """
     cfg = settings.evaluation
-    train, test = split_per_user(interactions, cfg.test_fraction, cfg.split, cfg.seed)
+    train, test = evaluation_split(interactions, cfg)
     train, test = train.persist(), test.persist()
     held = HeldOut.build(train, test, cfg.k)
     models: dict[str, Callable[[], DataFrame]] = {"als": lambda: recommend_all(fit_als(train, als), held.fetch)}

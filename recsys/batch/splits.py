@@ -5,6 +5,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from recsys.config import EvaluationConfig
+
 
 def split_per_user(interactions: DataFrame, fraction: float, how: str, seed: int) -> tuple[DataFrame, DataFrame]:
     """(train, test): floor(n * fraction) interactions of each user go to test.
@@ -24,3 +26,8 @@ def split_per_user(interactions: DataFrame, fraction: float, how: str, seed: int
     held_out = F.col("_rn") <= F.floor(F.col("_n") * fraction)
     columns = interactions.columns
     return ranked.where(~held_out).select(columns), ranked.where(held_out).select(columns)
+
+
+def evaluation_split(interactions: DataFrame, cfg: EvaluationConfig) -> tuple[DataFrame, DataFrame]:
+    """(train, test) as the evaluation configures it: the one split tuning, evaluation and benches share."""
+    return split_per_user(interactions, cfg.test_fraction, cfg.split, cfg.seed)

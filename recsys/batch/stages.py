@@ -23,7 +23,7 @@ from recsys.batch.interactions import build_interactions
 from recsys.batch.item_knn import item_similarities
 from recsys.batch.popular import popular_items
 from recsys.batch.report import Trial, render_report, write_report
-from recsys.batch.splits import split_per_user
+from recsys.batch.splits import evaluation_split
 from recsys.batch.tuning import tune_als
 from recsys.config import AlsConfig, Settings
 from recsys.contracts import model_version as mv
@@ -86,8 +86,7 @@ def train_stage(spark: SparkSession, settings: Settings, run_date: str, force: b
         return StageResult("train", version, decided["status"], "run date already decided; --force retrains")
     spark.sparkContext.setCheckpointDir(settings.checkpoint_path("als"))
     interactions, span = interactions_up_to(spark, settings, run_date)
-    train, _ = split_per_user(interactions, settings.evaluation.test_fraction, settings.evaluation.split,
-                              settings.evaluation.seed)
+    train, _ = evaluation_split(interactions, settings.evaluation)
     tuned = tune_als(train, settings)
     log.info("fitting %s on all interactions with %s", version, tuned.best)
     user_factors, item_factors = factor_frames(fit_als(interactions, tuned.best))
