@@ -137,9 +137,29 @@ class GateConfig(_Section):
 
 
 class StreamConfig(_Section):
-    trigger_s: float = Field(ge=0)
+    realtime_trigger_s: float = Field(ge=0)
+    bronze_trigger_s: float = Field(ge=0)
     starting_offsets: str
     max_offsets_per_trigger: int = Field(gt=0)
+    redis_chunk: int = Field(gt=0)
+    redis_retry_s: float = Field(ge=0)
+    marker_ttl_s: int = Field(gt=0)
+    query_restart_s: float = Field(ge=0)
+    model_refresh_s: float = Field(ge=0)
+    catalogue_refresh_s: float = Field(ge=0)
+    interest_half_life_s: float = Field(gt=0)
+    max_interests: int = Field(gt=0)
+    session_gap_s: float = Field(gt=0)
+    max_sessions: int = Field(gt=0)
+    trending_bucket_s: int = Field(gt=0)
+    trending_half_life_s: float = Field(gt=0)
+    trending_buckets: int = Field(gt=0)
+    trending_refresh_s: float = Field(ge=0)
+    trending_max: int = Field(gt=0)
+    co_view_window_s: float = Field(gt=0)
+    co_view_recent: int = Field(ge=0)
+    co_views_max: int = Field(gt=0)
+    co_view_ttl_s: int = Field(gt=0)
 
 
 class ServingConfig(_Section):

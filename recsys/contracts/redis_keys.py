@@ -9,6 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Fields of the per-user profile HASH.
+PROFILE_VECTOR = "v"  # folded-in user vector: little-endian float16 bytes, rank = the model's
+PROFILE_MODEL = "mv"  # model version the vector was computed against (serving ignores other versions)
+PROFILE_EVENTS = "n"  # events applied to this user by the speed layer (exactly once per event)
+PROFILE_INTERESTS = "i"  # JSON {"c:<category>" | "b:<brand>": weight at PROFILE_INTERESTS_TS}
+PROFILE_INTERESTS_TS = "it"  # epoch seconds the interest weights refer to (decay them to now)
+PROFILE_SESSIONS = "s"  # JSON [[session_id, first_ts, last_ts, events], ...], latest first
+PROFILE_FIELDS = (PROFILE_VECTOR, PROFILE_MODEL, PROFILE_EVENTS, PROFILE_INTERESTS, PROFILE_INTERESTS_TS,
+                  PROFILE_SESSIONS)
+
 
 @dataclass(frozen=True)
 class RedisKeys:
@@ -22,10 +32,38 @@ class RedisKeys:
         """SET of item_ids the user bought; excluded from recommendations."""
         return f"{self.prefix}:user:{user_id}:purchased"
 
+    def cart(self, user_id: str) -> str:
+        """SET of item_ids in the user's cart (added, not yet removed or bought)."""
+        return f"{self.prefix}:user:{user_id}:cart"
+
+    def profile(self, user_id: str) -> str:
+        """HASH with the PROFILE_* fields: folded-in vector, interests, sessions, event count."""
+        return f"{self.prefix}:user:{user_id}:profile"
+
+    def user_keys(self, user_id: str) -> list[str]:
+        """Every key the speed layer keeps for one user (what forgetting a user deletes)."""
+        return [self.recent_items(user_id), self.purchased(user_id), self.cart(user_id), self.profile(user_id)]
+
     def user_pattern(self, user_id: str) -> str:
-        """Pattern matching every key of one user (for forgetting a user)."""
+        """Pattern matching every key of one user."""
         return f"{self.prefix}:user:{user_id}:*"
 
-    def stream_progress(self) -> str:
-        """HASH with the stream's last applied batch id, counts and timing (operators' view of the stream)."""
-        return f"{self.prefix}:stream:progress"
+    def trending_bucket(self, bucket: int) -> str:
+        """ZSET item_id -> weighted event count in time bucket `bucket` (epoch // stream.trending_bucket_s)."""
+        return f"{self.prefix}:trending:bucket:{bucket}"
+
+    def trending(self) -> str:
+        """ZSET item_id -> exponentially decayed count over the recent buckets (rebuilt by the stream)."""
+        return f"{self.prefix}:trending:view"
+
+    def co_views(self, item_id: str) -> str:
+        """ZSET other item_id -> how often shoppers viewed both close together; capped, with a TTL."""
+        return f"{self.prefix}:item:{item_id}:coviews"
+
+    def applied_marker(self, query_id: str, batch_id: int, partition: int, chunk: int) -> str:
+        """STRING set in the same transaction as one chunk's adjustments: a replay finds it and skips."""
+        return f"{self.prefix}:applied:{query_id}:{batch_id}:{partition}:{chunk}"
+
+    def stream_progress(self, query: str) -> str:
+        """HASH with a query's last batch id, counts, freshness lag and Kafka lag (operators' view)."""
+        return f"{self.prefix}:stream:{query}:progress"

@@ -64,23 +64,29 @@ class Recommender:
             base[idx] = 1.0 + (len(ranked) - position) / len(ranked)
         return base, set(ranked)
 
-    def _realtime_state(self, user_id: str) -> tuple[list[str], set[str], bool]:
+    def _realtime_state(self, user_id: str, model: FactorModel | None
+                        ) -> tuple[list[str], set[str], np.ndarray | None, bool]:
+        """Recent items, purchases and the folded-in vector (for this model) from the speed layer."""
         try:
+            vector = None if model is None else self._online.user_vector(
+                user_id, model.version, model.item_factors.shape[1])
             return (self._online.recent_items(user_id, self._cfg.recent_window),
-                    self._online.purchased(user_id), False)
+                    self._online.purchased(user_id), vector, False)
         except redis.RedisError:
-            return [], set(), True
+            return [], set(), None, True
 
     def recommend(self, user_id: str, k: int, attributes: Mapping[str, str] | None = None) -> Recommendations:
         """The user's top k; attributes (age_band, gender, location, ...) only matter for a brand-new user."""
         model = self._model()
-        recent, purchased, degraded = self._realtime_state(user_id)
+        recent, purchased, vector, degraded = self._realtime_state(user_id, model)
         if model is None:
             return Recommendations(user_id, None, degraded, [])
         recent_idx = [model.item_index[i] for i in recent if i in model.item_index]
         user_row = model.user_ids.get(user_id)
         from_segment: set[int] = set()
-        if user_row is not None:
+        if vector is not None and np.any(vector):  # the speed layer's live vector supersedes the batch one
+            base, base_reason = _scaled(model.item_factors @ vector.astype(np.float32)), REASON_TASTE
+        elif user_row is not None:
             base, base_reason = _scaled(model.item_factors @ model.user_factors[user_row]), REASON_TASTE
         elif recent_idx:  # unknown to the batch model: a vector from what they just looked at
             base = _scaled(model.item_factors @ model.item_factors[recent_idx].mean(axis=0))

@@ -1,30 +1,45 @@
-"""The streaming query: Kafka -> Redis state, then (bronze | quarantine) in Delta exactly once.
+"""The speed layer: two streaming queries on the events topic, each with its own checkpoint.
 
-Each micro-batch is written with Delta's idempotent-writer options (txnAppId = the query's id,
-which lives in its checkpoint; txnVersion = batch id): when Spark replays a batch after a crash,
-Delta skips the commit it has already made, so bronze holds every event exactly once. A new
-checkpoint is a new query id, so its batch ids (from 0 again) are never mistaken for replays.
+- `events_to_redis` applies real-time adjustments to Redis from the executors on a short trigger
+  (stream.realtime_trigger_s); it never waits for a Delta commit, so a shopper's event reaches
+  serving in well under a second. Exactly once per chunk through markers (recsys.speed.redis_state).
+- `events_to_bronze` appends every valid event to Delta bronze and every malformed record to the
+  quarantine table, with Delta's idempotent-writer options (txnAppId = the query's id, which lives
+  in its checkpoint; txnVersion = batch id): a batch Spark replays after a crash commits nothing
+  twice. A new checkpoint is a new query id, so its batch ids (from 0 again) are never taken for replays.
+
+`run_streams` keeps both running: a query that fails (Redis down past stream.redis_retry_s, a
+broker hiccup) is restarted from its checkpoint and its last batch replayed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from collections.abc import Callable
+from functools import reduce
 
+import redis
+from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from recsys.config import Settings
 from recsys.contracts.redis_keys import RedisKeys
 from recsys.contracts.tables import EVENTS_BRONZE, EVENTS_QUARANTINE
 from recsys.spark.delta import conform, ensure_table
-from recsys.speed.redis_state import StateEvent, apply_events
+from recsys.speed import context
+from recsys.speed.redis_state import ApplyStats, apply_rows
+from recsys.speed.trending import rebuild_trending
 from recsys.speed.validation import parse_kafka_records, quarantined, valid_events
+from recsys.stores.model_store import DeltaModelStore
 
 log = logging.getLogger(__name__)
-QUERY_NAME = "events_to_bronze"
+BRONZE_QUERY = "events_to_bronze"
+REALTIME_QUERY = "events_to_redis"
 
 
 def kafka_source(spark: SparkSession, settings: Settings) -> DataFrame:
@@ -45,21 +60,8 @@ def _idempotent_append(df: DataFrame, path: str, app_id: str, batch_id: int, par
      .partitionBy(*partition_by).save(path))
 
 
-def _redis_partition_writer(settings: Settings):
-    redis_cfg = settings.redis
-
-    def write(rows) -> None:
-        apply_events((StateEvent(r.user_id, r.item_id, r.event_type, r.ts_epoch) for r in rows), redis_cfg)
-
-    return write
-
-
-def process_batch(batch: DataFrame, batch_id: int, settings: Settings, app_id: str) -> dict[str, int]:
-    """Write one micro-batch; callable directly from tests with a static DataFrame.
-
-    Redis is updated first so freshness does not wait for the Delta commits (a few seconds on a
-    small machine); both writes are idempotent, so a crash between them is repaired by the replay.
-    """
+def write_bronze_batch(batch: DataFrame, batch_id: int, settings: Settings, app_id: str) -> dict[str, int]:
+    """Append one micro-batch to bronze and quarantine; callable directly from tests with a static DataFrame."""
     spark = batch.sparkSession
     started = time.time()
     parsed = parse_kafka_records(batch, settings).persist()
@@ -67,55 +69,184 @@ def process_batch(batch: DataFrame, batch_id: int, settings: Settings, app_id: s
         good = conform(valid_events(parsed), spark, EVENTS_BRONZE)
         bad = conform(quarantined(parsed), spark, EVENTS_QUARANTINE)
         counts = {"valid": good.count(), "quarantined": bad.count()}
-        if counts["valid"]:
-            state = good.select("user_id", "item_id", "event_type", F.col("ts").cast("double").alias("ts_epoch"))
-            state.foreachPartition(_redis_partition_writer(settings))
-        applied_s = time.time() - started
         for df, spec, n in ((good, EVENTS_BRONZE, counts["valid"]), (bad, EVENTS_QUARANTINE, counts["quarantined"])):
             if n:
                 _idempotent_append(df, settings.table_path(spec.name), app_id, batch_id, spec.partition_by)
     finally:
         parsed.unpersist()
     seconds = time.time() - started
-    _record_progress(settings, batch_id, counts, seconds)
-    log.info("batch %s: %s valid, %s quarantined; Redis after %.2fs, Delta after %.2fs", batch_id,
-             counts["valid"], counts["quarantined"], applied_s, seconds)
+    record_progress(settings, BRONZE_QUERY, {"batch_id": batch_id, **counts, "seconds": round(seconds, 3)})
+    log.info("bronze batch %s: %s valid, %s quarantined in %.2fs", batch_id, counts["valid"],
+             counts["quarantined"], seconds)
     return counts
 
 
-def _record_progress(settings: Settings, batch_id: int, counts: dict[str, int], seconds: float) -> None:
-    import redis
+def apply_realtime_batch(batch: DataFrame, batch_id: int, settings: Settings, query_id: str,
+                         model_version: str | None) -> ApplyStats:
+    """Apply one micro-batch's valid events to Redis on the executors; only per-partition counts come back."""
+    started = time.time()
+    events = valid_events(parse_kafka_records(batch, settings)).select(
+        "user_id", "item_id", "event_type", F.col("ts").cast("double").alias("ts_epoch"), "session_id", "quantity")
 
-    client = redis.Redis.from_url(settings.redis.url, socket_timeout=5.0)
+    def apply_partition(rows):
+        yield apply_rows(rows, settings, context.catalogue(settings), context.model_context(settings, model_version),
+                         query_id, batch_id, TaskContext.get().partitionId())
+
+    stats = reduce(ApplyStats.add, events.rdd.mapPartitions(apply_partition).collect(), ApplyStats())
+    seconds = time.time() - started
+    if stats.events:
+        record_progress(settings, REALTIME_QUERY, {
+            "batch_id": batch_id, "events": stats.events, "applied": stats.applied, "replayed": stats.replayed,
+            "lag_mean_s": round(stats.lag_sum_s / max(stats.applied, 1), 3), "lag_max_s": round(stats.lag_max_s, 3),
+            "seconds": round(seconds, 3), "model_version": model_version or ""})
+        log.info("realtime batch %s: %d events (%d replayed) in %.3fs, model %s", batch_id, stats.events,
+                 stats.replayed, seconds, model_version)
+    return stats
+
+
+def record_progress(settings: Settings, query: str, fields: dict) -> None:
+    """Write a query's progress HASH (what /metrics and operators read); never fails the batch."""
+    client = redis.Redis.from_url(settings.redis.url, socket_timeout=2.0, socket_connect_timeout=2.0)
     try:
-        client.hset(RedisKeys(settings.redis.key_prefix).stream_progress(), mapping={
-            "batch_id": batch_id, "valid": counts["valid"], "quarantined": counts["quarantined"],
-            "seconds": round(seconds, 3), "applied_at": time.time()})
-    except redis.RedisError as exc:  # progress is informational; never fail the batch for it
-        log.warning("could not record stream progress: %s", exc)
+        client.hset(RedisKeys(settings.redis.key_prefix).stream_progress(query),
+                    mapping={**fields, "updated_at": round(time.time(), 3)})
+    except redis.RedisError as exc:
+        log.warning("could not record %s progress: %s", query, exc)
     finally:
         client.close()
 
 
-def start_stream(spark: SparkSession, settings: Settings, available_now: bool = False) -> StreamingQuery:
-    """Start the query; available_now processes what is in Kafka and stops (tests, backfills)."""
-    ensure_table(spark, settings, EVENTS_BRONZE)
-    ensure_table(spark, settings, EVENTS_QUARANTINE)
+def kafka_lag(latest_offsets: str | None, end_offsets: str | None) -> int | None:
+    """Records in Kafka the query has not processed yet, from a progress event's offset JSON."""
+    if not latest_offsets or not end_offsets:
+        return None
+    latest, end = json.loads(latest_offsets), json.loads(end_offsets)
+    return sum(max(0, int(offset) - int(end.get(topic, {}).get(part, 0)))
+               for topic, parts in latest.items() for part, offset in parts.items())
+
+
+class KafkaLagListener(StreamingQueryListener):
+    """Records each query's Kafka consumer lag after every micro-batch."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def onQueryStarted(self, event) -> None:  # noqa: N802
+        log.info("query %s started (id %s)", event.name, event.id)
+
+    def onQueryProgress(self, event) -> None:  # noqa: N802
+        progress = event.progress
+        lags = [kafka_lag(s.latestOffset, s.endOffset) for s in progress.sources]
+        known = [lag for lag in lags if lag is not None]
+        if known and progress.name:
+            record_progress(self._settings, progress.name, {"kafka_lag": sum(known),
+                                                             "input_rows_per_s": round(progress.inputRowsPerSecond, 1)})
+
+    def onQueryIdle(self, event) -> None:  # noqa: N802
+        pass
+
+    def onQueryTerminated(self, event) -> None:  # noqa: N802
+        log.info("query %s terminated%s", event.id, f": {event.exception}" if event.exception else "")
+
+
+class ModelVersionWatcher:
+    """The current published version, re-read from the registry at most every stream.model_refresh_s."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._store = DeltaModelStore(settings)
+        self._refresh_s = settings.stream.model_refresh_s
+        self._version: str | None = None
+        self._checked = float("-inf")
+
+    def current(self) -> str | None:
+        if time.monotonic() - self._checked >= self._refresh_s:
+            self._checked = time.monotonic()
+            try:
+                version = self._store.current_version()
+            except Exception as exc:  # a registry hiccup keeps the version we have
+                log.warning("model registry unreadable, keeping %s: %s", self._version, exc)
+                return self._version
+            if version != self._version:
+                log.info("speed layer hands over from model %s to %s", self._version, version)
+            self._version = version
+        return self._version
+
+
+def _start(spark: SparkSession, settings: Settings, name: str, trigger_s: float, available_now: bool,
+           handle: Callable[[DataFrame, int, str], None]) -> StreamingQuery:
+    """Start a foreachBatch query whose batches know the query's id (stable across restarts)."""
     query_id: dict[str, str] = {}
     started = threading.Event()
 
     def run_batch(df: DataFrame, batch_id: int) -> None:
         started.wait()  # the id is known once start() returns; a batch may begin just before
-        process_batch(df, batch_id, settings, f"{QUERY_NAME}-{query_id['id']}")
+        handle(df, batch_id, f"{name}-{query_id['id']}")
 
-    writer = (kafka_source(spark, settings).writeStream.queryName(QUERY_NAME)
-              .option("checkpointLocation", settings.checkpoint_path(QUERY_NAME))
+    writer = (kafka_source(spark, settings).writeStream.queryName(name)
+              .option("checkpointLocation", settings.checkpoint_path(name))
               .foreachBatch(run_batch))
-    if available_now:
-        writer = writer.trigger(availableNow=True)
-    else:
-        writer = writer.trigger(processingTime=f"{settings.stream.trigger_s} seconds")
+    writer = writer.trigger(availableNow=True) if available_now else writer.trigger(
+        processingTime=f"{trigger_s} seconds")
     query = writer.start()
     query_id["id"] = query.id
     started.set()
     return query
+
+
+def start_bronze_query(spark: SparkSession, settings: Settings, available_now: bool = False) -> StreamingQuery:
+    ensure_table(spark, settings, EVENTS_BRONZE)
+    ensure_table(spark, settings, EVENTS_QUARANTINE)
+    return _start(spark, settings, BRONZE_QUERY, settings.stream.bronze_trigger_s, available_now,
+                  lambda df, batch_id, app_id: write_bronze_batch(df, batch_id, settings, app_id))
+
+
+def start_realtime_query(spark: SparkSession, settings: Settings, available_now: bool = False) -> StreamingQuery:
+    watcher = ModelVersionWatcher(settings)
+    keys = RedisKeys(settings.redis.key_prefix)
+    client = redis.Redis.from_url(settings.redis.url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    last_trending = [float("-inf")]
+
+    def handle(df: DataFrame, batch_id: int, query_id: str) -> None:
+        apply_realtime_batch(df, batch_id, settings, query_id, watcher.current())
+        if time.monotonic() - last_trending[0] >= settings.stream.trending_refresh_s:
+            try:
+                rebuild_trending(client, keys, settings.stream, time.time())
+                last_trending[0] = time.monotonic()
+            except redis.RedisError as exc:  # the buckets are safe; the view is rebuilt next time
+                log.warning("could not rebuild the trending view: %s", exc)
+
+    return _start(spark, settings, REALTIME_QUERY, settings.stream.realtime_trigger_s, available_now, handle)
+
+
+STARTERS: dict[str, Callable[..., StreamingQuery]] = {
+    BRONZE_QUERY: start_bronze_query,
+    REALTIME_QUERY: start_realtime_query,
+}
+
+
+def start_streams(spark: SparkSession, settings: Settings, available_now: bool = False) -> dict[str, StreamingQuery]:
+    return {name: start(spark, settings, available_now) for name, start in STARTERS.items()}
+
+
+def run_streams(spark: SparkSession, settings: Settings, available_now: bool = False,
+                stop: threading.Event | None = None) -> None:
+    """Run both queries until stopped; restart a failed one from its checkpoint after stream.query_restart_s."""
+    spark.streams.addListener(KafkaLagListener(settings))
+    queries = start_streams(spark, settings, available_now)
+    stop = stop or threading.Event()
+    while not stop.wait(0.5):
+        for name, query in list(queries.items()):
+            if query.isActive:
+                continue
+            error = query.exception()
+            if error is None:  # finished (availableNow) or stopped on purpose
+                queries.pop(name)
+                continue
+            log.error("query %s failed, restarting from its checkpoint in %.0fs: %s", name,
+                      settings.stream.query_restart_s, error)
+            time.sleep(settings.stream.query_restart_s)
+            queries[name] = STARTERS[name](spark, settings, available_now)
+        if not queries:
+            return
+    for query in queries.values():
+        query.stop()

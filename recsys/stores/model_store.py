@@ -102,7 +102,8 @@ class DeltaModelStore:
     def current_version(self) -> str | None:
         return mv.current_version(self.registry())
 
-    def load(self, version: str) -> FactorModel:
+    def load(self, version: str, extras: bool = True) -> FactorModel:
+        """The factors of `version`; extras (segment favourites, content profiles) only when asked."""
         users_t, items_t = self._table(USER_FACTORS.name), self._table(ITEM_FACTORS.name)
         if users_t is None or items_t is None:
             raise LookupError("factor tables do not exist yet")
@@ -115,7 +116,7 @@ class DeltaModelStore:
             raise LookupError(f"model version {version} has no item factors")
         popular_t = self._table(POPULAR_ITEMS.name)
         segments: dict[str, list[str]] = {}
-        if popular_t is not None:  # versions trained before the table existed have none
+        if extras and popular_t is not None:  # versions trained before the table existed have none
             rows = query_delta(popular_t, f"SELECT segment, item_id FROM t {where} ORDER BY segment, rank")
             for segment, item in zip(rows.column("segment").to_pylist(), rows.column("item_id").to_pylist(),
                                      strict=True):
@@ -128,7 +129,7 @@ class DeltaModelStore:
             item_factors=_matrix(items.column("factors")),
             popularity=np.asarray(items.column("popularity").to_numpy(), dtype=np.float32),
             segment_popular=segments,
-            content=self._content(where),
+            content=self._content(where) if extras else None,
         )
 
     def _content(self, where: str) -> ContentProfiles | None:

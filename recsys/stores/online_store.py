@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
+import numpy as np
 import redis
 
 from recsys.config import RedisConfig
+from recsys.contracts import redis_keys as rk
 from recsys.contracts.redis_keys import RedisKeys
+from recsys.speed.adjustments import current_interests
+from recsys.speed.foldin import decode_vector
 
 
 class OnlineStore(Protocol):
@@ -15,17 +20,19 @@ class OnlineStore(Protocol):
 
     def purchased(self, user_id: str) -> set[str]: ...
 
+    def user_vector(self, user_id: str, model_version: str, rank: int) -> np.ndarray | None: ...
+
     def ping(self) -> bool: ...
 
 
 class RedisOnlineStore:
-    """Reads the keys the speed layer writes (recsys.contracts.redis_keys) over one pooled client."""
+    """Reads the keys the speed layer writes (recsys.contracts.redis_keys) over pooled clients."""
 
     def __init__(self, cfg: RedisConfig, client: redis.Redis | None = None) -> None:
         self._keys = RedisKeys(cfg.key_prefix)
-        self._client = client or redis.Redis.from_url(
-            cfg.url, socket_timeout=cfg.socket_timeout_s, socket_connect_timeout=cfg.socket_timeout_s,
-            decode_responses=True)
+        options = {"socket_timeout": cfg.socket_timeout_s, "socket_connect_timeout": cfg.socket_timeout_s}
+        self._client = client or redis.Redis.from_url(cfg.url, decode_responses=True, **options)
+        self._raw = redis.Redis.from_url(cfg.url, **options)  # the vector is bytes, not text
 
     @property
     def client(self) -> redis.Redis:
@@ -37,6 +44,30 @@ class RedisOnlineStore:
 
     def purchased(self, user_id: str) -> set[str]:
         return set(self._client.smembers(self._keys.purchased(user_id)))
+
+    def cart(self, user_id: str) -> set[str]:
+        return set(self._client.smembers(self._keys.cart(user_id)))
+
+    def user_vector(self, user_id: str, model_version: str, rank: int) -> np.ndarray | None:
+        """The folded-in vector, only when it was computed against `model_version`."""
+        raw, version = self._raw.hmget(self._keys.profile(user_id), rk.PROFILE_VECTOR, rk.PROFILE_MODEL)
+        if version is None or version.decode() != model_version:
+            return None
+        return decode_vector(raw, rank)
+
+    def interests(self, user_id: str, half_life_s: float) -> dict[str, float]:
+        """Category ("c:...") and brand ("b:...") interests decayed to now, strongest first."""
+        profile = self._client.hgetall(self._keys.profile(user_id))
+        weights = current_interests(profile, time.time(), half_life_s)
+        return dict(sorted(weights.items(), key=lambda kv: -kv[1]))
+
+    def trending(self, k: int) -> list[tuple[str, float]]:
+        return [(item, float(score)) for item, score in
+                self._client.zrevrange(self._keys.trending(), 0, k - 1, withscores=True)]
+
+    def co_views(self, item_id: str, k: int) -> list[tuple[str, float]]:
+        return [(item, float(score)) for item, score in
+                self._client.zrevrange(self._keys.co_views(item_id), 0, k - 1, withscores=True)]
 
     def ping(self) -> bool:
         try:

@@ -16,8 +16,13 @@ CFG = load_settings("test", environ={}).serving
 
 
 class FakeOnline:
-    def __init__(self, recent=(), purchased=(), down=False):
-        self.recent, self.bought, self.down = list(recent), set(purchased), down
+    def __init__(self, recent=(), purchased=(), down=False, vector=None):
+        self.recent, self.bought, self.down, self.vector = list(recent), set(purchased), down, vector
+
+    def user_vector(self, user_id, model_version, rank):
+        if self.down:
+            raise redis.ConnectionError("down")
+        return self.vector if model_version == "v1" else None
 
     def recent_items(self, user_id, limit):
         if self.down:
@@ -45,6 +50,13 @@ def test_known_user_ranked_by_factors_with_purchases_excluded():
     rec = Recommender(model, FakeOnline(purchased={"a1"}), CFG).recommend("ua", 3)
     assert [i.item_id for i in rec.items] == ["a2", "a3", "b2"]
     assert rec.model_version == "v1" and not rec.degraded
+    assert REASON_TASTE in rec.items[0].reasons
+
+
+def test_folded_in_vector_supersedes_the_batch_vector():
+    # ua's batch vector points at the a* items; the stream has moved it towards the b* items.
+    rec = Recommender(model, FakeOnline(vector=np.array([0.0, 1.0])), CFG).recommend("ua", 2)
+    assert [i.item_id for i in rec.items] == ["b1", "b2"]
     assert REASON_TASTE in rec.items[0].reasons
 
 
