@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from api.blueprints import events, health, recommendations
+from api.blueprints import events, health, metrics, recommendations
 from api.errors import register_error_handlers
 from api.services import Services, build_services
 from recsys.config import Settings, get_settings
@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.json.sort_keys = False
     app.extensions["recsys"] = services or build_services(settings)
     register_error_handlers(app)
-    for blueprint in (events.bp, recommendations.bp, health.bp):
+    for blueprint in (events.bp, recommendations.bp, health.bp, metrics.bp):
         app.register_blueprint(blueprint)
     logging.getLogger(__name__).info("API ready (env=%s)", settings.env)
     return app

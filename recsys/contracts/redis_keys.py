@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The speed layer's streaming queries (their names key their progress HASH and checkpoints).
+REALTIME_QUERY = "events_to_redis"
+BRONZE_QUERY = "events_to_bronze"
+
 # Fields of the per-user profile HASH.
 PROFILE_VECTOR = "v"  # folded-in user vector: little-endian float16 bytes, rank = the model's
 PROFILE_MODEL = "mv"  # model version the vector was computed against (serving ignores other versions)

@@ -20,7 +20,7 @@ from recsys.stores.model_store import DeltaModelStore, query_delta
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
-_model: ModelContext | None = None
+_model: tuple[str, ModelContext] | None = None  # (the model's table root, its context)
 _catalogue: tuple[float, Mapping[str, tuple[str | None, str | None]]] | None = None
 
 
@@ -29,8 +29,9 @@ def model_context(settings: Settings, version: str | None) -> ModelContext | Non
     global _model
     if version is None:
         return None
+    root = settings.table_path("")
     with _lock:
-        if _model is None or _model.version != version:
+        if _model is None or _model[0] != root or _model[1].version != version:
             model = DeltaModelStore(settings).load(version, extras=False)
             user_ids, user_factors = model.user_ids, model.user_factors
 
@@ -38,9 +39,9 @@ def model_context(settings: Settings, version: str | None) -> ModelContext | Non
                 row = user_ids.get(user_id)
                 return None if row is None else user_factors[row]
 
-            _model = ModelContext(version, FoldIn(model.item_ids, model.item_factors), user_vector)
+            _model = (root, ModelContext(version, FoldIn(model.item_ids, model.item_factors), user_vector))
             log.info("speed layer folds into model %s (%d items)", version, len(model.item_ids))
-        return _model
+        return _model[1]
 
 
 def catalogue(settings: Settings) -> Mapping[str, tuple[str | None, str | None]]:

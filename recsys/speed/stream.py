@@ -28,8 +28,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from recsys.config import Settings
-from recsys.contracts.redis_keys import RedisKeys
+from recsys.contracts.redis_keys import BRONZE_QUERY, REALTIME_QUERY, RedisKeys
 from recsys.contracts.tables import EVENTS_BRONZE, EVENTS_QUARANTINE
+from recsys.ops.kafka_topics import dlq_topic
 from recsys.spark.delta import conform, ensure_table
 from recsys.speed import context
 from recsys.speed.redis_state import ApplyStats, apply_rows
@@ -38,8 +39,6 @@ from recsys.speed.validation import parse_kafka_records, quarantined, valid_even
 from recsys.stores.model_store import DeltaModelStore
 
 log = logging.getLogger(__name__)
-BRONZE_QUERY = "events_to_bronze"
-REALTIME_QUERY = "events_to_redis"
 
 
 def kafka_source(spark: SparkSession, settings: Settings) -> DataFrame:
@@ -60,6 +59,21 @@ def _idempotent_append(df: DataFrame, path: str, app_id: str, batch_id: int, par
      .partitionBy(*partition_by).save(path))
 
 
+def _to_dead_letter_topic(bad: DataFrame, settings: Settings) -> None:
+    """Raw bytes keyed by reason, with the detail as a header, for producers' owners to inspect.
+
+    At least once: a replayed batch may send its records again (the quarantine table is the exact record).
+    """
+    writer = (bad.select(F.col("reason").alias("key"), F.col("raw").alias("value"),
+                         F.array(F.struct(F.lit("detail").alias("key"), F.col("detail").cast("binary").alias("value")))
+                         .alias("headers"))
+              .write.format("kafka").option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+              .option("topic", dlq_topic(settings)))
+    for key, value in settings.kafka.security.items():
+        writer = writer.option(f"kafka.{key}", value)
+    writer.save()
+
+
 def write_bronze_batch(batch: DataFrame, batch_id: int, settings: Settings, app_id: str) -> dict[str, int]:
     """Append one micro-batch to bronze and quarantine; callable directly from tests with a static DataFrame."""
     spark = batch.sparkSession
@@ -72,6 +86,8 @@ def write_bronze_batch(batch: DataFrame, batch_id: int, settings: Settings, app_
         for df, spec, n in ((good, EVENTS_BRONZE, counts["valid"]), (bad, EVENTS_QUARANTINE, counts["quarantined"])):
             if n:
                 _idempotent_append(df, settings.table_path(spec.name), app_id, batch_id, spec.partition_by)
+        if counts["quarantined"]:
+            _to_dead_letter_topic(bad, settings)
     finally:
         parsed.unpersist()
     seconds = time.time() - started

@@ -57,7 +57,8 @@ class RedisOnlineStore:
 
     def interests(self, user_id: str, half_life_s: float) -> dict[str, float]:
         """Category ("c:...") and brand ("b:...") interests decayed to now, strongest first."""
-        profile = self._client.hgetall(self._keys.profile(user_id))
+        fields = (rk.PROFILE_INTERESTS, rk.PROFILE_INTERESTS_TS)
+        profile = dict(zip(fields, self._client.hmget(self._keys.profile(user_id), *fields), strict=True))
         weights = current_interests(profile, time.time(), half_life_s)
         return dict(sorted(weights.items(), key=lambda kv: -kv[1]))
 
@@ -68,6 +69,10 @@ class RedisOnlineStore:
     def co_views(self, item_id: str, k: int) -> list[tuple[str, float]]:
         return [(item, float(score)) for item, score in
                 self._client.zrevrange(self._keys.co_views(item_id), 0, k - 1, withscores=True)]
+
+    def stream_progress(self, query: str) -> dict[str, str]:
+        """The speed layer's last progress record of one query (recsys.speed.stream.record_progress)."""
+        return self._client.hgetall(self._keys.stream_progress(query))
 
     def ping(self) -> bool:
         try:

@@ -35,9 +35,9 @@ def api_client(settings: Settings, topics, redis_client):
 
 
 def run_stream_once(spark, settings: Settings) -> None:
-    """Process everything currently in the topic and stop (the production query, availableNow)."""
-    from recsys.speed.stream import start_stream
+    """Process everything currently in the topic and stop (the production queries, availableNow)."""
+    from recsys.speed.stream import start_streams
 
-    query = start_stream(spark, settings, available_now=True)
-    query.awaitTermination(timeout=300)
-    assert query.exception() is None, query.exception()
+    for query in start_streams(spark, settings, available_now=True).values():
+        query.awaitTermination(timeout=300)
+        assert query.exception() is None, query.exception()

@@ -1,0 +1,118 @@
+"""The speed layer's Redis writer on a real Redis: exactly once per chunk, and riding out an outage."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+import redis
+
+from recsys.contracts import redis_keys as rk
+from recsys.contracts.redis_keys import RedisKeys
+from recsys.speed.adjustments import ModelContext, SpeedEvent
+from recsys.speed.foldin import FoldIn, decode_vector
+from recsys.speed.redis_state import RedisStateWriter
+
+pytestmark = pytest.mark.integration
+ITEMS = ["a1", "a2", "b1", "b2"]
+MODEL = ModelContext("v1", FoldIn(ITEMS, np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]])), lambda user: None)
+
+
+def _events(user: str, n: int, start: float | None = None) -> list[SpeedEvent]:
+    start = start or time.time() - n
+    return [SpeedEvent(user, ITEMS[i % 4], "view" if i % 3 else "click", start + i) for i in range(n)]
+
+
+def test_a_replayed_chunk_changes_nothing(settings, redis_client):
+    user, keys = f"once-{uuid.uuid4().hex[:8]}", RedisKeys(settings.redis.key_prefix)
+    writer = RedisStateWriter(settings, {"a1": ("shoes", "acme")}, MODEL)
+    events = _events(user, 7)
+    first = writer.apply(events, "q-test", 3, 0)
+    trending_before = redis_client.zscore(keys.trending_bucket(int(events[0].ts // settings.stream.trending_bucket_s)),
+                                          "a1")
+    again = writer.apply(events, "q-test", 3, 0)  # Spark replays batch 3 after a crash
+    assert (first.applied, first.replayed, again.applied, again.replayed) == (7, 0, 0, 7)
+    assert redis_client.hmget(keys.profile(user), rk.PROFILE_EVENTS, rk.PROFILE_MODEL) == ["7", "v1"]
+    assert redis_client.zscore(keys.trending_bucket(int(events[0].ts // settings.stream.trending_bucket_s)),
+                               "a1") == trending_before
+    assert set(redis_client.zrange(keys.recent_items(user), 0, -1)) == set(ITEMS)
+    assert redis_client.zscore(keys.co_views("a2"), "a1") >= 1
+    assert 0 < redis_client.ttl(keys.profile(user)) <= settings.redis.user_ttl_s
+    writer.apply(_events(user, 2), "q-test", 4, 0)  # the next batch is applied
+    assert redis_client.hget(keys.profile(user), rk.PROFILE_EVENTS) == "9"
+    writer.close()
+
+
+def test_the_folded_in_vector_is_readable_by_serving(settings, redis_client):
+    from recsys.stores.online_store import RedisOnlineStore
+
+    user = f"vec-{uuid.uuid4().hex[:8]}"
+    writer = RedisStateWriter(settings, {}, MODEL)
+    writer.apply([SpeedEvent(user, "b1", "click", time.time())], "q-vec", 0, 0)
+    store = RedisOnlineStore(settings.redis)
+    vector = store.user_vector(user, "v1", 2)
+    assert vector is not None and vector[1] > 0 and store.user_vector(user, "v2", 2) is None
+    writer.close()
+
+
+@pytest.fixture
+def private_redis(settings):
+    """A Redis of this test's own, so pausing it leaves the shared one alone."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is installed by `make setup`"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port, decode_responses=True)
+    for _ in range(50):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.1)
+    cfg = settings.model_copy(update={
+        "redis": settings.redis.model_copy(update={"url": f"redis://127.0.0.1:{port}/0"}),
+        "stream": settings.stream.model_copy(update={"redis_retry_s": 30.0})})
+    yield proc, client, cfg
+    os.kill(proc.pid, signal.SIGCONT)
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_redis_unavailable_for_a_while_is_retried_and_nothing_is_lost(private_redis):
+    proc, client, cfg = private_redis
+    user = "paused-user"
+    writer = RedisStateWriter(cfg, {}, MODEL, client=redis.Redis.from_url(cfg.redis.url, socket_timeout=0.5))
+    os.kill(proc.pid, signal.SIGSTOP)  # Redis stops answering: commands time out
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(stats=writer.apply(_events(user, 20), "q-pause", 0, 0)))
+    worker.start()
+    time.sleep(3)
+    assert worker.is_alive()  # still retrying, not failed, not given up
+    os.kill(proc.pid, signal.SIGCONT)
+    worker.join(30)
+    assert result["stats"].applied + result["stats"].replayed == 20
+    assert client.hget(RedisKeys(cfg.redis.key_prefix).profile(user), rk.PROFILE_EVENTS) == "20"
+
+
+def test_redis_down_past_the_retry_budget_fails_the_batch_and_the_replay_applies_it(private_redis):
+    proc, client, cfg = private_redis
+    cfg = cfg.model_copy(update={"stream": cfg.stream.model_copy(update={"redis_retry_s": 1.0})})
+    user = "down-user"
+    writer = RedisStateWriter(cfg, {}, MODEL, client=redis.Redis.from_url(cfg.redis.url, socket_timeout=0.3))
+    os.kill(proc.pid, signal.SIGSTOP)
+    with pytest.raises(redis.RedisError):
+        writer.apply(_events(user, 5), "q-down", 0, 0)
+    os.kill(proc.pid, signal.SIGCONT)
+    writer.apply(_events(user, 5), "q-down", 0, 0)  # the query restarts and replays batch 0
+    profile_key = RedisKeys(cfg.redis.key_prefix).profile(user)
+    assert client.hget(profile_key, rk.PROFILE_EVENTS) == "5"
+    assert decode_vector(redis.Redis.from_url(cfg.redis.url).hget(profile_key, rk.PROFILE_VECTOR), 2) is not None
