@@ -5,7 +5,7 @@ SUBMIT := $(PY) -m recsys.spark.submit
 RUN_DATE ?= $(shell date -u +%F)
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status load train maintain rollback stream serve demo test test-unit lint bench bench-quality bench-cost airflow airflow-down airflow-test lock clean
+.PHONY: help setup up down status load train maintain rollback stream serve demo test test-unit lint bench bench-speed bench-trigger bench-quality bench-cost airflow airflow-down airflow-test lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -53,8 +53,14 @@ test-unit:  ## fast unit tests only, no services
 lint:  ## ruff
 	.venv/bin/ruff check .
 
-bench: up  ## freshness benchmark: POST event -> changed recommendation (needs a published model)
-	$(PY) bench/freshness.py
+bench: up  ## freshness benchmark: POST event -> changed recommendation at 1,000 background events/s (needs a published model)
+	$(PY) bench/freshness.py --samples 100 --background-rate 1000
+
+bench-speed: up  ## speed layer: sustained events/s with every adjustment on, Redis bytes per active user
+	$(PY) bench/speed_layer.py --events 1000000
+
+bench-trigger: up  ## micro-batch trigger against Spark's real-time mode: event-to-sink latency
+	$(PY) bench/trigger_latency.py --seconds 30
 
 bench-quality:  ## offline quality: tuned ALS vs implicit, item-kNN, content, popularity on MovieLens 100k and UCI retail
 	$(PY) bench/quality.py

@@ -164,8 +164,9 @@ def main() -> None:
             client.unlink(key)
         from confluent_kafka.admin import AdminClient
 
-        AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers}).delete_topics(
-            [settings.kafka.events_topic])
+        from recsys.ops.kafka_topics import project_topics
+
+        AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers}).delete_topics(project_topics(settings))
 
 
 if __name__ == "__main__":

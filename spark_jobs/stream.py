@@ -1,4 +1,4 @@
-"""Speed-layer job: Kafka -> Delta bronze/quarantine exactly once, and real-time state in Redis.
+"""Speed-layer job: Kafka -> real-time adjustments in Redis, and Delta bronze/quarantine exactly once.
 
 python -m recsys.spark.submit spark_jobs/stream.py
 """
@@ -10,7 +10,7 @@ import argparse
 from recsys.config import get_settings
 from recsys.logging_setup import setup_logging
 from recsys.spark.session import get_spark
-from recsys.speed.stream import start_stream
+from recsys.speed.stream import run_streams
 
 
 def main() -> None:
@@ -21,8 +21,7 @@ def main() -> None:
     args = parser.parse_args()
     setup_logging()
     settings = get_settings(args.env)
-    query = start_stream(get_spark(settings, "stream"), settings, available_now=args.available_now)
-    query.awaitTermination()
+    run_streams(get_spark(settings, "stream"), settings, available_now=args.available_now)
 
 
 if __name__ == "__main__":

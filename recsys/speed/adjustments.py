@@ -48,7 +48,7 @@ class UserState:
 @dataclass
 class UserUpdate:
     profile: dict[str, bytes | str | int] = field(default_factory=dict)
-    recent: dict[str, float] = field(default_factory=dict)
+    recent: dict[str, int] = field(default_factory=dict)
     purchased: set[str] = field(default_factory=set)
     cart_add: set[str] = field(default_factory=set)
     cart_remove: set[str] = field(default_factory=set)
@@ -84,7 +84,8 @@ def update_user(events: Sequence[SpeedEvent], state: UserState, cfg: StreamConfi
     x = _start_vector(events[0].user_id, state, model, weights) if model and events else None
     for ev in events:
         value = weights.get(ev.event_type, 0.0) * (ev.quantity if ev.event_type == "purchase" else 1)
-        out.recent[ev.item_id] = max(ev.ts, out.recent.get(ev.item_id, ev.ts))
+        # Whole seconds: Redis stores integer scores in a few bytes, a fractional one as text.
+        out.recent[ev.item_id] = max(int(ev.ts), out.recent.get(ev.item_id, 0))
         if ev.event_type == "purchase":
             out.purchased.add(ev.item_id)
             out.cart_remove.add(ev.item_id)

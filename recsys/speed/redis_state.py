@@ -165,12 +165,17 @@ class RedisStateWriter:
             tx.expire(keys.co_views(item), cfg.co_view_ttl_s)
 
 
-def apply_rows(rows: Iterator, settings: Settings, catalogue: Mapping[str, tuple[str | None, str | None]],
-               model: ModelContext | None, query_id: str, batch_id: int, partition: int) -> ApplyStats:
-    """Spark rows (user_id, item_id, event_type, ts_epoch, session_id, quantity) -> Redis."""
+def apply_arrow(batches: Iterator, settings: Settings, catalogue: Mapping[str, tuple[str | None, str | None]],
+                model: ModelContext | None, query_id: str, batch_id: int, partition: int) -> ApplyStats:
+    """Arrow record batches (user_id, item_id, event_type, ts_epoch, session_id, quantity) -> Redis."""
+    def events() -> Iterator[SpeedEvent]:
+        for batch in batches:
+            columns = [batch.column(name).to_pylist() for name in
+                       ("user_id", "item_id", "event_type", "ts_epoch", "session_id", "quantity")]
+            yield from (SpeedEvent(*row) for row in zip(*columns, strict=True))
+
     writer = RedisStateWriter(settings, catalogue, model)
     try:
-        return writer.apply((SpeedEvent(r.user_id, r.item_id, r.event_type, r.ts_epoch, r.session_id, r.quantity)
-                             for r in rows), query_id, batch_id, partition)
+        return writer.apply(events(), query_id, batch_id, partition)
     finally:
         writer.close()

@@ -19,8 +19,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from functools import reduce
 
+import pyarrow as pa
 import redis
 from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
@@ -33,12 +35,15 @@ from recsys.contracts.tables import EVENTS_BRONZE, EVENTS_QUARANTINE
 from recsys.ops.kafka_topics import dlq_topic
 from recsys.spark.delta import conform, ensure_table
 from recsys.speed import context
-from recsys.speed.redis_state import ApplyStats, apply_rows
+from recsys.speed.redis_state import ApplyStats, apply_arrow
 from recsys.speed.trending import rebuild_trending
 from recsys.speed.validation import parse_kafka_records, quarantined, valid_events
 from recsys.stores.model_store import DeltaModelStore
 
 log = logging.getLogger(__name__)
+STATS_DDL = "events BIGINT, applied BIGINT, replayed BIGINT, lag_sum_s DOUBLE, lag_max_s DOUBLE"
+STATS_SCHEMA = pa.schema([("events", pa.int64()), ("applied", pa.int64()), ("replayed", pa.int64()),
+                          ("lag_sum_s", pa.float64()), ("lag_max_s", pa.float64())])
 
 
 def kafka_source(spark: SparkSession, settings: Settings) -> DataFrame:
@@ -104,11 +109,15 @@ def apply_realtime_batch(batch: DataFrame, batch_id: int, settings: Settings, qu
     events = valid_events(parse_kafka_records(batch, settings)).select(
         "user_id", "item_id", "event_type", F.col("ts").cast("double").alias("ts_epoch"), "session_id", "quantity")
 
-    def apply_partition(rows):
-        yield apply_rows(rows, settings, context.catalogue(settings), context.model_context(settings, model_version),
-                         query_id, batch_id, TaskContext.get().partitionId())
+    def apply_partition(batches):
+        stats = apply_arrow(batches, settings, context.catalogue(settings),
+                            context.model_context(settings, model_version), query_id, batch_id,
+                            TaskContext.get().partitionId())
+        yield pa.RecordBatch.from_pylist([asdict(stats)], schema=STATS_SCHEMA)
 
-    stats = reduce(ApplyStats.add, events.rdd.mapPartitions(apply_partition).collect(), ApplyStats())
+    # Arrow batches, not pickled Rows: the transfer to the Python workers is most of the cost at volume.
+    parts = events.mapInArrow(apply_partition, STATS_DDL).collect()
+    stats = reduce(ApplyStats.add, (ApplyStats(**row.asDict()) for row in parts), ApplyStats())
     seconds = time.time() - started
     if stats.events:
         record_progress(settings, REALTIME_QUERY, {

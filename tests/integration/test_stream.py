@@ -76,7 +76,7 @@ def test_replayed_micro_batches_are_not_written_twice(spark, settings, redis_cli
 def _malformed(tag: str, n: int) -> bytes:
     """One of each kind of bad record, in turn; every one carries the tag in its raw bytes."""
     old = (datetime.now(UTC) - timedelta(days=365 * 40)).isoformat()
-    base = {"user_id": f"{tag}-u", "item_id": "i1", "event_type": "view", "ts": _now()}
+    base = {"event_id": f"{tag}-bad-{n}", "user_id": f"{tag}-u", "item_id": "i1", "event_type": "view", "ts": _now()}
     kinds = [
         f"not json {tag} {n}".encode(),
         json.dumps({**base, "user_id": None}).encode(),
@@ -93,7 +93,7 @@ def test_ten_thousand_malformed_records_are_quarantined_while_the_query_keeps_ru
         spark, settings, topics, redis_client):
     tag = f"mal{uuid.uuid4().hex[:6]}"
     n_bad, n_good = 10_000, 500
-    good = [json.dumps({"event_id": f"{tag}-{n}", "user_id": f"{tag}-u{n % 20}", "item_id": f"i{n % 50}",
+    good = [json.dumps({"event_id": f"{tag}-g{n}", "user_id": f"{tag}-u{n % 20}", "item_id": f"i{n % 50}",
                         "event_type": "view", "ts": _now()}).encode() for n in range(n_good)]
     records = []
     for n in range(n_bad):
@@ -107,7 +107,7 @@ def test_ten_thousand_malformed_records_are_quarantined_while_the_query_keeps_ru
         deadline = time.time() + 240
         bronze = quarantine = 0
         while time.time() < deadline:
-            bronze = read_table(spark, settings, EVENTS_BRONZE).where(f"event_id LIKE '{tag}-%'").count()
+            bronze = read_table(spark, settings, EVENTS_BRONZE).where(f"event_id LIKE '{tag}-g%'").count()
             quarantine = (read_table(spark, settings, EVENTS_QUARANTINE)
                           .where(f"CAST(raw AS STRING) LIKE '%{tag}%'").count())
             if bronze >= n_good and quarantine >= n_bad:
