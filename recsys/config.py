@@ -151,6 +151,7 @@ class StreamConfig(_Section):
     max_interests: int = Field(gt=0)
     session_gap_s: float = Field(gt=0)
     max_sessions: int = Field(gt=0)
+    purchased_max: int = Field(gt=0)
     trending_bucket_s: int = Field(gt=0)
     trending_half_life_s: float = Field(gt=0)
     trending_buckets: int = Field(gt=0)

@@ -7,21 +7,38 @@ layout change ships under a new prefix and old keys simply expire. Per-user keys
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 # The speed layer's streaming queries (their names key their progress HASH and checkpoints).
 REALTIME_QUERY = "events_to_redis"
 BRONZE_QUERY = "events_to_bronze"
 
-# Fields of the per-user profile HASH.
-PROFILE_VECTOR = "v"  # folded-in user vector: little-endian float16 bytes, rank = the model's
+# The per-user profile is one STRING (one key, one GET): a 2-byte little-endian length, that many bytes of
+# the folded-in vector (float16 little-endian; 0 bytes when there is none), then compact UTF-8 JSON with
+# the fields below. One value keeps a user's state small: a HASH holding a 128-byte vector leaves
+# Redis's compact listpack encoding and costs several times more memory.
 PROFILE_MODEL = "mv"  # model version the vector was computed against (serving ignores other versions)
 PROFILE_EVENTS = "n"  # events applied to this user by the speed layer (exactly once per event)
-PROFILE_INTERESTS = "i"  # JSON {"c:<category>" | "b:<brand>": weight at PROFILE_INTERESTS_TS}
+PROFILE_INTERESTS = "i"  # {"c:<category>" | "b:<brand>": weight at PROFILE_INTERESTS_TS}
 PROFILE_INTERESTS_TS = "it"  # epoch seconds the interest weights refer to (decay them to now)
-PROFILE_SESSIONS = "s"  # JSON [[session_id, first_ts, last_ts, events], ...], latest first
-PROFILE_FIELDS = (PROFILE_VECTOR, PROFILE_MODEL, PROFILE_EVENTS, PROFILE_INTERESTS, PROFILE_INTERESTS_TS,
-                  PROFILE_SESSIONS)
+PROFILE_SESSIONS = "s"  # [[first_ts, seconds, events], ...], latest first (stream.max_sessions)
+PROFILE_SESSION_ID = "sid"  # the latest session's id when events carry one
+PROFILE_PURCHASED = "p"  # items bought, oldest first (the latest redis.purchased_max); excluded from lists
+PROFILE_CART = "c"  # items in the cart (added, not removed or bought since), oldest first
+
+
+def encode_profile(fields: dict, vector: bytes | None) -> bytes:
+    vector = vector or b""
+    return len(vector).to_bytes(2, "little") + vector + json.dumps(fields, separators=(",", ":")).encode()
+
+
+def decode_profile(raw: bytes | None) -> tuple[dict, bytes | None]:
+    """(fields, vector bytes or None); an absent key is an empty profile."""
+    if not raw:
+        return {}, None
+    size = int.from_bytes(raw[:2], "little")
+    return json.loads(raw[2 + size:] or b"{}"), (raw[2:2 + size] or None)
 
 
 @dataclass(frozen=True)
@@ -32,21 +49,14 @@ class RedisKeys:
         """ZSET item_id -> last event time (epoch seconds); capped to redis.recent_items_max."""
         return f"{self.prefix}:user:{user_id}:recent"
 
-    def purchased(self, user_id: str) -> str:
-        """SET of item_ids the user bought; excluded from recommendations."""
-        return f"{self.prefix}:user:{user_id}:purchased"
-
-    def cart(self, user_id: str) -> str:
-        """SET of item_ids in the user's cart (added, not yet removed or bought)."""
-        return f"{self.prefix}:user:{user_id}:cart"
-
     def profile(self, user_id: str) -> str:
-        """HASH with the PROFILE_* fields: folded-in vector, interests, sessions, event count."""
+        """STRING: the folded-in vector and the PROFILE_* fields, purchases and cart included
+        (encode_profile / decode_profile)."""
         return f"{self.prefix}:user:{user_id}:profile"
 
     def user_keys(self, user_id: str) -> list[str]:
         """Every key the speed layer keeps for one user (what forgetting a user deletes)."""
-        return [self.recent_items(user_id), self.purchased(user_id), self.cart(user_id), self.profile(user_id)]
+        return [self.recent_items(user_id), self.profile(user_id)]
 
     def user_pattern(self, user_id: str) -> str:
         """Pattern matching every key of one user."""

@@ -7,9 +7,9 @@ of one reference time and multiplied by 2^(-elapsed / half-life) whenever they a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -41,17 +41,16 @@ class ModelContext:
 
 @dataclass(frozen=True)
 class UserState:
-    profile: Mapping[str, bytes]  # the profile HASH as stored
+    profile: Mapping[str, Any]  # the profile's JSON fields (recsys.contracts.redis_keys.decode_profile)
+    vector: bytes | None  # the stored folded-in vector
     recent: Sequence[tuple[str, float]]  # (item, ts), latest first
 
 
 @dataclass
 class UserUpdate:
-    profile: dict[str, bytes | str | int] = field(default_factory=dict)
+    profile: dict[str, Any] = field(default_factory=dict)
+    vector: bytes | None = None
     recent: dict[str, int] = field(default_factory=dict)
-    purchased: set[str] = field(default_factory=set)
-    cart_add: set[str] = field(default_factory=set)
-    cart_remove: set[str] = field(default_factory=set)
     co_views: list[tuple[str, str]] = field(default_factory=list)
     trending: dict[tuple[int, str], float] = field(default_factory=dict)
 
@@ -60,17 +59,13 @@ def decay(weight: float, elapsed_s: float, half_life_s: float) -> float:
     return weight * 2.0 ** (-max(elapsed_s, 0.0) / half_life_s)
 
 
-def current_interests(profile: Mapping[str, bytes | str], now: float, half_life_s: float) -> dict[str, float]:
+def current_interests(profile: Mapping[str, Any], now: float, half_life_s: float) -> dict[str, float]:
     """Interest weights decayed to `now` (what serving reads)."""
-    raw, ref = profile.get(rk.PROFILE_INTERESTS), profile.get(rk.PROFILE_INTERESTS_TS)
-    if not raw or ref is None:
+    weights, ref = profile.get(rk.PROFILE_INTERESTS), profile.get(rk.PROFILE_INTERESTS_TS)
+    if not weights or ref is None:
         return {}
     factor = decay(1.0, now - float(ref), half_life_s)
-    return {key: weight * factor for key, weight in json.loads(raw).items()}
-
-
-def _text(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
+    return {key: weight * factor for key, weight in weights.items()}
 
 
 def update_user(events: Sequence[SpeedEvent], state: UserState, cfg: StreamConfig, weights: Mapping[str, float],
@@ -80,22 +75,22 @@ def update_user(events: Sequence[SpeedEvent], state: UserState, cfg: StreamConfi
     previous = list(state.recent)  # latest first; grows with this batch's events for co-views
     ref = float(state.profile.get(rk.PROFILE_INTERESTS_TS) or 0.0)
     interests = current_interests(state.profile, ref, cfg.interest_half_life_s) if ref else {}
-    sessions = json.loads(state.profile.get(rk.PROFILE_SESSIONS) or "[]")
+    sessions = [list(s) for s in state.profile.get(rk.PROFILE_SESSIONS, [])]
+    session_id = state.profile.get(rk.PROFILE_SESSION_ID)
+    purchased = dict.fromkeys(state.profile.get(rk.PROFILE_PURCHASED, []))  # ordered sets, oldest first
+    cart = dict.fromkeys(state.profile.get(rk.PROFILE_CART, []))
     x = _start_vector(events[0].user_id, state, model, weights) if model and events else None
     for ev in events:
         value = weights.get(ev.event_type, 0.0) * (ev.quantity if ev.event_type == "purchase" else 1)
         # Whole seconds: Redis stores integer scores in a few bytes, a fractional one as text.
         out.recent[ev.item_id] = max(int(ev.ts), out.recent.get(ev.item_id, 0))
         if ev.event_type == "purchase":
-            out.purchased.add(ev.item_id)
-            out.cart_remove.add(ev.item_id)
-            out.cart_add.discard(ev.item_id)
+            _move_to_end(purchased, ev.item_id)
+            cart.pop(ev.item_id, None)
         elif ev.event_type == "add_to_cart":
-            out.cart_add.add(ev.item_id)
-            out.cart_remove.discard(ev.item_id)
+            _move_to_end(cart, ev.item_id)
         elif ev.event_type == "remove_from_cart":
-            out.cart_remove.add(ev.item_id)
-            out.cart_add.discard(ev.item_id)
+            cart.pop(ev.item_id, None)
         if ev.event_type in POSITIVE_CO_VIEW_EVENTS:
             partners = [item for item, ts in previous if item != ev.item_id and ev.ts - ts <= cfg.co_view_window_s]
             out.co_views += [(ev.item_id, other) for other in dict.fromkeys(partners[:cfg.co_view_recent])]
@@ -103,30 +98,42 @@ def update_user(events: Sequence[SpeedEvent], state: UserState, cfg: StreamConfi
             bucket = int(ev.ts // cfg.trending_bucket_s)
             out.trending[(bucket, ev.item_id)] = out.trending.get((bucket, ev.item_id), 0.0) + value
         ref = _add_interest(interests, ref, ev, value, catalogue, cfg.interest_half_life_s)
-        _add_session(sessions, ev, cfg)
+        session_id = _add_session(sessions, session_id, ev, cfg)
         if x is not None:
             x = model.fold.update(x, ev.item_id, value)
         previous.insert(0, (ev.item_id, ev.ts))
     kept = dict(sorted(interests.items(), key=lambda kv: -kv[1])[:cfg.max_interests])
     out.profile = {
         rk.PROFILE_EVENTS: int(state.profile.get(rk.PROFILE_EVENTS) or 0) + len(events),
-        rk.PROFILE_SESSIONS: json.dumps(sessions[:cfg.max_sessions], separators=(",", ":")),
+        rk.PROFILE_SESSIONS: sessions[:cfg.max_sessions],
     }
+    if session_id:
+        out.profile[rk.PROFILE_SESSION_ID] = session_id
+    if purchased:
+        out.profile[rk.PROFILE_PURCHASED] = list(purchased)[-cfg.purchased_max:]
+    if cart:
+        out.profile[rk.PROFILE_CART] = list(cart)[-cfg.purchased_max:]
     if kept:
-        out.profile[rk.PROFILE_INTERESTS] = json.dumps({k: round(v, 4) for k, v in kept.items()},
-                                                       separators=(",", ":"))
-        out.profile[rk.PROFILE_INTERESTS_TS] = f"{ref:.3f}"
+        whole = int(ref)  # stored in whole seconds: the weights are moved to that time
+        shift = 2.0 ** ((ref - whole) / cfg.interest_half_life_s)
+        out.profile[rk.PROFILE_INTERESTS] = {k: round(v * shift, 2) for k, v in kept.items()}
+        out.profile[rk.PROFILE_INTERESTS_TS] = whole
     if x is not None and model is not None:
-        out.profile[rk.PROFILE_VECTOR] = encode_vector(x)
+        out.vector = encode_vector(x)
         out.profile[rk.PROFILE_MODEL] = model.version
     return out
+
+
+def _move_to_end(ordered: dict[str, None], item: str) -> None:
+    ordered.pop(item, None)
+    ordered[item] = None
 
 
 def _start_vector(user_id: str, state: UserState, model: ModelContext, weights: Mapping[str, float]) -> np.ndarray:
     """The stored vector when it belongs to this model; else the batch vector (or zeros) with the
     recently seen items folded in again, so a model hand-over keeps what the stream learned."""
-    if _text(state.profile.get(rk.PROFILE_MODEL)) == model.version:
-        stored = decode_vector(state.profile.get(rk.PROFILE_VECTOR), model.fold.rank)
+    if state.profile.get(rk.PROFILE_MODEL) == model.version:
+        stored = decode_vector(state.vector, model.fold.rank)
         if stored is not None:
             return stored
     x = model.user_vector(user_id)
@@ -158,13 +165,19 @@ def _add_interest(interests: dict[str, float], ref: float, ev: SpeedEvent, value
     return ref
 
 
-def _add_session(sessions: list[list], ev: SpeedEvent, cfg: StreamConfig) -> None:
-    """Sessions as [id, first_ts, last_ts, events], latest first: the event's own session id when it
-    has one, else a gap longer than stream.session_gap_s starts a new one."""
+def _add_session(sessions: list[list], session_id: str | None, ev: SpeedEvent, cfg: StreamConfig) -> str | None:
+    """Sessions as [first_ts, seconds, events], latest first; returns the current session's id.
+
+    An event with a session id continues the session of that id; one without continues the latest
+    session unless it comes more than stream.session_gap_s after its last event.
+    """
     head = sessions[0] if sessions else None
-    same = head is not None and (head[0] == ev.session_id if ev.session_id
-                                 else ev.ts - head[2] <= cfg.session_gap_s)
-    if same:
-        head[2], head[3] = max(head[2], int(ev.ts)), head[3] + 1
+    if ev.session_id:
+        same = head is not None and ev.session_id == session_id
     else:
-        sessions.insert(0, [ev.session_id or f"t{int(ev.ts)}", int(ev.ts), int(ev.ts), 1])
+        same = head is not None and ev.ts - (head[0] + head[1]) <= cfg.session_gap_s
+    if same:
+        head[1], head[2] = max(head[1], int(ev.ts) - head[0]), head[2] + 1
+        return session_id
+    sessions.insert(0, [int(ev.ts), 0, 1])
+    return ev.session_id

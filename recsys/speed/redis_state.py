@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import redis
 
 from recsys.config import Settings
-from recsys.contracts.redis_keys import RedisKeys
+from recsys.contracts.redis_keys import RedisKeys, decode_profile, encode_profile
 from recsys.speed.adjustments import ModelContext, SpeedEvent, UserState, UserUpdate, update_user
 
 log = logging.getLogger(__name__)
@@ -118,33 +118,26 @@ class RedisStateWriter:
     def _read(self, users: list[str]) -> dict[str, UserState]:
         with self._client.pipeline(transaction=False) as pipe:
             for user in users:
-                pipe.hgetall(self._keys.profile(user))
+                pipe.get(self._keys.profile(user))
                 pipe.zrevrange(self._keys.recent_items(user), 0, self._settings.redis.recent_items_max - 1,
                                withscores=True)
             replies = pipe.execute()
-        return {user: UserState(profile={k.decode(): v for k, v in replies[2 * n].items()},
-                                recent=[(item.decode(), ts) for item, ts in replies[2 * n + 1]])
-                for n, user in enumerate(users)}
+        states = {}
+        for n, user in enumerate(users):
+            fields, vector = decode_profile(replies[2 * n])
+            states[user] = UserState(fields, vector, [(item.decode(), ts) for item, ts in replies[2 * n + 1]])
+        return states
 
     def _write(self, tx: redis.client.Pipeline, updates: dict[str, UserUpdate]) -> None:
         keys, cfg, ttl = self._keys, self._cfg, self._settings.redis.user_ttl_s
         trending: dict[tuple[int, str], float] = {}
         co_views: dict[tuple[str, str], int] = {}
         for user, up in updates.items():
-            tx.hset(keys.profile(user), mapping=up.profile)
-            tx.expire(keys.profile(user), ttl)
+            tx.set(keys.profile(user), encode_profile(up.profile, up.vector), ex=ttl)
             if up.recent:
                 tx.zadd(keys.recent_items(user), up.recent, gt=True)
                 tx.zremrangebyrank(keys.recent_items(user), 0, -(self._settings.redis.recent_items_max + 1))
                 tx.expire(keys.recent_items(user), ttl)
-            if up.purchased:
-                tx.sadd(keys.purchased(user), *up.purchased)
-                tx.expire(keys.purchased(user), ttl)
-            if up.cart_remove:
-                tx.srem(keys.cart(user), *up.cart_remove)
-            if up.cart_add:
-                tx.sadd(keys.cart(user), *up.cart_add)
-                tx.expire(keys.cart(user), ttl)
             for key, weight in up.trending.items():
                 trending[key] = trending.get(key, 0.0) + weight
             for a, b in up.co_views:

@@ -106,7 +106,7 @@ def apply_realtime_batch(batch: DataFrame, batch_id: int, settings: Settings, qu
                          model_version: str | None) -> ApplyStats:
     """Apply one micro-batch's valid events to Redis on the executors; only per-partition counts come back."""
     started = time.time()
-    events = valid_events(parse_kafka_records(batch, settings)).select(
+    events = valid_events(parse_kafka_records(batch, settings, name_not_json=False)).select(
         "user_id", "item_id", "event_type", F.col("ts").cast("double").alias("ts_epoch"), "session_id", "quantity")
 
     def apply_partition(batches):

@@ -10,7 +10,7 @@ import redis
 
 from recsys.config import RedisConfig
 from recsys.contracts import redis_keys as rk
-from recsys.contracts.redis_keys import RedisKeys
+from recsys.contracts.redis_keys import RedisKeys, decode_profile
 from recsys.speed.adjustments import current_interests
 from recsys.speed.foldin import decode_vector
 
@@ -43,23 +43,26 @@ class RedisOnlineStore:
         return list(self._client.zrevrange(self._keys.recent_items(user_id), 0, limit - 1))
 
     def purchased(self, user_id: str) -> set[str]:
-        return set(self._client.smembers(self._keys.purchased(user_id)))
+        return set(self.profile(user_id)[0].get(rk.PROFILE_PURCHASED, []))
 
-    def cart(self, user_id: str) -> set[str]:
-        return set(self._client.smembers(self._keys.cart(user_id)))
+    def cart(self, user_id: str) -> list[str]:
+        """Items in the cart, latest last."""
+        return list(self.profile(user_id)[0].get(rk.PROFILE_CART, []))
+
+    def profile(self, user_id: str) -> tuple[dict, bytes | None]:
+        """The speed layer's profile of a user: (JSON fields, folded-in vector bytes)."""
+        return decode_profile(self._raw.get(self._keys.profile(user_id)))
 
     def user_vector(self, user_id: str, model_version: str, rank: int) -> np.ndarray | None:
         """The folded-in vector, only when it was computed against `model_version`."""
-        raw, version = self._raw.hmget(self._keys.profile(user_id), rk.PROFILE_VECTOR, rk.PROFILE_MODEL)
-        if version is None or version.decode() != model_version:
+        fields, vector = self.profile(user_id)
+        if fields.get(rk.PROFILE_MODEL) != model_version:
             return None
-        return decode_vector(raw, rank)
+        return decode_vector(vector, rank)
 
     def interests(self, user_id: str, half_life_s: float) -> dict[str, float]:
         """Category ("c:...") and brand ("b:...") interests decayed to now, strongest first."""
-        fields = (rk.PROFILE_INTERESTS, rk.PROFILE_INTERESTS_TS)
-        profile = dict(zip(fields, self._client.hmget(self._keys.profile(user_id), *fields), strict=True))
-        weights = current_interests(profile, time.time(), half_life_s)
+        weights = current_interests(self.profile(user_id)[0], time.time(), half_life_s)
         return dict(sorted(weights.items(), key=lambda kv: -kv[1]))
 
     def trending(self, k: int) -> list[tuple[str, float]]:

@@ -41,3 +41,20 @@ def run_stream_once(spark, settings: Settings) -> None:
     for query in start_streams(spark, settings, available_now=True).values():
         query.awaitTermination(timeout=300)
         assert query.exception() is None, query.exception()
+
+
+def stored_profile(settings: Settings, user_id: str) -> tuple[dict, bytes | None]:
+    """The speed layer's profile of a user as stored: (JSON fields, vector bytes)."""
+    from recsys.contracts.redis_keys import RedisKeys, decode_profile
+
+    client = redis.Redis.from_url(settings.redis.url)
+    try:
+        return decode_profile(client.get(RedisKeys(settings.redis.key_prefix).profile(user_id)))
+    finally:
+        client.close()
+
+
+def events_applied(settings: Settings, user_id: str) -> int:
+    from recsys.contracts.redis_keys import PROFILE_EVENTS
+
+    return int(stored_profile(settings, user_id)[0].get(PROFILE_EVENTS, 0))

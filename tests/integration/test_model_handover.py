@@ -6,15 +6,14 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-import redis
 
 from recsys.batch import registry
 from recsys.contracts import redis_keys as rk
-from recsys.contracts.redis_keys import RedisKeys
 from recsys.contracts.tables import ITEM_FACTORS, USER_FACTORS
 from recsys.spark.delta import conform, ensure_table
 from recsys.speed.foldin import decode_vector
 from recsys.speed.stream import ModelVersionWatcher, apply_realtime_batch
+from tests.integration.conftest import stored_profile
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 KAFKA_ROWS = "value BINARY, topic STRING, partition INT, offset BIGINT, timestamp TIMESTAMP"
@@ -48,19 +47,20 @@ def _view(spark, user: str, item: str, offset: int):
 def test_the_stream_folds_into_a_newly_published_model_without_a_restart(spark, own_lake, redis_client):
     user, query = f"handover-{uuid.uuid4().hex[:8]}", f"q-{uuid.uuid4().hex[:8]}"
     first, second = f"h{uuid.uuid4().hex[:6]}.1", f"h{uuid.uuid4().hex[:6]}.2"
-    key = RedisKeys(own_lake.redis.key_prefix).profile(user)
     watcher = ModelVersionWatcher(own_lake)
     assert watcher.current() is None
     apply_realtime_batch(_view(spark, user, "b1", 0), 0, own_lake, query, watcher.current())
-    assert redis_client.hget(key, rk.PROFILE_MODEL) is None  # nothing published: state without a vector
+    fields, raw = stored_profile(own_lake, user)
+    assert fields[rk.PROFILE_EVENTS] == 1 and rk.PROFILE_MODEL not in fields and raw is None  # no model, no vector
 
     _publish(spark, own_lake, first, {"a1": [1.0, 0.0], "b1": [0.0, 1.0]})
     apply_realtime_batch(_view(spark, user, "b1", 1), 1, own_lake, query, watcher.current())
-    assert redis_client.hget(key, rk.PROFILE_MODEL) == first
+    assert stored_profile(own_lake, user)[0][rk.PROFILE_MODEL] == first
 
     _publish(spark, own_lake, second, {"a1": [0.0, 1.0], "b1": [1.0, 0.0]})  # the axes swap
     apply_realtime_batch(_view(spark, user, "b1", 2), 2, own_lake, query, watcher.current())
-    assert redis_client.hget(key, rk.PROFILE_MODEL) == second
-    vector = decode_vector(redis.Redis.from_url(own_lake.redis.url).hget(key, rk.PROFILE_VECTOR), 2)
+    fields, raw = stored_profile(own_lake, user)
+    assert fields[rk.PROFILE_MODEL] == second
+    vector = decode_vector(raw, 2)
     assert float(vector @ np.array([1.0, 0.0])) > 0  # folded against the new factors of b1
-    assert redis_client.hget(key, rk.PROFILE_EVENTS) == "3"
+    assert fields[rk.PROFILE_EVENTS] == 3

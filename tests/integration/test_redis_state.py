@@ -18,6 +18,7 @@ from recsys.contracts.redis_keys import RedisKeys
 from recsys.speed.adjustments import ModelContext, SpeedEvent
 from recsys.speed.foldin import FoldIn, decode_vector
 from recsys.speed.redis_state import RedisStateWriter
+from tests.integration.conftest import events_applied, stored_profile
 
 pytestmark = pytest.mark.integration
 ITEMS = ["a1", "a2", "b1", "b2"]
@@ -38,14 +39,15 @@ def test_a_replayed_chunk_changes_nothing(settings, redis_client):
                                           "a1")
     again = writer.apply(events, "q-test", 3, 0)  # Spark replays batch 3 after a crash
     assert (first.applied, first.replayed, again.applied, again.replayed) == (7, 0, 0, 7)
-    assert redis_client.hmget(keys.profile(user), rk.PROFILE_EVENTS, rk.PROFILE_MODEL) == ["7", "v1"]
+    fields, vector = stored_profile(settings, user)
+    assert (fields[rk.PROFILE_EVENTS], fields[rk.PROFILE_MODEL]) == (7, "v1") and len(vector) == 4
     assert redis_client.zscore(keys.trending_bucket(int(events[0].ts // settings.stream.trending_bucket_s)),
                                "a1") == trending_before
     assert set(redis_client.zrange(keys.recent_items(user), 0, -1)) == set(ITEMS)
     assert redis_client.zscore(keys.co_views("a2"), "a1") >= 1
     assert 0 < redis_client.ttl(keys.profile(user)) <= settings.redis.user_ttl_s
     writer.apply(_events(user, 2), "q-test", 4, 0)  # the next batch is applied
-    assert redis_client.hget(keys.profile(user), rk.PROFILE_EVENTS) == "9"
+    assert events_applied(settings, user) == 9
     writer.close()
 
 
@@ -88,7 +90,7 @@ def private_redis(settings):
 
 
 def test_redis_unavailable_for_a_while_is_retried_and_nothing_is_lost(private_redis):
-    proc, client, cfg = private_redis
+    proc, _, cfg = private_redis
     user = "paused-user"
     writer = RedisStateWriter(cfg, {}, MODEL, client=redis.Redis.from_url(cfg.redis.url, socket_timeout=0.5))
     os.kill(proc.pid, signal.SIGSTOP)  # Redis stops answering: commands time out
@@ -100,11 +102,11 @@ def test_redis_unavailable_for_a_while_is_retried_and_nothing_is_lost(private_re
     os.kill(proc.pid, signal.SIGCONT)
     worker.join(30)
     assert result["stats"].applied + result["stats"].replayed == 20
-    assert client.hget(RedisKeys(cfg.redis.key_prefix).profile(user), rk.PROFILE_EVENTS) == "20"
+    assert events_applied(cfg, user) == 20
 
 
 def test_redis_down_past_the_retry_budget_fails_the_batch_and_the_replay_applies_it(private_redis):
-    proc, client, cfg = private_redis
+    proc, _, cfg = private_redis
     cfg = cfg.model_copy(update={"stream": cfg.stream.model_copy(update={"redis_retry_s": 1.0})})
     user = "down-user"
     writer = RedisStateWriter(cfg, {}, MODEL, client=redis.Redis.from_url(cfg.redis.url, socket_timeout=0.3))
@@ -113,6 +115,5 @@ def test_redis_down_past_the_retry_budget_fails_the_batch_and_the_replay_applies
         writer.apply(_events(user, 5), "q-down", 0, 0)
     os.kill(proc.pid, signal.SIGCONT)
     writer.apply(_events(user, 5), "q-down", 0, 0)  # the query restarts and replays batch 0
-    profile_key = RedisKeys(cfg.redis.key_prefix).profile(user)
-    assert client.hget(profile_key, rk.PROFILE_EVENTS) == "5"
-    assert decode_vector(redis.Redis.from_url(cfg.redis.url).hget(profile_key, rk.PROFILE_VECTOR), 2) is not None
+    assert events_applied(cfg, user) == 5
+    assert decode_vector(stored_profile(cfg, user)[1], 2) is not None

@@ -14,7 +14,7 @@ from recsys.contracts.tables import EVENTS_BRONZE, EVENTS_QUARANTINE
 from recsys.ops.kafka_topics import dlq_topic
 from recsys.spark.delta import read_table
 from recsys.speed.stream import apply_realtime_batch, start_streams, write_bronze_batch
-from tests.integration.conftest import run_stream_once
+from tests.integration.conftest import events_applied, run_stream_once, stored_profile
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 KAFKA_ROWS = "value BINARY, topic STRING, partition INT, offset BIGINT, timestamp TIMESTAMP"
@@ -49,8 +49,8 @@ def test_stream_lands_valid_events_once_and_quarantines_the_rest(spark, settings
 
     keys = RedisKeys(settings.redis.key_prefix)
     assert set(redis_client.zrange(keys.recent_items(user), 0, -1)) == {f"i{n}" for n in range(5)}
-    assert redis_client.smembers(keys.purchased(user)) == {"i1"}
-    assert redis_client.hget(keys.profile(user), rk.PROFILE_EVENTS) == str(len(good))
+    assert stored_profile(settings, user)[0][rk.PROFILE_PURCHASED] == ["i1"]
+    assert events_applied(settings, user) == len(good)
     assert 0 < redis_client.ttl(keys.recent_items(user)) <= settings.redis.user_ttl_s
     progress = redis_client.hgetall(keys.stream_progress(REALTIME_QUERY))
     assert int(progress["events"]) > 0 and float(progress["lag_max_s"]) >= 0
@@ -70,7 +70,7 @@ def test_replayed_micro_batches_are_not_written_twice(spark, settings, redis_cli
     assert read_table(spark, settings, EVENTS_BRONZE).where(f"user_id = '{user}'").count() == 1
     assert apply_realtime_batch(batch, 7, settings, app_id, None).applied == 1
     assert apply_realtime_batch(batch, 7, settings, app_id, None).replayed == 1
-    assert redis_client.hget(RedisKeys(settings.redis.key_prefix).profile(user), rk.PROFILE_EVENTS) == "1"
+    assert events_applied(settings, user) == 1
 
 
 def _malformed(tag: str, n: int) -> bytes:
@@ -123,7 +123,7 @@ def test_ten_thousand_malformed_records_are_quarantined_while_the_query_keeps_ru
     assert reasons == {"not_json", "missing_field", "unknown_event_type", "absurd_ts", "bad_id", "bad_quantity",
                        "bad_price"}
     keys = RedisKeys(settings.redis.key_prefix)
-    applied = sum(int(redis_client.hget(keys.profile(f"{tag}-u{u}"), rk.PROFILE_EVENTS) or 0) for u in range(20))
+    applied = sum(events_applied(settings, f"{tag}-u{u}") for u in range(20))
     assert applied == n_good
     assert _dead_letters(settings, tag) > 0
     assert int(redis_client.hget(keys.stream_progress(BRONZE_QUERY), "quarantined")) >= 0

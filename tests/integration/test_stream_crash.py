@@ -16,11 +16,11 @@ import pytest
 from confluent_kafka import Producer
 
 from recsys.config import PROJECT_ROOT, load_settings
-from recsys.contracts import redis_keys as rk
 from recsys.contracts.redis_keys import REALTIME_QUERY, RedisKeys
 from recsys.contracts.tables import EVENTS_BRONZE
 from recsys.ops.kafka_topics import ensure_topics
 from recsys.spark.delta import read_table
+from tests.integration.conftest import events_applied
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.timeout(900)]
 EVENTS, USERS, RATE_PER_S, KILLS = 3000, 30, 60, 3
@@ -85,8 +85,7 @@ def test_sigkill_mid_run_neither_loses_nor_duplicates(spark, settings, tmp_path,
         bronze = applied = 0
         deadline = time.time() + 300
         while time.time() < deadline:
-            applied = sum(int(redis_client.hget(keys.profile(f"{tag}-u{u}"), rk.PROFILE_EVENTS) or 0)
-                          for u in range(USERS))
+            applied = sum(events_applied(own, f"{tag}-u{u}") for u in range(USERS))
             if produced.is_set() and applied >= EVENTS:
                 bronze = read_table(spark, own, EVENTS_BRONZE).count()
                 if bronze >= EVENTS:
@@ -97,5 +96,5 @@ def test_sigkill_mid_run_neither_loses_nor_duplicates(spark, settings, tmp_path,
         _kill(proc, signal.SIGTERM)
     table = read_table(spark, own, EVENTS_BRONZE)
     assert (table.count(), table.select("event_id").distinct().count()) == (EVENTS, EVENTS)
-    per_user = {u: int(redis_client.hget(keys.profile(f"{tag}-u{u}"), rk.PROFILE_EVENTS)) for u in range(USERS)}
+    per_user = {u: events_applied(own, f"{tag}-u{u}") for u in range(USERS)}
     assert per_user == {u: EVENTS // USERS for u in range(USERS)}  # every event applied exactly once
