@@ -80,5 +80,16 @@ class Event(BaseModel):
         return json.dumps(payload, separators=(",", ":"))
 
 
+class WireEvent(Event):
+    """An event as read back from Kafka: the same rules, but ts is required (the API always sets it)
+    and unknown fields are ignored, as the stream's Spark validation ignores them."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    ts: datetime
+    event_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
+    quantity: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)
+
+
 def format_ts(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"

@@ -20,6 +20,7 @@ import redis
 from recsys.config import Settings
 from recsys.contracts.redis_keys import RedisKeys, decode_profile, encode_profile
 from recsys.speed.adjustments import ModelContext, SpeedEvent, UserState, UserUpdate, update_user
+from recsys.speed.wire import WireDecoder
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +38,14 @@ class ApplyStats:
     """What one partition did; the driver sums these for the stream's progress record."""
 
     events: int = 0
+    rejected: int = 0  # records the contract rejects (the bronze query quarantines them)
     applied: int = 0
     replayed: int = 0  # events of chunks found already applied
     lag_sum_s: float = 0.0
     lag_max_s: float = 0.0
 
     def add(self, other: ApplyStats) -> ApplyStats:
-        return ApplyStats(self.events + other.events, self.applied + other.applied,
+        return ApplyStats(self.events + other.events, self.rejected + other.rejected, self.applied + other.applied,
                           self.replayed + other.replayed, self.lag_sum_s + other.lag_sum_s,
                           max(self.lag_max_s, other.lag_max_s))
 
@@ -160,15 +162,13 @@ class RedisStateWriter:
 
 def apply_arrow(batches: Iterator, settings: Settings, catalogue: Mapping[str, tuple[str | None, str | None]],
                 model: ModelContext | None, query_id: str, batch_id: int, partition: int) -> ApplyStats:
-    """Arrow record batches (user_id, item_id, event_type, ts_epoch, session_id, quantity) -> Redis."""
-    def events() -> Iterator[SpeedEvent]:
-        for batch in batches:
-            columns = [batch.column(name).to_pylist() for name in
-                       ("user_id", "item_id", "event_type", "ts_epoch", "session_id", "quantity")]
-            yield from (SpeedEvent(*row) for row in zip(*columns, strict=True))
-
+    """Arrow record batches of Kafka values -> validated events -> Redis, in arrival order."""
+    decoder = WireDecoder(settings.events.min_ts, settings.events.max_future_skew_s)
+    values = (value for batch in batches for value in batch.column("value").to_pylist())
     writer = RedisStateWriter(settings, catalogue, model)
     try:
-        return writer.apply(events(), query_id, batch_id, partition)
+        stats = writer.apply(decoder.decode(values), query_id, batch_id, partition)
     finally:
         writer.close()
+    stats.rejected = decoder.rejected
+    return stats

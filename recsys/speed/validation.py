@@ -49,20 +49,17 @@ def _reason(settings: Settings, now: Column) -> Column:
     return expr
 
 
-def parse_kafka_records(raw: DataFrame, settings: Settings, name_not_json: bool = True) -> DataFrame:
+def parse_kafka_records(raw: DataFrame, settings: Settings) -> DataFrame:
     """Kafka rows (value, topic, partition, offset, timestamp) -> parsed struct `e` plus `reason`.
 
     A missing event_id gets a deterministic one from the Kafka coordinates, so a replay produces
-    the same id; a missing quantity defaults to 1. name_not_json=False skips the second parse that
-    tells text that is not JSON from JSON without the required fields: both are rejected either way,
-    and the realtime path, which only keeps valid events, saves the work.
+    the same id; a missing quantity defaults to 1.
     """
     text = F.col("value").cast("string")
     parsed = F.from_json(text, EVENT_PAYLOAD_DDL, {"mode": "PERMISSIVE"})
-    if name_not_json:
-        # from_json yields a struct of NULLs, not NULL, for malformed text; a map parse tells them apart.
-        parsed = F.when(F.from_json(text, "MAP<STRING, STRING>").isNotNull(), parsed)
-    with_e = raw.withColumn("e", parsed)
+    # from_json yields a struct of NULLs, not NULL, for malformed text; a map parse tells them apart.
+    is_object = F.from_json(text, "MAP<STRING, STRING>").isNotNull()
+    with_e = raw.withColumn("e", F.when(is_object, parsed))
     fallback_id = F.concat_ws("-", F.lit("k"), F.col("topic"), F.col("partition"), F.col("offset"))
     with_e = with_e.withColumn(
         "e",
