@@ -143,9 +143,12 @@ def record_progress(settings: Settings, query: str, fields: dict) -> None:
 
 def kafka_lag(latest_offsets: str | None, end_offsets: str | None) -> int | None:
     """Records in Kafka the query has not processed yet, from a progress event's offset JSON."""
-    if not latest_offsets or not end_offsets:
+    try:
+        latest, end = json.loads(latest_offsets or ""), json.loads(end_offsets or "")
+    except ValueError:  # absent, or not JSON (Spark reports no offsets before the first batch)
         return None
-    latest, end = json.loads(latest_offsets), json.loads(end_offsets)
+    if not isinstance(latest, dict) or not isinstance(end, dict):
+        return None
     return sum(max(0, int(offset) - int(end.get(topic, {}).get(part, 0)))
                for topic, parts in latest.items() for part, offset in parts.items())
 

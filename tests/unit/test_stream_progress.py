@@ -17,5 +17,5 @@ def test_kafka_lag_sums_unprocessed_records_over_partitions():
 
 
 def test_kafka_lag_is_unknown_without_offsets_and_counts_a_new_partition_from_zero():
-    assert kafka_lag(None, "{}") is None
+    assert kafka_lag(None, "{}") is None and kafka_lag("", "{}") is None and kafka_lag("null", "null") is None
     assert kafka_lag(json.dumps({"events": {"0": 5, "2": 7}}), json.dumps({"events": {"0": 5}})) == 7
