@@ -62,5 +62,10 @@ def ranking_metrics(recs: DataFrame, truth: DataFrame, k: int, catalogue_size: i
 
 def score_candidates(candidates: DataFrame, held_out: HeldOut) -> dict[str, float]:
     """(user_id, items best first) -> NDCG, precision, recall, MAP at k and coverage."""
-    top = unseen_top_k(candidates, held_out.seen, held_out.k)
-    return ranking_metrics(top, held_out.truth, held_out.k, held_out.catalogue)
+    # Persisted: the metrics and the coverage both read it, and recomputing candidates (ALS scoring every
+    # user against every item) is the most expensive step of an evaluation.
+    top = unseen_top_k(candidates, held_out.seen, held_out.k).persist()
+    try:
+        return ranking_metrics(top, held_out.truth, held_out.k, held_out.catalogue)
+    finally:
+        top.unpersist()
