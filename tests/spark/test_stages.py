@@ -108,6 +108,9 @@ def test_serving_loads_current_version_and_ranks_by_taste(published, settings):
         def purchased(self, user_id):
             return set()
 
+        def user_vector(self, user_id, model_version, rank):
+            return None
+
     for user, taste in (("u0", "a"), ("u25", "b")):
         recs = Recommender(lambda: model, NoState(), settings.serving).recommend(user, 4)
         assert [i.item_id[0] for i in recs.items] == [taste] * 4
