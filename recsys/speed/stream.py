@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from functools import reduce
+from functools import lru_cache, reduce
 
 import pyarrow as pa
 import redis
@@ -129,16 +129,19 @@ def apply_realtime_batch(batch: DataFrame, batch_id: int, settings: Settings, qu
     return stats
 
 
+@lru_cache(maxsize=4)
+def _driver_client(url: str) -> redis.Redis:
+    """One pooled client per Redis URL for the driver's writes (progress, trending view), not one per batch."""
+    return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+
+
 def record_progress(settings: Settings, query: str, fields: dict) -> None:
     """Write a query's progress HASH (what /metrics and operators read); never fails the batch."""
-    client = redis.Redis.from_url(settings.redis.url, socket_timeout=2.0, socket_connect_timeout=2.0)
     try:
-        client.hset(RedisKeys(settings.redis.key_prefix).stream_progress(query),
-                    mapping={**fields, "updated_at": round(time.time(), 3)})
+        _driver_client(settings.redis.url).hset(RedisKeys(settings.redis.key_prefix).stream_progress(query),
+                                                mapping={**fields, "updated_at": round(time.time(), 3)})
     except redis.RedisError as exc:
         log.warning("could not record %s progress: %s", query, exc)
-    finally:
-        client.close()
 
 
 def kafka_lag(latest_offsets: str | None, end_offsets: str | None) -> int | None:
@@ -231,7 +234,7 @@ def start_bronze_query(spark: SparkSession, settings: Settings, available_now: b
 def start_realtime_query(spark: SparkSession, settings: Settings, available_now: bool = False) -> StreamingQuery:
     watcher = ModelVersionWatcher(settings)
     keys = RedisKeys(settings.redis.key_prefix)
-    client = redis.Redis.from_url(settings.redis.url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    client = _driver_client(settings.redis.url)
     last_trending = [float("-inf")]
 
     def handle(df: DataFrame, batch_id: int, query_id: str) -> None:
