@@ -1,25 +1,24 @@
-"""Flask app factory: wires configuration and stores into blueprints that only translate HTTP."""
+"""The HTTP API (flask-openapi3): `create_app(settings, services)` builds it (api/factory.py).
+
+This package's own import is light on purpose: gunicorn imports `api.wsgi`, hence this package, first, and
+api/wsgi.py must limit the BLAS threads before numpy is imported (recsys.serving.blas_threads). The factory
+and everything it imports (numpy among them) load on first use of `create_app`.
+"""
 
 from __future__ import annotations
 
-import logging
+from typing import Any
 
-from flask import Flask
+SPEC_PATH = "/openapi.json"  # the OpenAPI document (also at DOCS_PREFIX + SPEC_PATH, for the UI)
+DOCS_PREFIX = "/docs"  # /docs/ lists the UIs, /docs/swagger is Swagger UI
 
-from api.blueprints import events, health, metrics, recommendations
-from api.errors import register_error_handlers
-from api.services import Services, build_services
-from recsys.config import Settings, get_settings
+_FACTORY_NAMES = frozenset({"create_app", "BLUEPRINTS", "API_TITLE", "API_VERSION"})
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
-    settings = settings or get_settings()
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.events.max_body_bytes
-    app.json.sort_keys = False
-    app.extensions["recsys"] = services or build_services(settings)
-    register_error_handlers(app)
-    for blueprint in (events.bp, recommendations.bp, health.bp, metrics.bp):
-        app.register_blueprint(blueprint)
-    logging.getLogger(__name__).info("API ready (env=%s)", settings.env)
-    return app
+def __getattr__(name: str) -> Any:
+    """`api.create_app` (and the factory's other names), imported from api/factory.py on first use."""
+    if name in _FACTORY_NAMES:
+        from api import factory
+
+        return getattr(factory, name)
+    raise AttributeError(f"module 'api' has no attribute {name!r}")

@@ -1,17 +1,60 @@
-"""The long-lived objects a worker process shares across requests."""
+"""The long-lived objects a worker process shares across requests.
+
+gunicorn forks its workers from a master process, and a confluent_kafka Producer (librdkafka's threads)
+does not survive a fork. The served-record producer and the attribution memory are therefore `PerProcess`:
+built on first use in the process that uses them, and built again if that process turns out to be a fork.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from flask import current_app
 
+from api.request_metrics import count_attribution_error, count_served_record
 from recsys.config import Settings
 from recsys.ingest.producer import EventSink, KafkaEventSink
-from recsys.serving.model_cache import ModelCache
+from recsys.ingest.served_recorder import KafkaServedRecorder, ServedRecorder
+from recsys.serving.attribution import RedisServedMemory
+from recsys.serving.model_cache import ModelCache, PinnedModel
+from recsys.serving.privacy import Pseudonymizer
 from recsys.serving.recommender import Recommender
-from recsys.stores.model_store import DeltaModelStore
+from recsys.serving.results import RecommendationQuery
+from recsys.serving.served_lists import ServedList, serve_list
+from recsys.serving.user_data import UserDataService
+from recsys.stores.attribute_store import AttributeStore, DeltaAttributeStore
+from recsys.stores.model_store import DeltaModelStore, FactorModel
 from recsys.stores.online_store import OnlineStore, RedisOnlineStore
+
+SERVICES_EXTENSION = "recsys"
+T = TypeVar("T")
+
+
+class PerProcess(Generic[T]):
+    """An object built on first use in each process: never one inherited across a fork."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._value: T | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        pid = os.getpid()
+        if self._pid != pid:
+            with self._lock:
+                if self._pid != pid:
+                    self._value = self._factory()
+                    self._pid = pid
+        return self._value  # type: ignore[return-value]  # set above for this process
+
+    def built(self) -> T | None:
+        """This process's object, or None when it has not been built here (nothing to close)."""
+        return self._value if self._pid == os.getpid() else None
 
 
 @dataclass
@@ -21,15 +64,50 @@ class Services:
     online: OnlineStore
     sink: EventSink
     recommender: Recommender
+    recorder: PerProcess[ServedRecorder]
+    memory: PerProcess[RedisServedMemory]
+    attributes: AttributeStore
+    user_data: UserDataService
+    pseudonyms: Pseudonymizer = field(default_factory=Pseudonymizer.disabled)  # user id -> stored id
+    pinned: dict[str, Recommender] = field(default_factory=dict)  # version pinned by a variant -> its recommender
+
+    def recommender_for(self, version: str | None) -> Recommender:
+        """The recommender of a variant's pinned version; the current model's when None (or not pinned)."""
+        return self.recommender if version is None else self.pinned.get(version, self.recommender)
+
+    def serve(self, user_id: str, query: RecommendationQuery) -> ServedList:
+        """`user_id`'s list (the id as stored) under their A/B variant, recorded and remembered for attribution."""
+        return serve_list(user_id, query, self.settings.experiments, self.settings.serving.merge,
+                          self.recommender_for, self.recorder.get(), self.memory.get())
+
+    def close(self) -> None:
+        """At worker exit: send this process's queued served records (experiments.recorder.shutdown_flush_s)."""
+        recorder = self.recorder.built()
+        if recorder is not None:
+            recorder.close(self.settings.experiments.recorder.shutdown_flush_s)
 
 
 def build_services(settings: Settings) -> Services:
-    models = ModelCache(DeltaModelStore(settings), settings.serving.model_refresh_s)
+    pseudonyms = Pseudonymizer.from_config(settings.privacy, os.environ)  # fails early when the key is missing
+    store = DeltaModelStore(settings)
+    models = ModelCache(store, settings.serving.model_refresh_s)
     online = RedisOnlineStore(settings.redis)
-    return Services(settings=settings, models=models, online=online, sink=KafkaEventSink(settings.kafka),
-                    recommender=Recommender(models.get, online, settings.serving,
-                                            settings.outputs.segment_attributes))
+
+    def recommender(model: Callable[[], FactorModel | None]) -> Recommender:
+        return Recommender(model, online, settings.serving, settings.outputs.segment_attributes,
+                           interest_half_life_s=settings.stream.interest_half_life_s)
+
+    experiments = settings.experiments
+    pins = {v.model_version for v in experiments.variants if experiments.enabled and v.model_version is not None}
+    return Services(
+        settings=settings, models=models, online=online, sink=KafkaEventSink(settings.kafka),
+        recommender=recommender(models.get),
+        recorder=PerProcess(lambda: KafkaServedRecorder.from_settings(settings, listener=count_served_record)),
+        memory=PerProcess(lambda: RedisServedMemory(experiments, settings.redis, listener=count_attribution_error)),
+        attributes=DeltaAttributeStore(settings), user_data=UserDataService(settings), pseudonyms=pseudonyms,
+        pinned={version: recommender(PinnedModel(store, version, models.get)) for version in sorted(pins)},
+    )
 
 
 def services() -> Services:
-    return current_app.extensions["recsys"]
+    return current_app.extensions[SERVICES_EXTENSION]

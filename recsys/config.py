@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from recsys.contracts.events import ID_PATTERN, MAX_ID_LENGTH
+from recsys.contracts.model_version import VERSION_PATTERN
+from recsys.contracts.served import OFF
 
 # RECSYS_HOME is set by recsys.spark.submit: under spark-submit this module may be imported from the
 # --py-files zip, whose location says nothing about where conf/ and the data live.
@@ -163,18 +167,118 @@ class StreamConfig(_Section):
     co_view_ttl_s: int = Field(gt=0)
 
 
+class MergeWeights(_Section):
+    """Weight of each signal in a recommendation's score (score = sum of weight x signal); A/B variants override it."""
+
+    factors: float = Field(ge=0)
+    recent: float = Field(ge=0)
+    interests: float = Field(ge=0)
+    co_views: float = Field(ge=0)
+    trending: float = Field(ge=0)
+    new_items: float = Field(ge=0)
+    popularity: float = Field(ge=0)
+
+
+class SimilarWeights(_Section):
+    """How "similar items" blends the batch neighbours with the live co-views."""
+
+    batch: float = Field(ge=0)
+    co_views: float = Field(ge=0)
+
+
 class ServingConfig(_Section):
     host: str
     port: int = Field(gt=0, lt=65536)
     workers: int = Field(gt=0)
     default_k: int = Field(gt=0)
     max_k: int = Field(gt=0)
-    recent_boost: float = Field(ge=0)
+    max_offset: int = Field(ge=0)
+    max_exclude: int = Field(gt=0)
+    max_seen_items: int = Field(gt=0)
     recent_window: int = Field(gt=0)
     reason_min_similarity: float = Field(ge=-1, le=1)
-    new_item_weight: float = Field(ge=0)
+    reason_min_share: float = Field(ge=0, le=1)
+    merge: MergeWeights
+    similar: SimilarWeights
+    max_per_category: int = Field(ge=0)
+    co_view_sources: int = Field(ge=0)
+    co_view_k: int = Field(gt=0)
+    trending_pool: int = Field(gt=0)
+    interest_saturation: float = Field(gt=0)
+    anonymous_event_strength: float = Field(gt=0)
     model_refresh_s: float = Field(ge=0)
     max_id_length: int = Field(gt=0)
+    metrics_dir: str
+    blas_threads: int = Field(gt=0)
+
+
+# Shares are written by people (0.5, 0.3, 0.2); allow for float rounding when checking that they add up to 1.
+SHARE_TOLERANCE = 1e-6
+
+
+class Variant(_Section):
+    """One arm of an A/B experiment: its traffic share and what it changes (nothing = the control)."""
+
+    name: str = Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
+    share: float = Field(gt=0, le=1)
+    merge: dict[str, float] = Field(default_factory=dict)  # overrides of serving.merge, by weight name
+    model_version: str | None = Field(default=None, pattern=VERSION_PATTERN)  # pinned version; None = current
+
+    @field_validator("merge")
+    @classmethod
+    def _known_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(MergeWeights.model_fields))
+        if unknown:
+            raise ValueError(f"unknown merge weight(s) {unknown}; known: {sorted(MergeWeights.model_fields)}")
+        negative = sorted(k for k, v in value.items() if v < 0)
+        if negative:
+            raise ValueError(f"merge weight(s) {negative} must be >= 0")
+        return value
+
+
+class ServedRecorderConfig(_Section):
+    """The API's non-blocking producer of served-recommendation records (recsys.ingest.served_recorder)."""
+
+    queue_max_messages: int = Field(gt=0)
+    linger_ms: int = Field(ge=0)
+    delivery_timeout_s: float = Field(gt=0)
+    shutdown_flush_s: float = Field(ge=0)
+
+
+class ExperimentsConfig(_Section):
+    """A/B variants of serving (recsys.serving.experiments), and how served lists are recorded and attributed."""
+
+    enabled: bool
+    name: str = Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
+    variants: list[Variant] = Field(min_length=1)
+    attribution_window_s: int = Field(gt=0)
+    served_items_max: int = Field(gt=0)
+    recorder: ServedRecorderConfig
+    log_interval_s: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _valid_variants(self) -> ExperimentsConfig:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names must be unique: {names}")
+        if OFF in (*names, self.name):
+            raise ValueError(f"'{OFF}' is reserved (recorded when experiments are off)")
+        total = sum(v.share for v in self.variants)
+        if abs(total - 1.0) > SHARE_TOLERANCE:
+            raise ValueError(f"variant shares must sum to 1, not {total:g}")
+        return self
+
+
+class PrivacyConfig(_Section):
+    pseudonymise: bool
+    pseudonym_chars: int = Field(ge=16, le=64)
+
+
+class DeltaRsConfig(_Section):
+    commit_retries: int = Field(ge=0)
+    commit_backoff_s: float = Field(ge=0)
+    max_upsert_rows: int = Field(gt=0)
+    max_history_events: int = Field(gt=0)
 
 
 class ServicesConfig(_Section):
@@ -209,6 +313,9 @@ class Settings(_Section):
     maintenance: MaintenanceConfig
     stream: StreamConfig
     serving: ServingConfig
+    experiments: ExperimentsConfig
+    privacy: PrivacyConfig
+    delta_rs: DeltaRsConfig
     services: ServicesConfig
     airflow: AirflowConfig
 

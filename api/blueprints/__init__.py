@@ -1,1 +1,52 @@
-"""One blueprint per resource."""
+"""One blueprint per resource, each built by a `blueprint(settings, access)` function of its module.
+
+Adding a resource:
+
+1. its request/response models in a new section of api/schemas.py;
+2. a module here with
+
+       def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
+           bp = resource_blueprint("trending", __name__, access, scope=Scope.API, url_prefix="/v1")
+
+           @bp.get("/trending", responses={200: TrendingResponse, **error_responses(400)})
+           def trending(query: TrendingQuery):
+               \"\"\"Summary line shown in the docs.\"\"\"
+               return services().recommender.trending(query.k)  # views only translate HTTP to library calls
+
+           return bp
+
+3. the function added to `BLUEPRINTS` in api/__init__.py.
+
+`resource_blueprint` installs the API-key check of the scope and documents it (security and 401), so
+views never deal with keys; flask-openapi3 validates `path`, `query` and `body` from the annotations.
+"""
+
+from __future__ import annotations
+
+from flask_openapi3 import APIBlueprint, Tag
+
+from api.auth import SECURITY_REQUIREMENT, require_key
+from api.schemas import ErrorResponse
+from recsys.serving.auth import AccessPolicy, Scope
+
+
+def _operation_id(*, bp_name: str = "", name: str = "", path: str = "", method: str = "") -> str:
+    """`<blueprint>_<view function>`, e.g. `recommendations_user_recommendations` (flask-openapi3 callback)."""
+    return f"{bp_name}_{name}"
+
+
+def resource_blueprint(name: str, import_name: str, access: AccessPolicy, *, scope: Scope | None,
+                       url_prefix: str = "", description: str | None = None) -> APIBlueprint:
+    """An APIBlueprint tagged `name`, guarded by the keys of `scope` (None: open to all, e.g. health)."""
+    responses: dict[int, type[ErrorResponse]] = {400: ErrorResponse}  # flask-openapi3's validation answer
+    security = None
+    bp_kwargs = {"url_prefix": url_prefix} if url_prefix else {}
+    if scope is not None and not access.is_open(scope):
+        security = SECURITY_REQUIREMENT
+        responses[401] = ErrorResponse
+    bp = APIBlueprint(name, import_name, abp_tags=[Tag(name=name, description=description)],
+                      abp_security=security, abp_responses=responses, operation_id_callback=_operation_id,
+                      **bp_kwargs)
+    if scope is not None:
+        bp.before_request(require_key(scope))
+    return bp

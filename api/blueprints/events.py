@@ -1,55 +1,74 @@
-"""POST /v1/events: validate one event or a batch and hand it to Kafka."""
+"""POST /v1/events: validate one event or a batch, attribute it to the lists served before, hand it to Kafka."""
 
-from __future__ import annotations
+import json
 
-from flask import Blueprint, jsonify, request
+from flask import jsonify, request
+from flask_openapi3 import APIBlueprint
 from pydantic import ValidationError
 
-from api.errors import ApiError
+from api.blueprints import resource_blueprint
+from api.errors import ApiError, problems, unavailable
+from api.schemas import EventBatch, EventsAccepted, error_responses, json_body, unavailable_response
 from api.services import services
+from recsys.config import Settings
 from recsys.contracts.events import Event
 from recsys.ingest.producer import IngestUnavailableError
+from recsys.serving.attribution import attribute
+from recsys.serving.auth import AccessPolicy, Scope
 
-bp = Blueprint("events", __name__, url_prefix="/v1")
-RETRY_AFTER_S = "5"
+_UNAVAILABLE = unavailable_response(
+    "ingest_unavailable: the broker did not acknowledge every event; retry after Retry-After seconds")
 
 
 def _parse_events(payload: object, max_batch: int) -> list[Event]:
+    """All-or-nothing: every item checked strictly against the contract's JSON types (no "5" for 5)."""
     items = payload if isinstance(payload, list) else [payload]
     if not items:
         raise ApiError(400, "empty_batch", "send one event object or a non-empty list")
     if len(items) > max_batch:
         raise ApiError(413, "batch_too_large", f"at most {max_batch} events per request")
-    events, problems = [], []
+    events, found = [], []
     for position, item in enumerate(items):
         if not isinstance(item, dict):
-            problems.append({"index": position, "problem": "an event must be a JSON object"})
+            found.append({"index": position, "problem": "an event must be a JSON object"})
             continue
         try:
-            events.append(Event.model_validate(item))
+            events.append(Event.model_validate_json(json.dumps(item), strict=True))
         except ValidationError as exc:
-            problems.append({"index": position, "problem": [
-                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]})
-    if problems:
-        raise ApiError(400, "invalid_event", problems)
+            found.append({"index": position, "problem": problems(exc)})
+    if found:
+        raise ApiError(400, "invalid_event", found)
     return events
 
 
-@bp.post("/events")
-def post_events():
-    svc = services()
-    payload = request.get_json(silent=True)
-    if payload is None:
-        raise ApiError(400, "invalid_json", "the body must be JSON (Content-Type: application/json)")
-    events = _parse_events(payload, svc.settings.events.max_batch)
-    cfg = svc.settings.events
-    for position, event in enumerate(events):
+def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
+    bp = resource_blueprint("events", __name__, access, scope=Scope.INGEST, url_prefix="/v1",
+                            description="shoppers' events into the speed and batch layers")
+
+    @bp.post("/events", responses={202: EventsAccepted, **error_responses(400, 413), 503: _UNAVAILABLE},
+             openapi_extensions=json_body(bp, EventBatch, "one event or a list (docs/contracts.md#1-event)"))
+    def post_events():
+        """Accept one event or a batch; answers once the broker has acknowledged every event.
+
+        An event on an item served to its user within experiments.attribution_window_s gets the list's
+        rec_id and variant in its context (docs/contracts.md, attribution).
+        """
+        svc = services()
+        payload = request.get_json(silent=True)
+        if payload is None:
+            raise ApiError(400, "invalid_json", "the body must be JSON (Content-Type: application/json)")
+        events = _parse_events(payload, svc.settings.events.max_batch)
+        cfg = svc.settings.events
+        for position, event in enumerate(events):
+            try:
+                event.check_time(cfg.min_ts, cfg.max_future_skew_s)
+            except ValueError as exc:
+                raise ApiError(400, "invalid_event", [{"index": position, "problem": str(exc)}]) from exc
+        stored = attribute(svc.pseudonyms.events(events), svc.memory.get().lookup)  # rec_id, variant in context
         try:
-            event.check_time(cfg.min_ts, cfg.max_future_skew_s)
-        except ValueError as exc:
-            raise ApiError(400, "invalid_event", [{"index": position, "problem": str(exc)}]) from exc
-    try:
-        accepted = svc.sink.send(events)
-    except IngestUnavailableError as exc:
-        raise ApiError(503, "ingest_unavailable", str(exc), {"Retry-After": RETRY_AFTER_S}) from exc
-    return jsonify({"accepted": accepted, "event_ids": [e.event_id for e in events]}), 202
+            accepted = svc.sink.send(stored)
+        except IngestUnavailableError as exc:
+            raise unavailable("ingest_unavailable", str(exc)) from exc
+        return jsonify({"accepted": accepted, "event_ids": [e.event_id for e in events]}), 202
+
+    return bp

@@ -1,22 +1,25 @@
 """Prometheus metrics: the speed layer's freshness and Kafka lag, and the model being served.
 
 The stream records its progress in Redis (recsys.speed.stream.record_progress); a custom collector
-reads it at scrape time, so every gunicorn worker reports the same figures.
+reads it at scrape time, so every gunicorn worker reports the same figures. The request metrics
+(api.request_metrics) come from every worker too, through prometheus_client's multiprocess files.
 """
-
-from __future__ import annotations
 
 import time
 
 import redis
-from flask import Blueprint, Response
+from flask import Response
+from flask_openapi3 import APIBlueprint
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily
 
+from api.blueprints import resource_blueprint
+from api.request_metrics import request_collector
+from api.schemas import METRICS_RESPONSE
 from api.services import Services, services
+from recsys.config import Settings
 from recsys.contracts.redis_keys import BRONZE_QUERY, REALTIME_QUERY
-
-bp = Blueprint("metrics", __name__)
+from recsys.serving.auth import AccessPolicy
 
 # (progress field, metric name, help)
 _GAUGES = (
@@ -54,8 +57,15 @@ class SpeedLayerCollector:
         yield from (*gauges.values(), age, up, info)
 
 
-@bp.get("/metrics")
-def metrics():
-    registry = CollectorRegistry()
-    registry.register(SpeedLayerCollector(services()))
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
+    bp = resource_blueprint("metrics", __name__, access, scope=None, description="Prometheus scrape endpoint")
+
+    @bp.get("/metrics", responses={200: METRICS_RESPONSE})
+    def metrics():
+        """Request latency and errors, the speed layer's freshness and lag, and the model being served."""
+        registry = CollectorRegistry()
+        registry.register(SpeedLayerCollector(services()))
+        registry.register(request_collector())
+        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+    return bp

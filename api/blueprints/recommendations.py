@@ -1,50 +1,65 @@
-"""GET /v1/users/<user_id>/recommendations."""
+"""GET /v1/users/<user_id>/recommendations and POST /v1/recommendations/anonymous."""
 
-from __future__ import annotations
+from flask import jsonify
+from flask_openapi3 import APIBlueprint
 
-import re
-from dataclasses import asdict
-
-from flask import Blueprint, jsonify, request
-
-from api.errors import ApiError
+from api.blueprints import resource_blueprint
+from api.schemas import (
+    AnonymousRecommendationsResponse,
+    RecommendationsResponse,
+    anonymous_body,
+    error_responses,
+    exclude_ids,
+    recommendation_query,
+    scored_items,
+    user_path,
+)
 from api.services import services
-from recsys.contracts.events import ID_PATTERN
-
-bp = Blueprint("recommendations", __name__, url_prefix="/v1")
-_ID = re.compile(ID_PATTERN)
-
-
-def _k(default: int, maximum: int) -> int:
-    raw = request.args.get("k", default)
-    try:
-        k = int(raw)
-    except (TypeError, ValueError):
-        raise ApiError(400, "invalid_parameter", f"k must be an integer, got {raw!r}") from None
-    if not 1 <= k <= maximum:
-        raise ApiError(400, "invalid_parameter", f"k must be between 1 and {maximum}")
-    return k
+from recsys.config import Settings
+from recsys.serving.auth import AccessPolicy, Scope
+from recsys.serving.results import RecommendationQuery
 
 
-@bp.get("/users/<user_id>/recommendations")
-def user_recommendations(user_id: str):
-    svc = services()
-    if len(user_id) > svc.settings.serving.max_id_length or not _ID.match(user_id):
-        raise ApiError(400, "invalid_user_id", f"user ids match {ID_PATTERN} and are at most "
-                       f"{svc.settings.serving.max_id_length} characters")
-    k = _k(svc.settings.serving.default_k, svc.settings.serving.max_k)
-    attributes = _attributes(svc.settings.outputs.segment_attributes, svc.settings.serving.max_id_length)
-    return jsonify(asdict(svc.recommender.recommend(user_id, k, attributes)))
+def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
+    bp = resource_blueprint("recommendations", __name__, access, scope=Scope.API, url_prefix="/v1",
+                            description="ranked, explained recommendations for a shopper or a visitor")
+    user_path_model = user_path(settings.serving.max_id_length)
+    query_model = recommendation_query(settings)
+    anonymous_model = anonymous_body(settings)
+    attribute_names = settings.outputs.segment_attributes
 
+    def attributes_of(request) -> dict[str, str]:
+        return {name: value for name in attribute_names if (value := getattr(request, name)) is not None}
 
-def _attributes(names: list[str], max_length: int) -> dict[str, str]:
-    """Optional user attributes (e.g. ?age_band=25-34&gender=f) that pick cold-start recommendations."""
-    out = {}
-    for name in names:
-        value = request.args.get(name)
-        if value is None:
-            continue
-        if not value.strip() or len(value) > max_length:
-            raise ApiError(400, "invalid_parameter", f"{name} must be 1 to {max_length} characters")
-        out[name] = value
-    return out
+    @bp.get("/users/<user_id>/recommendations",
+            responses={200: RecommendationsResponse, **error_responses(400, 404)})
+    def user_recommendations(path: user_path_model, query: query_model):  # models built from the settings
+        """A shopper's page of recommendations, merged from the batch model and the real-time state, with reasons.
+
+        A shopper without history gets what shoppers of the same segment (the optional attributes) like.
+        The list is served under the shopper's A/B variant and recorded with its `rec_id`.
+        """
+        svc = services()
+        request = RecommendationQuery(
+            k=query.k, offset=query.offset, category=query.category, brand=query.brand, min_price=query.min_price,
+            max_price=query.max_price, exclude=exclude_ids(query.exclude), explain=query.explain,
+            attributes=attributes_of(query))
+        served = svc.serve(svc.pseudonyms.user_id(path.user_id), request)
+        answer = served.recommendations
+        return jsonify({"user_id": path.user_id,  # the caller's id, not the pseudonym
+                        "model_version": answer.model_version, "degraded": answer.degraded,
+                        "variant": served.variant, "rec_id": served.rec_id, "items": scored_items(answer.items)})
+
+    @bp.post("/recommendations/anonymous",
+             responses={200: AnonymousRecommendationsResponse, **error_responses(400)})
+    def anonymous_recommendations(body: anonymous_model):
+        """A visitor without an id: ranked from the items seen this session (never returned themselves)."""
+        request = RecommendationQuery(
+            k=body.k, offset=body.offset, category=body.category, brand=body.brand, min_price=body.min_price,
+            max_price=body.max_price, exclude=frozenset(body.exclude), explain=body.explain,
+            attributes=attributes_of(body))
+        answer = services().recommender.anonymous(body.seen_items, request)
+        return jsonify({"model_version": answer.model_version, "degraded": answer.degraded,
+                        "items": scored_items(answer.items)})
+
+    return bp

@@ -38,3 +38,15 @@ def build_interactions(events: DataFrame, cfg: EventsConfig, as_of: Column) -> D
             .agg(F.sum("w").alias("strength"), F.max("ts").alias("last_ts"))
             .where(F.col("strength") > 0))
 
+
+
+def drop_erased(events: DataFrame, erasures: DataFrame) -> DataFrame:
+    """Events without those of erased users up to their latest erasure (ts <= erased_at).
+
+    Forgetting a user deletes their bronze rows, but events they sent before that may still have been in
+    Kafka and reached bronze afterwards; this keeps them out of training. Events after the erasure are
+    new activity and stay. Left anti join on the (small) user_erasures table.
+    """
+    latest = erasures.groupBy("user_id").agg(F.max("erased_at").alias("erased_at"))
+    erased = (F.col("e.user_id") == F.col("x.user_id")) & (F.col("e.ts") <= F.col("x.erased_at"))
+    return events.alias("e").join(latest.alias("x"), erased, "left_anti")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -19,7 +20,7 @@ from recsys.batch.content import item_profiles
 from recsys.batch.data_quality import require_quality
 from recsys.batch.evaluation import evaluate_models
 from recsys.batch.gate import decide
-from recsys.batch.interactions import build_interactions
+from recsys.batch.interactions import build_interactions, drop_erased
 from recsys.batch.item_knn import item_similarities
 from recsys.batch.popular import popular_items
 from recsys.batch.report import Trial, render_report, write_report
@@ -34,6 +35,7 @@ from recsys.contracts.tables import (
     ITEMS,
     POPULAR_ITEMS,
     SIMILAR_ITEMS,
+    USER_ERASURES,
     USER_FACTORS,
     USERS,
     TableSpec,
@@ -54,12 +56,21 @@ class StageResult:
 def interactions_up_to(spark: SparkSession, settings: Settings, run_date: str) -> tuple[DataFrame, dict]:
     """The persisted interactions of every event up to run_date, and the events' time range."""
     events = read_table(spark, settings, EVENTS_BRONZE).where(F.col("event_date") <= F.lit(run_date).cast("date"))
+    events = _without_erased(spark, settings, events)
     as_of = F.lit(f"{run_date} 23:59:59").cast("timestamp")
     interactions = build_interactions(events, settings.events, as_of).persist()
     if interactions.isEmpty():
         raise ValueError(f"no interactions in {settings.table_path(EVENTS_BRONZE.name)} up to {run_date}")
     span = events.agg(F.min("ts").alias("lo"), F.max("ts").alias("hi")).first().asDict()
     return interactions, span
+
+
+def _without_erased(spark: SparkSession, settings: Settings, events: DataFrame) -> DataFrame:
+    """Drop the events of erased users (recorded by DELETE /v1/users/<id>) once that table exists."""
+    path = settings.table_path(USER_ERASURES.name)
+    if not DeltaTable.isDeltaTable(spark, path):
+        return events
+    return drop_erased(events, spark.read.format("delta").load(path))
 
 
 def _write_version(df: DataFrame, spec: TableSpec, settings: Settings, version: str) -> None:

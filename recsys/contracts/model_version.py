@@ -18,6 +18,9 @@ REJECTED = "rejected"
 STATUSES = (CANDIDATE, APPROVED, PUBLISHED, REJECTED)
 FINISHED = (PUBLISHED, REJECTED)  # a run date with a version in one of these has been decided
 
+# What a version may look like where it goes into a query (a Delta predicate); version_name's output matches.
+VERSION_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
+
 
 def version_name(run_date: str, n: int = 1) -> str:
     return f"{run_date}.{n}"

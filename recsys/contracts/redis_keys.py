@@ -41,6 +41,23 @@ def decode_profile(raw: bytes | None) -> tuple[dict, bytes | None]:
     return json.loads(raw[2 + size:] or b"{}"), (raw[2:2 + size] or None)
 
 
+# A value of the per-user served HASH: "<rec_id>|<variant>|<served_at whole epoch seconds>" (ids never hold "|").
+SERVED_SEP = "|"
+
+
+def encode_served(rec_id: str, variant: str, served_at: float) -> str:
+    return SERVED_SEP.join((rec_id, variant, str(int(served_at))))
+
+
+def decode_served(raw: bytes | str | None) -> tuple[str, str, int] | None:
+    """(rec_id, variant, served_at), or None for an absent or unreadable value."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    parts = (text or "").split(SERVED_SEP)
+    if len(parts) != 3 or not parts[0] or not parts[1] or not parts[2].isdigit():
+        return None
+    return parts[0], parts[1], int(parts[2])
+
+
 @dataclass(frozen=True)
 class RedisKeys:
     prefix: str
@@ -54,9 +71,14 @@ class RedisKeys:
         (encode_profile / decode_profile)."""
         return f"{self.prefix}:user:{user_id}:profile"
 
+    def served(self, user_id: str) -> str:
+        """HASH item_id -> encode_served(rec_id, variant, served_at) of the latest list that showed the item;
+        written by serving, TTL experiments.attribution_window_s (recsys.serving.attribution)."""
+        return f"{self.prefix}:user:{user_id}:served"
+
     def user_keys(self, user_id: str) -> list[str]:
-        """Every key the speed layer keeps for one user (what forgetting a user deletes)."""
-        return [self.recent_items(user_id), self.profile(user_id)]
+        """Every per-user key (the speed layer's and serving's attribution key): what forgetting a user deletes."""
+        return [self.recent_items(user_id), self.profile(user_id), self.served(user_id)]
 
     def user_pattern(self, user_id: str) -> str:
         """Pattern matching every key of one user."""

@@ -18,10 +18,16 @@ class TableSpec:
 
     @property
     def columns(self) -> list[str]:
-        return [part.strip().split(" ", 1)[0] for part in _split_top_level(self.ddl)]
+        return [name for name, _ in self.fields]
+
+    @property
+    def fields(self) -> list[tuple[str, str]]:
+        """(column, DDL type) pairs, e.g. ("context", "MAP<STRING, STRING>"): for non-Spark schemas."""
+        pairs = (part.strip().partition(" ") for part in split_top_level(self.ddl))
+        return [(name, ddl_type.strip()) for name, _, ddl_type in pairs]
 
 
-def _split_top_level(ddl: str) -> list[str]:
+def split_top_level(ddl: str) -> list[str]:
     """Split a DDL column list on commas that are not inside <...>."""
     parts, depth, current = [], 0, []
     for char in ddl:
@@ -55,6 +61,20 @@ EVENTS_QUARANTINE = TableSpec(
     "kafka_offset BIGINT, kafka_timestamp TIMESTAMP, quarantined_at TIMESTAMP, quarantine_date DATE",
     partition_by=("quarantine_date",),
     doc="Records the stream could not accept, with the reason and the raw bytes.",
+)
+
+# Spark schema of a served-recommendation record on the wire (recsys.contracts.served.ServedRecommendation).
+SERVED_PAYLOAD_DDL = (
+    "rec_id STRING, user_id STRING, experiment STRING, variant STRING, model_version STRING, "
+    "item_ids ARRAY<STRING>, ts TIMESTAMP"
+)
+
+RECOMMENDATIONS_SERVED = TableSpec(
+    name="recommendations_served",
+    ddl=SERVED_PAYLOAD_DDL + ", kafka_partition INT, kafka_offset BIGINT, ingested_at TIMESTAMP, served_date DATE",
+    partition_by=("served_date",),
+    doc="Every recommendation list served, with its experiment variant and model version (append-only; "
+    "experiment reports join it with the events attributed to it).",
 )
 
 ITEMS = TableSpec(
@@ -115,8 +135,22 @@ MODEL_REGISTRY = TableSpec(
     "metrics (per model: ALS and baselines) and tuning (the trials) are JSON.",
 )
 
+USER_ERASURES = TableSpec(
+    name="user_erasures",
+    ddl="user_id STRING, erased_at TIMESTAMP",
+    doc="One row per erasure of a user (DELETE /v1/users/<id>), append-only: the batch layer drops that "
+    "user's events with ts <= the latest erased_at, which catches events still in Kafka when they were erased.",
+)
+
 VERSIONED_TABLES: tuple[TableSpec, ...] = (USER_FACTORS, ITEM_FACTORS, SIMILAR_ITEMS, POPULAR_ITEMS, ITEM_CONTENT)
 
 ALL_TABLES: tuple[TableSpec, ...] = (
-    EVENTS_BRONZE, EVENTS_QUARANTINE, ITEMS, USERS, *VERSIONED_TABLES, MODEL_REGISTRY,
+    EVENTS_BRONZE, EVENTS_QUARANTINE, RECOMMENDATIONS_SERVED, ITEMS, USERS, *VERSIONED_TABLES, MODEL_REGISTRY,
+    USER_ERASURES,
+)
+
+# Tables holding a user's data by user_id: forgetting a user deletes their rows from each (derived, so a new
+# table with a user_id column is covered). The erasure record itself is kept: it is what keeps them forgotten.
+USER_DATA_TABLES: tuple[TableSpec, ...] = tuple(
+    spec for spec in ALL_TABLES if "user_id" in spec.columns and spec is not USER_ERASURES
 )

@@ -1,4 +1,5 @@
-"""Create the project's Kafka topics: the events topic and its dead-letter topic `<events_topic>-dlq`.
+"""Create the project's Kafka topics: the events topic, its dead-letter topic `<events_topic>-dlq` and the
+served-recommendations topic `<events_topic>-served`.
 
 Idempotent: existing topics are left as they are (a partition-count mismatch is only logged).
 `python -m recsys.ops.kafka_topics` creates them; `--check` only waits for the broker and reports.
@@ -19,6 +20,7 @@ from recsys.config import ConfigError, Settings, get_settings
 log = logging.getLogger("recsys.ops.kafka_topics")
 
 DLQ_SUFFIX = "-dlq"
+SERVED_SUFFIX = "-served"
 
 
 class KafkaUnavailableError(RuntimeError):
@@ -30,8 +32,13 @@ def dlq_topic(settings: Settings) -> str:
     return f"{settings.kafka.events_topic}{DLQ_SUFFIX}"
 
 
+def served_topic(settings: Settings) -> str:
+    """Topic of the served-recommendation records (recsys.contracts.served); serving writes, the stream reads."""
+    return f"{settings.kafka.events_topic}{SERVED_SUFFIX}"
+
+
 def project_topics(settings: Settings) -> list[str]:
-    return [settings.kafka.events_topic, dlq_topic(settings)]
+    return [settings.kafka.events_topic, dlq_topic(settings), served_topic(settings)]
 
 
 def _admin(settings: Settings) -> AdminClient:
@@ -69,7 +76,7 @@ def wait_for_broker(settings: Settings, timeout_s: float = 30.0,
 
 
 def ensure_topics(settings: Settings | None = None, timeout_s: float = 30.0) -> list[str]:
-    """Create the events and dead-letter topics if missing; returns the names this call created."""
+    """Create the events, dead-letter and served topics if missing; returns the names this call created."""
     settings = settings or get_settings()
     admin = _admin(settings)
     deadline = time.monotonic() + timeout_s

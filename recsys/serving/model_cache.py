@@ -1,10 +1,12 @@
-"""Keep the current published model in memory and swap it atomically when a new one is published."""
+"""Keep the current published model in memory and swap it atomically when a new one is published; and
+fixed versions pinned by A/B variants."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from recsys.stores.model_store import FactorModel, ModelStore
 
@@ -40,3 +42,37 @@ class ModelCache:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("model refresh failed, keeping %s: %s",
                             self._model.version if self._model else None, self.last_error)
+
+
+class PinnedModel:
+    """A fixed model version (an A/B variant's `model_version`), loaded on first use and kept.
+
+    A version that cannot be loaded (not registered, no factors, the store down) is not served: the
+    current model is served instead, and the failure is logged once; this process does not try again.
+    """
+
+    def __init__(self, store: ModelStore, version: str, current: Callable[[], FactorModel | None]) -> None:
+        self._store = store
+        self.version = version
+        self._current = current
+        self._model: FactorModel | None = None
+        self._tried = False
+        self._lock = threading.Lock()
+
+    def __call__(self) -> FactorModel | None:
+        if not self._tried:
+            with self._lock:
+                if not self._tried:
+                    self._model = self._load()
+                    self._tried = True
+        return self._model if self._model is not None else self._current()
+
+    def _load(self) -> FactorModel | None:
+        try:
+            model = self._store.load(self.version)
+        except Exception as exc:  # any failure: the pin is ignored, the variant gets the current model
+            log.warning("pinned model %s cannot be served (%s: %s); its variant gets the current model",
+                        self.version, type(exc).__name__, exc)
+            return None
+        log.info("serving pinned model %s (%d items)", self.version, len(model.item_ids))
+        return model

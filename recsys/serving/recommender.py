@@ -1,157 +1,205 @@
-"""Rank items for a user from the batch factors and the user's real-time state, with reasons."""
+"""Rank items for a user from the batch model and the speed layer's real-time state, with reasons.
+
+A request reads Redis at most twice (the user's state, then the co-views of their recent items with
+the trending view, each one pipeline), scores the whole catalogue with vector operations
+(recsys.serving.merge) and ranks with one argpartition (recsys.serving.ranking). Any Redis error
+gives the batch-only list, marked degraded, never an exception.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import redis
 
-from recsys.config import ServingConfig
+from recsys.config import MergeWeights, ServingConfig
 from recsys.contracts.segments import EVERYONE, segment_keys
+from recsys.serving import reasons as why
+from recsys.serving.merge import Merge, Shopper
+from recsys.serving.neighbours import blend_similar, fallback_similar
+from recsys.serving.ranking import top_rows
+from recsys.serving.reasons import REASON_NEW, REASON_POPULAR, REASON_SEEN, REASON_SEGMENT, REASON_TASTE
+from recsys.serving.results import (
+    RecommendationQuery,
+    Recommendations,
+    ScoredItem,
+    TrendingItems,
+    UnknownItemError,
+)
 from recsys.stores.model_store import FactorModel
-from recsys.stores.online_store import OnlineStore
+from recsys.stores.online_store import ItemSignals, OnlineStore, RealtimeState
 
-REASON_TASTE = "matches your taste"
-REASON_POPULAR = "popular"
-REASON_SEGMENT = "popular with shoppers like you"
-REASON_NEW = "new, like"
-REASON_SEEN = "you looked at this recently"
+log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class ScoredItem:
-    item_id: str
-    score: float
-    reasons: list[str]
-
-
-@dataclass(frozen=True)
-class Recommendations:
-    user_id: str
-    model_version: str | None
-    degraded: bool
-    items: list[ScoredItem] = field(default_factory=list)
-
-
-def _scaled(scores: np.ndarray) -> np.ndarray:
-    """Scale to [-1, 1] by the largest magnitude so that different signals can be blended."""
-    top = float(np.max(np.abs(scores))) if scores.size else 0.0
-    return scores / top if top > 0 else scores
+__all__ = [
+    "REASON_NEW", "REASON_POPULAR", "REASON_SEEN", "REASON_SEGMENT", "REASON_TASTE", "RecommendationQuery",
+    "Recommendations", "Recommender", "ScoredItem", "TrendingItems", "UnknownItemError",
+]
 
 
 class Recommender:
+    """Serves one model (whatever `model()` returns now) merged with the online store's live signals.
+
+    interest_half_life_s should be stream.interest_half_life_s, the half-life the speed layer stores
+    interests with; without it interests count as of their last event (no further decay).
+    """
+
     def __init__(self, model: Callable[[], FactorModel | None], online: OnlineStore, cfg: ServingConfig,
-                 segment_attributes: list[str] | None = None) -> None:
+                 segment_attributes: list[str] | None = None, *, interest_half_life_s: float | None = None) -> None:
         self._model = model
         self._online = online
         self._cfg = cfg
         self._segment_attributes = segment_attributes or []
+        self._half_life_s = math.inf if interest_half_life_s is None else interest_half_life_s
 
-    def _cold_start(self, model: FactorModel, attributes: Mapping[str, str] | None) -> tuple[np.ndarray, set[int]]:
-        """Scores for a user nobody knows yet: what shoppers with the same attributes like most, then overall.
-
-        Returns the scores and the items that came from the user's segment (for the reason).
-        """
-        base = 0.5 * _scaled(np.log1p(model.popularity))
-        keys = segment_keys(attributes or {}, self._segment_attributes)
-        segment = next((key for key in keys if key != EVERYONE and key in model.segment_popular), None)
-        if segment is None:
-            return base, set()
-        ranked = [model.item_index[i] for i in model.segment_popular[segment] if i in model.item_index]
-        for position, idx in enumerate(ranked):  # every segment favourite outranks every other item
-            base[idx] = 1.0 + (len(ranked) - position) / len(ranked)
-        return base, set(ranked)
-
-    def _realtime_state(self, user_id: str, model: FactorModel | None
-                        ) -> tuple[list[str], set[str], np.ndarray | None, bool]:
-        """Recent items, purchases and the folded-in vector (for this model) from the speed layer."""
-        try:
-            vector = None if model is None else self._online.user_vector(
-                user_id, model.version, model.item_factors.shape[1])
-            return (self._online.recent_items(user_id, self._cfg.recent_window),
-                    self._online.purchased(user_id), vector, False)
-        except redis.RedisError:
-            return [], set(), None, True
-
-    def recommend(self, user_id: str, k: int, attributes: Mapping[str, str] | None = None) -> Recommendations:
-        """The user's top k; attributes (age_band, gender, location, ...) only matter for a brand-new user."""
+    def recommend(self, user_id: str, query: RecommendationQuery) -> Recommendations:
+        """The user's page of recommendations: their taste, recent items, interests and the live signals."""
         model = self._model()
-        recent, purchased, vector, degraded = self._realtime_state(user_id, model)
+        weights = query.weights or self._cfg.merge
+        state, degraded = self._user_state(user_id, model)
         if model is None:
             return Recommendations(user_id, None, degraded, [])
-        recent_idx = [model.item_index[i] for i in recent if i in model.item_index]
-        user_row = model.user_ids.get(user_id)
-        from_segment: set[int] = set()
-        if vector is not None and np.any(vector):  # the speed layer's live vector supersedes the batch one
-            base, base_reason = _scaled(model.item_factors @ vector.astype(np.float32)), REASON_TASTE
-        elif user_row is not None:
-            base, base_reason = _scaled(model.item_factors @ model.user_factors[user_row]), REASON_TASTE
-        elif recent_idx:  # unknown to the batch model: a vector from what they just looked at
-            base = _scaled(model.item_factors @ model.item_factors[recent_idx].mean(axis=0))
-            base_reason = REASON_TASTE
-        else:
-            base, from_segment = self._cold_start(model, attributes)
-            base_reason = REASON_POPULAR
-        similarity = np.zeros_like(base)
-        if recent_idx:
-            profile = model.item_unit[recent_idx].mean(axis=0)
-            similarity = model.item_unit @ profile
-        scores = base + self._cfg.recent_boost * similarity
-        excluded = [model.item_index[i] for i in purchased if i in model.item_index]
-        scores[excluded] = -np.inf
-        top = _top_k(scores, k)
-        items = [ScoredItem(model.item_ids[i], float(scores[i]), self._reasons(
-                     model, i, base[i], recent_idx, REASON_SEGMENT if i in from_segment else base_reason))
-                 for i in top]
-        items = sorted(items + self._new_items(model, recent, purchased, k), key=lambda i: -i.score)[:k]
+        signals, failed = (ItemSignals(), False) if degraded else self._item_signals(state.recent, weights)
+        if failed:  # batch-only: no part of the real-time state is trusted
+            state, degraded = RealtimeState(), True
+        taste = self._taste(model, user_id, state)
+        shopper = Shopper(recent=state.recent, taste=taste, interests=state.interests, co_views=signals.co_views,
+                          trending=signals.trending,
+                          segment=self._segment(model, query.attributes) if taste is None else [])
+        items = self._rank(model, Merge(model, self._cfg, weights, shopper), state.purchased, query)
         return Recommendations(user_id, model.version, degraded, items)
 
-    def _new_items(self, model: FactorModel, recent: list[str], purchased: set[str], k: int) -> list[ScoredItem]:
-        """Catalogue items ALS has not seen yet, ranked by content similarity to what the user just viewed."""
-        content = model.content
-        seen_ids = [i for i in recent if content is not None and i in content.row]
-        seen_rows = [content.row[i] for i in seen_ids] if content is not None else []
-        if not seen_rows or model.new_item_rows.size == 0 or self._cfg.new_item_weight <= 0:
+    def anonymous(self, seen_items: Sequence[str], query: RecommendationQuery) -> Recommendations:
+        """A visitor without an id: a temporary vector folded in from the items seen this session
+        (oldest first), the same merge and filters; the seen items themselves are never returned."""
+        model = self._model()
+        if model is None:
+            return Recommendations(None, None, False, [])
+        weights = query.weights or self._cfg.merge
+        seen = list(dict.fromkeys(seen_items))
+        recent = seen[::-1]  # newest first, as the speed layer keeps a user's recent items
+        signals, degraded = self._item_signals(recent, weights)
+        taste = self._fold(model, seen)
+        shopper = Shopper(recent=recent, taste=taste, co_views=signals.co_views, trending=signals.trending,
+                          segment=self._segment(model, query.attributes) if taste is None else [])
+        items = self._rank(model, Merge(model, self._cfg, weights, shopper), frozenset(seen), query)
+        return Recommendations(None, model.version, degraded, items)
+
+    def similar(self, item_id: str, k: int) -> list[ScoredItem]:
+        """Items like `item_id`: the batch neighbours blended with its live co-views (serving.similar).
+
+        Raises UnknownItemError for an item neither the model nor its content profiles know; without a
+        model there is nothing to compare with and the list is empty.
+        """
+        model = self._model()
+        if model is None:
             return []
-        seen = content.matrix[seen_rows]
-        profile = np.asarray(seen.sum(axis=0)).ravel()
-        norm = float(np.linalg.norm(profile))
-        if norm == 0:
-            return []
-        candidates = model.new_item_profiles
-        similarity = (candidates @ profile) / norm
-        out = []
-        for pos in np.argsort(-similarity, kind="stable")[:k]:
-            item = content.item_ids[model.new_item_rows[pos]]
-            if similarity[pos] < self._cfg.reason_min_similarity or item in purchased:
+        if item_id not in model.all_index:
+            raise UnknownItemError(item_id)
+        batch = model.similar.of(item_id, k) if model.similar is not None else []
+        if not batch:
+            batch = fallback_similar(model, item_id, k)
+        co_views: list[tuple[str, float]] = []
+        if self._cfg.similar.co_views > 0:
+            try:
+                co_views = self._online.item_signals([item_id], self._cfg.co_view_k, 0).co_views.get(item_id, [])
+            except redis.RedisError as exc:
+                log.warning("similar items of %s without co-views: %s", item_id, exc)
+        return blend_similar(model, item_id, batch, co_views, k, self._cfg.similar)
+
+    def trending(self, k: int, category: str | None = None) -> TrendingItems:
+        """The live trending view, optionally of one category; the model's popularity when Redis fails."""
+        model = self._model()
+        try:
+            rows = self._online.trending(self._cfg.trending_pool if category is not None else k)
+        except redis.RedisError:
+            return TrendingItems(self._popular(model, k, category), True)
+        items = []
+        for item, score in rows:
+            row = None if model is None else model.all_index.get(item)
+            item_category = None if row is None else model.attributes.category_of(row)
+            if category is not None and item_category != category:
                 continue
-            nearest = seen_ids[int(np.argmax((seen @ candidates[pos].T).toarray().ravel()))]
-            out.append(ScoredItem(item, self._cfg.new_item_weight * float(similarity[pos]),
-                                  [f"{REASON_NEW} {nearest}"]))
-        return out
+            items.append(ScoredItem(item, score, [why.trending_in(item_category)]))
+            if len(items) == k:
+                break
+        return TrendingItems(items, False)
 
-    def _reasons(self, model: FactorModel, item: int, base: float, recent_idx: list[int],
-                 base_reason: str) -> list[str]:
-        reasons = []
-        others = [r for r in recent_idx if r != item]  # an item does not explain itself
-        if item in recent_idx:
-            reasons.append(REASON_SEEN)
-        if others and self._cfg.recent_boost > 0:
-            similarities = model.item_unit[others] @ model.item_unit[item]
-            nearest = int(np.argmax(similarities))
-            if similarities[nearest] >= self._cfg.reason_min_similarity:
-                reasons.append(f"because you viewed {model.item_ids[others[nearest]]}")
-        if base > 0 or not reasons:
-            reasons.append(base_reason)
-        return reasons
+    def _user_state(self, user_id: str, model: FactorModel | None) -> tuple[RealtimeState, bool]:
+        try:
+            rank = 0 if model is None else model.item_factors.shape[1]
+            return self._online.user_state(user_id, None if model is None else model.version, rank,
+                                           self._cfg.recent_window, self._half_life_s), False
+        except redis.RedisError as exc:
+            log.warning("serving %s without real-time state: %s", user_id, exc)
+            return RealtimeState(), True
 
+    def _item_signals(self, recent: list[str], weights: MergeWeights) -> tuple[ItemSignals, bool]:
+        """Co-views of the newest recent items and the trending view (one round trip, none if unused)."""
+        sources = recent[:self._cfg.co_view_sources] if weights.co_views > 0 else []
+        trending_k = self._cfg.trending_pool if weights.trending > 0 else 0
+        if not sources and trending_k == 0:
+            return ItemSignals(), False
+        try:
+            return self._online.item_signals(sources, self._cfg.co_view_k, trending_k), False
+        except redis.RedisError as exc:
+            log.warning("serving without live item signals: %s", exc)
+            return ItemSignals(), True
 
-def _top_k(scores: np.ndarray, k: int) -> list[int]:
-    finite = np.flatnonzero(np.isfinite(scores))
-    if finite.size == 0:
-        return []
-    k = min(k, finite.size)
-    part = finite[np.argpartition(-scores[finite], k - 1)[:k]]
-    return part[np.argsort(-scores[part], kind="stable")].tolist()
+    @staticmethod
+    def _taste(model: FactorModel, user_id: str, state: RealtimeState) -> np.ndarray | None:
+        """The live folded-in vector, else the batch one, else the mean of the recent items; None: cold."""
+        if state.vector is not None and np.any(state.vector):
+            return state.vector
+        row = model.user_ids.get(user_id)
+        if row is not None:
+            return model.user_factors[row]
+        rows = [model.item_index[i] for i in state.recent if i in model.item_index]
+        return model.item_factors[rows].mean(axis=0) if rows else None
+
+    def _fold(self, model: FactorModel, seen: list[str]) -> np.ndarray | None:
+        """Fold the seen items into a zero vector as the speed layer does for a user the model lacks."""
+        if not any(i in model.item_index for i in seen):
+            return None
+        fold = model.fold_in
+        x = np.zeros(fold.rank)
+        for item in seen:
+            x = fold.update(x, item, self._cfg.anonymous_event_strength)
+        return x if np.any(x) else None
+
+    def _segment(self, model: FactorModel, attributes: Mapping[str, str] | None) -> list[str]:
+        """The favourites of the most specific segment of `attributes` this version has rows for."""
+        keys = segment_keys(attributes or {}, self._segment_attributes)
+        key = next((key for key in keys if key != EVERYONE and key in model.segment_popular), None)
+        return [] if key is None else model.segment_popular[key]
+
+    def _rank(self, model: FactorModel, merge: Merge, purchased: frozenset[str],
+              query: RecommendationQuery) -> list[ScoredItem]:
+        scores = merge.scores()
+        excluded = [model.all_index[i] for i in purchased | query.exclude if i in model.all_index]
+        scores[excluded] = -np.inf
+        keep = model.attributes.mask(query.category, query.brand, query.min_price, query.max_price)
+        if keep is not None:
+            scores[~keep] = -np.inf
+        cap = 0 if query.category is not None else self._cfg.max_per_category  # one category asked: no cap
+        rows = top_rows(scores, query.k, query.offset, model.attributes.category, cap)
+        items = []
+        for row in rows.tolist():
+            parts = merge.contributions(row)
+            items.append(ScoredItem(model.all_item_ids[row], float(scores[row]), merge.reasons(row, parts),
+                                    parts if query.explain else None))
+        return items
+
+    def _popular(self, model: FactorModel | None, k: int, category: str | None) -> list[ScoredItem]:
+        """The model's most popular items (of `category`): what trending falls back to."""
+        if model is None:
+            return []
+        scores = model.popularity_score[:model.n_items].copy()
+        keep = model.attributes.mask(category=category)
+        if keep is not None:
+            scores[~keep[:model.n_items]] = -np.inf
+        return [ScoredItem(model.item_ids[row], float(scores[row]), [REASON_POPULAR])
+                for row in top_rows(scores, k).tolist()]

@@ -3,7 +3,8 @@
 - `events_to_redis` applies real-time adjustments to Redis from the executors on a short trigger
   (stream.realtime_trigger_s); it never waits for a Delta commit, so a shopper's event reaches
   serving in well under a second. Exactly once per chunk through markers (recsys.speed.redis_state).
-- `events_to_bronze` appends every valid event to Delta bronze and every malformed record to the
+- `events_to_bronze` appends every valid event to Delta bronze, every served-recommendation record (it
+  also reads `<events_topic>-served`) to recommendations_served and every malformed record to the
   quarantine table, with Delta's idempotent-writer options (txnAppId = the query's id, which lives
   in its checkpoint; txnVersion = batch id): a batch Spark replays after a crash commits nothing
   twice. A new checkpoint is a new query id, so its batch ids (from 0 again) are never taken for replays.
@@ -31,11 +32,12 @@ from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from recsys.config import Settings
 from recsys.contracts.redis_keys import BRONZE_QUERY, REALTIME_QUERY, RedisKeys
-from recsys.contracts.tables import EVENTS_BRONZE, EVENTS_QUARANTINE
-from recsys.ops.kafka_topics import dlq_topic
+from recsys.contracts.tables import EVENTS_BRONZE, EVENTS_QUARANTINE, RECOMMENDATIONS_SERVED
+from recsys.ops.kafka_topics import dlq_topic, served_topic
 from recsys.spark.delta import conform, ensure_table
 from recsys.speed import context
 from recsys.speed.redis_state import ApplyStats, apply_arrow
+from recsys.speed.served import parse_served_records, valid_served
 from recsys.speed.trending import rebuild_trending
 from recsys.speed.validation import parse_kafka_records, quarantined, valid_events
 from recsys.stores.model_store import DeltaModelStore
@@ -46,10 +48,11 @@ STATS_SCHEMA = pa.schema([("events", pa.int64()), ("rejected", pa.int64()), ("ap
                           ("replayed", pa.int64()), ("lag_sum_s", pa.float64()), ("lag_max_s", pa.float64())])
 
 
-def kafka_source(spark: SparkSession, settings: Settings) -> DataFrame:
+def kafka_source(spark: SparkSession, settings: Settings, topics: list[str] | None = None) -> DataFrame:
+    """The Kafka stream of `topics` (default: the events topic only)."""
     reader = (spark.readStream.format("kafka")
               .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
-              .option("subscribe", settings.kafka.events_topic)
+              .option("subscribe", ",".join(topics or [settings.kafka.events_topic]))
               .option("startingOffsets", settings.stream.starting_offsets)
               .option("maxOffsetsPerTrigger", settings.stream.max_offsets_per_trigger)
               .option("failOnDataLoss", "false"))
@@ -79,26 +82,41 @@ def _to_dead_letter_topic(bad: DataFrame, settings: Settings) -> None:
     writer.save()
 
 
+def _valid_and_rejected(parsed: DataFrame) -> tuple[int, int]:
+    """Rows without and with a quarantine reason, in one pass."""
+    row = parsed.agg(F.count(F.when(F.col("reason").isNull(), 1)).alias("ok"), F.count("reason").alias("bad")).first()
+    return row["ok"], row["bad"]
+
+
 def write_bronze_batch(batch: DataFrame, batch_id: int, settings: Settings, app_id: str) -> dict[str, int]:
-    """Append one micro-batch to bronze and quarantine; callable directly from tests with a static DataFrame."""
+    """Append one micro-batch to bronze, recommendations_served and quarantine; callable directly from tests
+    with a static DataFrame. Records of the served topic are served records, any other topic's are events."""
     spark = batch.sparkSession
     started = time.time()
-    parsed = parse_kafka_records(batch, settings).persist()
+    raw = batch.persist()  # read from Kafka once, then split by topic
+    is_served = F.col("topic") == served_topic(settings)
+    parsed = parse_kafka_records(raw.where(~is_served), settings).persist()
+    served = parse_served_records(raw.where(is_served), settings).persist()
     try:
+        (valid, bad_events), (shown, bad_served) = _valid_and_rejected(parsed), _valid_and_rejected(served)
+        counts = {"valid": valid, "served": shown, "quarantined": bad_events + bad_served}
         good = conform(valid_events(parsed), spark, EVENTS_BRONZE)
-        bad = conform(quarantined(parsed), spark, EVENTS_QUARANTINE)
-        counts = {"valid": good.count(), "quarantined": bad.count()}
-        for df, spec, n in ((good, EVENTS_BRONZE, counts["valid"]), (bad, EVENTS_QUARANTINE, counts["quarantined"])):
+        lists = conform(valid_served(served), spark, RECOMMENDATIONS_SERVED)
+        rejects = conform(quarantined(parsed), spark, EVENTS_QUARANTINE)
+        bad = rejects.unionByName(conform(quarantined(served), spark, EVENTS_QUARANTINE))  # one commit per table
+        for df, spec, n in ((good, EVENTS_BRONZE, valid), (lists, RECOMMENDATIONS_SERVED, shown),
+                            (bad, EVENTS_QUARANTINE, counts["quarantined"])):
             if n:
                 _idempotent_append(df, settings.table_path(spec.name), app_id, batch_id, spec.partition_by)
-        if counts["quarantined"]:
-            _to_dead_letter_topic(bad, settings)
+        if bad_events:  # the dead-letter topic is the events topic's: served rejects stay in the table
+            _to_dead_letter_topic(rejects, settings)
     finally:
-        parsed.unpersist()
+        for df in (parsed, served, raw):
+            df.unpersist()
     seconds = time.time() - started
     record_progress(settings, BRONZE_QUERY, {"batch_id": batch_id, **counts, "seconds": round(seconds, 3)})
-    log.info("bronze batch %s: %s valid, %s quarantined in %.2fs", batch_id, counts["valid"],
-             counts["quarantined"], seconds)
+    log.info("bronze batch %s: %s valid, %s served, %s quarantined in %.2fs", batch_id, counts["valid"],
+             counts["served"], counts["quarantined"], seconds)
     return counts
 
 
@@ -204,7 +222,7 @@ class ModelVersionWatcher:
 
 
 def _start(spark: SparkSession, settings: Settings, name: str, trigger_s: float, available_now: bool,
-           handle: Callable[[DataFrame, int, str], None]) -> StreamingQuery:
+           handle: Callable[[DataFrame, int, str], None], topics: list[str] | None = None) -> StreamingQuery:
     """Start a foreachBatch query whose batches know the query's id (stable across restarts)."""
     query_id: dict[str, str] = {}
     started = threading.Event()
@@ -213,7 +231,7 @@ def _start(spark: SparkSession, settings: Settings, name: str, trigger_s: float,
         started.wait()  # the id is known once start() returns; a batch may begin just before
         handle(df, batch_id, f"{name}-{query_id['id']}")
 
-    writer = (kafka_source(spark, settings).writeStream.queryName(name)
+    writer = (kafka_source(spark, settings, topics).writeStream.queryName(name)
               .option("checkpointLocation", settings.checkpoint_path(name))
               .foreachBatch(run_batch))
     writer = writer.trigger(availableNow=True) if available_now else writer.trigger(
@@ -225,10 +243,11 @@ def _start(spark: SparkSession, settings: Settings, name: str, trigger_s: float,
 
 
 def start_bronze_query(spark: SparkSession, settings: Settings, available_now: bool = False) -> StreamingQuery:
-    ensure_table(spark, settings, EVENTS_BRONZE)
-    ensure_table(spark, settings, EVENTS_QUARANTINE)
+    for spec in (EVENTS_BRONZE, EVENTS_QUARANTINE, RECOMMENDATIONS_SERVED):
+        ensure_table(spark, settings, spec)
     return _start(spark, settings, BRONZE_QUERY, settings.stream.bronze_trigger_s, available_now,
-                  lambda df, batch_id, app_id: write_bronze_batch(df, batch_id, settings, app_id))
+                  lambda df, batch_id, app_id: write_bronze_batch(df, batch_id, settings, app_id),
+                  topics=[settings.kafka.events_topic, served_topic(settings)])
 
 
 def start_realtime_query(spark: SparkSession, settings: Settings, available_now: bool = False) -> StreamingQuery:

@@ -23,30 +23,40 @@ from recsys.contracts.events import (
 from recsys.contracts.tables import EVENT_PAYLOAD_DDL
 
 
-def _bad_id(col: Column) -> Column:
-    return (F.length(col) > MAX_ID_LENGTH) | ~col.rlike(ID_PATTERN)
+def bad_id(col: Column, pattern: str = ID_PATTERN) -> Column:
+    return (F.length(col) > MAX_ID_LENGTH) | ~col.rlike(pattern)
+
+
+def absurd_ts(ts: Column, settings: Settings, now: Column) -> Column:
+    """ts before events.min_ts or more than events.max_future_skew_s ahead of now."""
+    min_ts = F.lit(settings.events.min_ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")).cast("timestamp")
+    max_ts = now + F.expr(f"INTERVAL {settings.events.max_future_skew_s} SECONDS")
+    return (ts < min_ts) | (ts > max_ts)
+
+
+def first_failing(rules: list[tuple[Column, Column]]) -> Column:
+    """The reason of the first rule whose condition holds (a NULL condition does not), or NULL: valid."""
+    expr = F.when(rules[0][0], rules[0][1])
+    for cond, reason in rules[1:]:
+        expr = expr.when(F.coalesce(cond, F.lit(False)), reason)
+    return expr
 
 
 def _reason(settings: Settings, now: Column) -> Column:
     """First failing rule of a parsed record, or NULL when the record is valid."""
     e = F.col("e")
-    min_ts = F.lit(settings.events.min_ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")).cast("timestamp")
-    max_ts = now + F.expr(f"INTERVAL {settings.events.max_future_skew_s} SECONDS")
     rules: list[tuple[Column, Column]] = [(F.col("e").isNull(), F.lit(QuarantineReason.NOT_JSON))]
     for field in REQUIRED_FIELDS:
         rules.append((e[field].isNull(), F.lit(f"{QuarantineReason.MISSING_FIELD}:{field}")))
     rules += [
         (~e["event_type"].isin(*EVENT_TYPES), F.lit(QuarantineReason.UNKNOWN_EVENT_TYPE)),
-        (_bad_id(e["user_id"]) | _bad_id(e["item_id"]) | _bad_id(e["event_id"])
-         | (e["session_id"].isNotNull() & _bad_id(e["session_id"])), F.lit(QuarantineReason.BAD_ID)),
-        ((e["ts"] < min_ts) | (e["ts"] > max_ts), F.lit(QuarantineReason.ABSURD_TS)),
+        (bad_id(e["user_id"]) | bad_id(e["item_id"]) | bad_id(e["event_id"])
+         | (e["session_id"].isNotNull() & bad_id(e["session_id"])), F.lit(QuarantineReason.BAD_ID)),
+        (absurd_ts(e["ts"], settings, now), F.lit(QuarantineReason.ABSURD_TS)),
         ((e["quantity"] < 1) | (e["quantity"] > MAX_QUANTITY), F.lit(QuarantineReason.BAD_QUANTITY)),
         (e["price"] < 0, F.lit(QuarantineReason.BAD_PRICE)),
     ]
-    expr = F.when(rules[0][0], rules[0][1])
-    for cond, reason in rules[1:]:
-        expr = expr.when(F.coalesce(cond, F.lit(False)), reason)
-    return expr
+    return first_failing(rules)
 
 
 def parse_kafka_records(raw: DataFrame, settings: Settings) -> DataFrame:
@@ -82,6 +92,7 @@ def valid_events(parsed: DataFrame) -> DataFrame:
 
 
 def quarantined(parsed: DataFrame) -> DataFrame:
+    """Rows for the quarantine table from any parsed frame with the Kafka columns and `reason`."""
     return parsed.where(F.col("reason").isNotNull()).select(
         F.split(F.col("reason"), ":").getItem(0).alias("reason"),
         F.col("reason").alias("detail"),

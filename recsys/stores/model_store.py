@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -20,9 +21,21 @@ from scipy import sparse
 
 from recsys.config import Settings
 from recsys.contracts import model_version as mv
-from recsys.contracts.tables import ITEM_CONTENT, ITEM_FACTORS, MODEL_REGISTRY, POPULAR_ITEMS, USER_FACTORS
+from recsys.contracts.tables import (
+    ITEM_CONTENT,
+    ITEM_FACTORS,
+    ITEMS,
+    MODEL_REGISTRY,
+    POPULAR_ITEMS,
+    SIMILAR_ITEMS,
+    USER_FACTORS,
+)
+from recsys.speed.foldin import FoldIn
+from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue
+from recsys.stores.similar_items import SimilarItems
 
 _VERSION = re.compile(r"^[A-Za-z0-9_.:\-]+$")
+NORM_FLOOR = 1e-9  # a zero factor row gets cosine 0 with everything instead of a division by zero
 
 
 def query_delta(table: DeltaTable, sql: str) -> pa.Table:
@@ -32,7 +45,12 @@ def query_delta(table: DeltaTable, sql: str) -> pa.Table:
 
 @dataclass(frozen=True)
 class FactorModel:
-    """One model version held in memory: L2-normalisable float32 matrices and id lookups."""
+    """One model version held in memory: float32 matrices, id lookups and per-item arrays.
+
+    Serving ranks "all items": the ALS items (rows of item_factors) followed by the new items (catalogue
+    items with a content profile but no factors). Every per-item array below is aligned to all_item_ids,
+    so a request scores, filters and ranks the whole catalogue with vector operations.
+    """
 
     version: str
     user_ids: dict[str, int]
@@ -42,19 +60,50 @@ class FactorModel:
     popularity: np.ndarray
     segment_popular: dict[str, list[str]] = field(default_factory=dict)  # segment -> items, most popular first
     content: ContentProfiles | None = None  # catalogue profiles: how items ALS has not seen get ranked
+    catalogue: ItemCatalogue | None = None  # category, brand, price of the catalogue (ITEMS table)
+    similar: SimilarItems | None = None  # the version's batch similar-items lists
     item_index: dict[str, int] = field(init=False)
-    item_unit: np.ndarray = field(init=False)
     new_item_rows: np.ndarray = field(init=False)  # content rows of catalogue items without factors
     new_item_profiles: sparse.csr_matrix | None = field(init=False)  # those rows, sliced once per model
+    all_item_ids: list[str] = field(init=False)  # item_ids, then the new items
+    all_index: dict[str, int] = field(init=False)
+    attributes: AttributeArrays = field(init=False)  # aligned to all_item_ids
+    item_norms: np.ndarray = field(init=False)  # L2 norm of each factor row (cosines without a unit copy)
+    inverse_norms: np.ndarray = field(init=False)  # 1 / item_norms (0 rows: 1 / NORM_FLOOR)
+    popularity_score: np.ndarray = field(init=False)  # log popularity scaled to [0, 1], aligned to all_item_ids
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "item_index", {item: i for i, item in enumerate(self.item_ids)})
+        set_ = object.__setattr__
+        set_(self, "item_factors", np.ascontiguousarray(self.item_factors, dtype=np.float32))
+        set_(self, "user_factors", np.ascontiguousarray(self.user_factors, dtype=np.float32))
+        set_(self, "item_index", {item: i for i, item in enumerate(self.item_ids)})
         rows = [] if self.content is None else [r for i, r in self.content.row.items() if i not in self.item_index]
-        object.__setattr__(self, "new_item_rows", np.asarray(sorted(rows), dtype=np.int64))
-        object.__setattr__(self, "new_item_profiles",
-                           None if self.content is None else self.content.matrix[self.new_item_rows])
-        norms = np.linalg.norm(self.item_factors, axis=1, keepdims=True)
-        object.__setattr__(self, "item_unit", self.item_factors / np.maximum(norms, 1e-9))
+        set_(self, "new_item_rows", np.asarray(sorted(rows), dtype=np.int64))
+        set_(self, "new_item_profiles", None if self.content is None else self.content.matrix[self.new_item_rows])
+        new_ids = [] if self.content is None else [self.content.item_ids[r] for r in self.new_item_rows]
+        set_(self, "all_item_ids", [*self.item_ids, *new_ids])
+        n = len(self.item_ids)
+        set_(self, "all_index", {**self.item_index, **{item: n + j for j, item in enumerate(new_ids)}} if new_ids
+             else self.item_index)  # the ALS lookup itself when there are no new items
+        set_(self, "attributes", AttributeArrays.unknown(len(self.all_item_ids)) if self.catalogue is None
+             else self.catalogue.align(self.all_item_ids))
+        set_(self, "item_norms", np.linalg.norm(self.item_factors, axis=1).astype(np.float32))
+        set_(self, "inverse_norms", (1.0 / np.maximum(self.item_norms, NORM_FLOOR)).astype(np.float32))
+        log_pop = np.log1p(np.maximum(np.asarray(self.popularity, dtype=np.float32), 0))
+        top = float(log_pop.max()) if log_pop.size else 0.0
+        score = np.zeros(len(self.all_item_ids), dtype=np.float32)
+        score[:len(self.item_ids)] = log_pop / top if top > 0 else 0.0
+        set_(self, "popularity_score", score)
+
+    @property
+    def n_items(self) -> int:
+        """ALS items; rows at and after this index of all_item_ids are new items."""
+        return len(self.item_ids)
+
+    @cached_property
+    def fold_in(self) -> FoldIn:
+        """The speed layer's fold-in over this version's items, built on first use (anonymous visitors)."""
+        return FoldIn(self.item_ids, self.item_factors)
 
 
 @dataclass(frozen=True)
@@ -72,7 +121,7 @@ class ContentProfiles:
 class ModelStore(Protocol):
     def current_version(self) -> str | None: ...
 
-    def load(self, version: str) -> FactorModel: ...
+    def load(self, version: str, extras: bool = True) -> FactorModel: ...
 
 
 def _matrix(column) -> np.ndarray:
@@ -103,7 +152,8 @@ class DeltaModelStore:
         return mv.current_version(self.registry())
 
     def load(self, version: str, extras: bool = True) -> FactorModel:
-        """The factors of `version`; extras (segment favourites, content profiles) only when asked."""
+        """The factors of `version`; extras (segment favourites, content profiles, catalogue, similar items)
+        only when asked: the speed layer loads a version on every executor and needs only the factors."""
         users_t, items_t = self._table(USER_FACTORS.name), self._table(ITEM_FACTORS.name)
         if users_t is None or items_t is None:
             raise LookupError("factor tables do not exist yet")
@@ -130,7 +180,36 @@ class DeltaModelStore:
             popularity=np.asarray(items.column("popularity").to_numpy(), dtype=np.float32),
             segment_popular=segments,
             content=self._content(where) if extras else None,
+            catalogue=self._catalogue() if extras else None,
+            similar=self._similar(where) if extras else None,
         )
+
+    def _catalogue(self) -> ItemCatalogue | None:
+        """The latest attributes per item; None without an ITEMS table (then filters match nothing)."""
+        table = self._table(ITEMS.name)
+        if table is None:
+            return None
+        rows = query_delta(table, "SELECT item_id, category, brand, price FROM ("
+                                  "SELECT item_id, category, brand, price, ROW_NUMBER() OVER ("
+                                  "PARTITION BY item_id ORDER BY updated_at DESC NULLS LAST) AS latest FROM t"
+                                  ") WHERE latest = 1")
+        return ItemCatalogue(rows.column("item_id").to_pylist(), AttributeArrays.from_values(
+            rows.column("category").to_pylist(), rows.column("brand").to_pylist(), rows.column("price").to_pylist()))
+
+    def _similar(self, where: str) -> SimilarItems | None:
+        """The version's similar-items pairs, encoded by Arrow (millions of rows, no Python loop)."""
+        table = self._table(SIMILAR_ITEMS.name)
+        if table is None:
+            return None
+        rows = query_delta(table, f"SELECT item_id, similar_id, score, rank FROM t {where}")
+        if rows.num_rows == 0:
+            return None
+        ids = pa.chunked_array([pc.cast(rows.column(c).combine_chunks(), pa.string())
+                                for c in ("item_id", "similar_id")]).combine_chunks()
+        encoded = pc.dictionary_encode(ids)
+        codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        return SimilarItems.build(encoded.dictionary.to_pylist(), codes[:rows.num_rows], codes[rows.num_rows:],
+                                  rows.column("score").to_numpy(), rows.column("rank").to_numpy())
 
     def _content(self, where: str) -> ContentProfiles | None:
         table = self._table(ITEM_CONTENT.name)

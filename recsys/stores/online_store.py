@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -15,6 +17,25 @@ from recsys.speed.adjustments import current_interests
 from recsys.speed.foldin import decode_vector
 
 
+@dataclass(frozen=True)
+class RealtimeState:
+    """What the speed layer knows about one user, read in one round trip."""
+
+    recent: list[str] = field(default_factory=list)  # newest first
+    purchased: frozenset[str] = frozenset()
+    cart: list[str] = field(default_factory=list)  # latest last
+    interests: dict[str, float] = field(default_factory=dict)  # "c:<category>" / "b:<brand>", decayed, strongest first
+    vector: np.ndarray | None = None  # folded-in vector, only when computed against the served version
+
+
+@dataclass(frozen=True)
+class ItemSignals:
+    """Live item-to-item and global signals, read in one round trip."""
+
+    co_views: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # item -> partners, strongest first
+    trending: list[tuple[str, float]] = field(default_factory=list)  # strongest first
+
+
 class OnlineStore(Protocol):
     def recent_items(self, user_id: str, limit: int) -> list[str]: ...
 
@@ -22,17 +43,25 @@ class OnlineStore(Protocol):
 
     def user_vector(self, user_id: str, model_version: str, rank: int) -> np.ndarray | None: ...
 
+    def user_state(self, user_id: str, model_version: str | None, rank: int, recent_limit: int,
+                   half_life_s: float) -> RealtimeState: ...
+
+    def item_signals(self, item_ids: Sequence[str], co_view_k: int, trending_k: int) -> ItemSignals: ...
+
+    def trending(self, k: int) -> list[tuple[str, float]]: ...
+
     def ping(self) -> bool: ...
 
 
 class RedisOnlineStore:
     """Reads the keys the speed layer writes (recsys.contracts.redis_keys) over pooled clients."""
 
-    def __init__(self, cfg: RedisConfig, client: redis.Redis | None = None) -> None:
+    def __init__(self, cfg: RedisConfig, client: redis.Redis | None = None, raw_client: redis.Redis | None = None
+                 ) -> None:
         self._keys = RedisKeys(cfg.key_prefix)
         options = {"socket_timeout": cfg.socket_timeout_s, "socket_connect_timeout": cfg.socket_timeout_s}
         self._client = client or redis.Redis.from_url(cfg.url, decode_responses=True, **options)
-        self._raw = redis.Redis.from_url(cfg.url, **options)  # the vector is bytes, not text
+        self._raw = raw_client or redis.Redis.from_url(cfg.url, **options)  # the vector is bytes, not text
 
     @property
     def client(self) -> redis.Redis:
@@ -59,6 +88,43 @@ class RedisOnlineStore:
         if fields.get(rk.PROFILE_MODEL) != model_version:
             return None
         return decode_vector(vector, rank)
+
+    def user_state(self, user_id: str, model_version: str | None, rank: int, recent_limit: int,
+                   half_life_s: float) -> RealtimeState:
+        """Recent items, purchases, cart, interests (decayed to now) and the vector of `model_version`:
+        one pipeline, so a request pays one round trip for the whole user."""
+        pipe = self._raw.pipeline(transaction=False)
+        pipe.zrevrange(self._keys.recent_items(user_id), 0, recent_limit - 1)
+        pipe.get(self._keys.profile(user_id))
+        recent, raw_profile = pipe.execute()
+        fields, vector = decode_profile(raw_profile)
+        live = None
+        if model_version is not None and fields.get(rk.PROFILE_MODEL) == model_version:
+            live = decode_vector(vector, rank)
+        weights = current_interests(fields, time.time(), half_life_s)
+        return RealtimeState(
+            recent=[item.decode() if isinstance(item, bytes) else item for item in recent],
+            purchased=frozenset(fields.get(rk.PROFILE_PURCHASED, [])),
+            cart=list(fields.get(rk.PROFILE_CART, [])),
+            interests=dict(sorted(weights.items(), key=lambda kv: -kv[1])),
+            vector=live,
+        )
+
+    def item_signals(self, item_ids: Sequence[str], co_view_k: int, trending_k: int) -> ItemSignals:
+        """The co-views of several items and the trending view in one pipeline (none when nothing is asked)."""
+        items = list(dict.fromkeys(item_ids)) if co_view_k > 0 else []
+        if not items and trending_k <= 0:
+            return ItemSignals()
+        pipe = self._client.pipeline(transaction=False)
+        for item in items:
+            pipe.zrevrange(self._keys.co_views(item), 0, co_view_k - 1, withscores=True)
+        if trending_k > 0:
+            pipe.zrevrange(self._keys.trending(), 0, trending_k - 1, withscores=True)
+        replies = pipe.execute()
+        co_views = {item: [(other, float(score)) for other, score in reply]
+                    for item, reply in zip(items, replies, strict=False)}
+        trending = [(item, float(score)) for item, score in replies[-1]] if trending_k > 0 else []
+        return ItemSignals(co_views, trending)
 
     def interests(self, user_id: str, half_life_s: float) -> dict[str, float]:
         """Category ("c:...") and brand ("b:...") interests decayed to now, strongest first."""

@@ -10,9 +10,10 @@ from recsys.batch.data_quality import DataQualityError, check_events, require_qu
 from recsys.batch.interactions import build_interactions
 from recsys.contracts import model_version as mv
 from recsys.contracts.tables import ITEM_CONTENT, MODEL_REGISTRY, POPULAR_ITEMS, SIMILAR_ITEMS, USER_FACTORS
-from recsys.serving.recommender import Recommender
+from recsys.serving.recommender import RecommendationQuery, Recommender
 from recsys.spark.delta import read_table
 from recsys.stores.model_store import DeltaModelStore
+from recsys.stores.online_store import ItemSignals, RealtimeState
 from tests.shop_data import two_taste_catalogue, two_taste_events
 
 pytestmark = pytest.mark.spark
@@ -102,17 +103,15 @@ def test_serving_loads_current_version_and_ranks_by_taste(published, settings):
     assert model.user_factors.shape == (40, rank) and model.item_factors.shape == (16, rank)
 
     class NoState:
-        def recent_items(self, user_id, limit):
-            return []
+        def user_state(self, user_id, model_version, rank, recent_limit, half_life_s):
+            return RealtimeState()
 
-        def purchased(self, user_id):
-            return set()
+        def item_signals(self, item_ids, co_view_k, trending_k):
+            return ItemSignals()
 
-        def user_vector(self, user_id, model_version, rank):
-            return None
-
+    no_cap = settings.serving.model_copy(update={"max_per_category": 0})  # the catalogue has two categories
     for user, taste in (("u0", "a"), ("u25", "b")):
-        recs = Recommender(lambda: model, NoState(), settings.serving).recommend(user, 4)
+        recs = Recommender(lambda: model, NoState(), no_cap).recommend(user, RecommendationQuery(4))
         assert [i.item_id[0] for i in recs.items] == [taste] * 4
 
 

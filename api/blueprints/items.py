@@ -1,0 +1,61 @@
+"""GET /v1/items/<item_id>/similar and PUT /v1/items (the catalogue)."""
+
+from dataclasses import asdict
+
+from flask import jsonify
+from flask_openapi3 import APIBlueprint
+
+from api.blueprints import resource_blueprint
+from api.errors import ApiError, unavailable
+from api.schemas import (
+    COMMIT_CONFLICT_RESPONSE,
+    SimilarItemsResponse,
+    UpsertResponse,
+    error_responses,
+    item_path,
+    item_rows,
+    scored_items,
+    similar_query,
+)
+from api.services import services
+from recsys.config import Settings
+from recsys.serving.auth import AccessPolicy, Scope
+from recsys.serving.results import UnknownItemError
+from recsys.stores.delta_rs import CommitConflictError
+
+
+def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
+    bp = resource_blueprint("items", __name__, access, scope=Scope.API, url_prefix="/v1",
+                            description="similar items, and the catalogue's attributes")
+    item_path_model = item_path(settings.serving.max_id_length)
+    query_model = similar_query(settings)
+    rows_model = item_rows(settings.delta_rs.max_upsert_rows)
+
+    @bp.get("/items/<item_id>/similar", responses={200: SimilarItemsResponse, **error_responses(400, 404)})
+    def similar_items(path: item_path_model, query: query_model):  # models built from the settings
+        """Items like this one: the batch model's neighbours blended with the live co-views.
+
+        404 `unknown_item` for an item neither the served model nor its catalogue knows; an empty list
+        while no model is published.
+        """
+        try:
+            items = services().recommender.similar(path.item_id, query.k)
+        except UnknownItemError as exc:
+            raise ApiError(404, "unknown_item", f"item {path.item_id!r} is not in the served model") from exc
+        return jsonify({"item_id": path.item_id, "items": scored_items(items)})
+
+    @bp.put("/items", responses={200: UpsertResponse, **error_responses(400), 503: COMMIT_CONFLICT_RESPONSE})
+    def put_items(body: rows_model):
+        """Insert or replace catalogue items (the `items` table), in one Delta commit.
+
+        Serving filters and reasons use the catalogue loaded with each model version, so a change is
+        served from the next version the API loads; the speed layer's interests see it within
+        stream.catalogue_refresh_s.
+        """
+        try:
+            counts = services().attributes.upsert_items(body.root)
+        except CommitConflictError as exc:
+            raise unavailable("commit_conflict", str(exc)) from exc
+        return jsonify(asdict(counts))
+
+    return bp

@@ -1,0 +1,157 @@
+"""Attribution: which served list an event that follows belongs to, so CTR and conversion can be read per variant.
+
+Serving remembers, per user, the list that last showed each item (`remember_served`: one HASH,
+RedisKeys.served, in one MULTI). Ingestion looks the events' users up in one pipeline
+(`RedisServedMemory.lookup`) and `attribute` adds {"rec_id", "variant"} to the context of each event
+on an item served to its user within experiments.attribution_window_s (last touch: the latest list
+that showed the item wins). Attribution is best effort and never fails a request: a Redis error leaves
+the events unattributed and the list unremembered, and is logged (throttled).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import redis
+
+from recsys.config import ExperimentsConfig, RedisConfig
+from recsys.contracts.events import Event
+from recsys.contracts.redis_keys import RedisKeys, decode_served, encode_served
+from recsys.contracts.served import CONTEXT_REC_ID, CONTEXT_VARIANT, ServedRecommendation
+from recsys.logging_setup import LogThrottle
+
+log = logging.getLogger(__name__)
+
+# The operations whose Redis errors are counted (and passed to a listener).
+REMEMBER = "remember"
+LOOKUP = "lookup"
+
+
+@dataclass(frozen=True)
+class Attribution:
+    rec_id: str
+    variant: str
+
+
+# {user_id: item ids of their events} -> {user_id: {item_id: Attribution}} (items without one left out)
+ServedLookup = Callable[[Mapping[str, Collection[str]]], Mapping[str, Mapping[str, Attribution]]]
+
+
+def remember_served(client: redis.Redis, keys: RedisKeys, user_id: str, rec_id: str, variant: str,
+                    item_ids: Iterable[str], ttl: int, *, max_items: int | None = None,
+                    now: float | None = None) -> None:
+    """Record that `rec_id` showed these items to the user: one MULTI (HSET, EXPIRE, HLEN).
+
+    The key's TTL is the attribution window, renewed by every list; each value carries its serve time so
+    an older item is not attributed past the window. A user with more than `max_items` remembered items
+    keeps only this list (a second MULTI), which bounds the HASH. Raises redis.RedisError.
+    """
+    value = encode_served(rec_id, variant, time.time() if now is None else now)
+    mapping = dict.fromkeys(item_ids, value)
+    if not mapping:
+        return
+    key = keys.served(user_id)
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(key, mapping=mapping)
+    pipe.expire(key, ttl)
+    pipe.hlen(key)
+    size = pipe.execute()[-1]
+    if max_items is not None and size > max_items:
+        pipe = client.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.hset(key, mapping=mapping)
+        pipe.expire(key, ttl)
+        pipe.execute()
+
+
+def attribute(events: Sequence[Event], lookup: ServedLookup) -> list[Event]:
+    """The events in order; each one on an item served to its user gains CONTEXT_REC_ID and CONTEXT_VARIANT
+    in its context (replacing any the client sent). One lookup call for all the events' users."""
+    wanted: dict[str, set[str]] = {}
+    for event in events:
+        wanted.setdefault(event.user_id, set()).add(event.item_id)
+    served = lookup(wanted) if wanted else {}
+    out = []
+    for event in events:
+        hit = served.get(event.user_id, {}).get(event.item_id)
+        if hit is None:
+            out.append(event)
+        else:
+            context = {**(event.context or {}), CONTEXT_REC_ID: hit.rec_id, CONTEXT_VARIANT: hit.variant}
+            out.append(event.model_copy(update={"context": context}))
+    return out
+
+
+class RedisServedMemory:
+    """The Redis side of attribution for the API: remember served lists, look events' users up.
+
+    Both never raise: Redis errors are counted and logged at most every experiments.log_interval_s.
+    Use the id the events are stored under (the pseudonym when privacy.pseudonymise is on) for both.
+    """
+
+    def __init__(self, cfg: ExperimentsConfig, redis_cfg: RedisConfig, client: redis.Redis | None = None,
+                 listener: Callable[[str], None] | None = None) -> None:
+        self._cfg = cfg
+        self._listener = listener  # called with REMEMBER or LOOKUP on each error (e.g. a Prometheus counter)
+        self._keys = RedisKeys(redis_cfg.key_prefix)
+        self._client = client or redis.Redis.from_url(
+            redis_cfg.url, socket_timeout=redis_cfg.socket_timeout_s, socket_connect_timeout=redis_cfg.socket_timeout_s)
+        self._throttle = LogThrottle(cfg.log_interval_s)
+        self._lock = threading.Lock()
+        self._errors = 0
+
+    @property
+    def errors(self) -> int:
+        """Redis errors so far in this process (for /metrics): each left a list unremembered or events unattributed."""
+        return self._errors
+
+    def remember(self, served: ServedRecommendation) -> bool:
+        """Remember a served list for attribution; False when Redis failed (the request goes on)."""
+        try:
+            remember_served(self._client, self._keys, served.user_id, served.rec_id, served.variant, served.item_ids,
+                            self._cfg.attribution_window_s, max_items=self._cfg.served_items_max,
+                            now=served.ts.timestamp())
+            return True
+        except redis.RedisError as exc:
+            self._failed(REMEMBER, "could not remember a served list", exc)
+            return False
+
+    def lookup(self, wanted: Mapping[str, Collection[str]], now: float | None = None
+               ) -> dict[str, dict[str, Attribution]]:
+        """Every user's wanted items served within the window, in one pipeline (HMGET per user); {} on a Redis
+        error, so the events go on unattributed."""
+        users = [(user, list(items)) for user, items in wanted.items() if items]
+        if not users:
+            return {}
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for user, items in users:
+                pipe.hmget(self._keys.served(user), items)
+            replies = pipe.execute()
+        except redis.RedisError as exc:
+            self._failed(LOOKUP, "could not look served lists up; events go on unattributed", exc)
+            return {}
+        oldest = (time.time() if now is None else now) - self._cfg.attribution_window_s
+        found: dict[str, dict[str, Attribution]] = {}
+        for (user, items), values in zip(users, replies, strict=True):
+            for item, raw in zip(items, values, strict=True):
+                decoded = decode_served(raw)
+                if decoded is not None and decoded[2] >= oldest:
+                    found.setdefault(user, {})[item] = Attribution(rec_id=decoded[0], variant=decoded[1])
+        return found
+
+    def _failed(self, operation: str, what: str, exc: redis.RedisError) -> None:
+        with self._lock:
+            self._errors += 1
+        if self._listener is not None:
+            try:
+                self._listener(operation)
+            except Exception:  # a metrics hook must not fail the request either
+                log.exception("attribution error listener failed")
+        held = self._throttle.due()
+        if held is not None:
+            log.warning("%s: %s (%d more since the last warning; %d in all)", what, exc, held, self.errors)

@@ -1,0 +1,250 @@
+"""One request's merge: every signal as a vector over the model's items, their weighted sum, and why.
+
+Signals are scaled to about [0, 1] ("factors" and "recent" to [-1, 1]) so the weights of
+`serving.merge` (or an A/B variant's MergeWeights) trade them off directly. The dense signals cost
+one float32 matrix product over the item factors for the taste and recent-item columns together; the
+live signals (co-views, trending, new items) touch only the few rows they name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recsys.config import MergeWeights, ServingConfig
+from recsys.serving import reasons as why
+from recsys.serving.ranking import scaled
+from recsys.stores.model_store import NORM_FLOOR, FactorModel
+
+CATEGORY_PREFIX, BRAND_PREFIX = "c", "b"  # interest keys: "c:<category>", "b:<brand>" (redis_keys contract)
+
+
+@dataclass(frozen=True)
+class Shopper:
+    """The inputs of one merge: a known user, an anonymous visitor or a cold start (taste None)."""
+
+    recent: list[str] = field(default_factory=list)  # newest first
+    taste: np.ndarray | None = None  # the vector the factors signal ranks by
+    interests: dict[str, float] = field(default_factory=dict)  # decayed "c:<category>" / "b:<brand>" weights
+    co_views: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # recent item -> co-viewed items
+    trending: list[tuple[str, float]] = field(default_factory=list)
+    segment: list[str] = field(default_factory=list)  # the cold-start segment's favourites, most popular first
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A signal's values: dense over the first len(values) items (rows None) or at the given rows."""
+
+    values: np.ndarray
+    rows: np.ndarray | None = None
+
+    def at(self, row: int) -> float:
+        if self.rows is None:
+            return float(self.values[row]) if row < len(self.values) else 0.0
+        hit = np.flatnonzero(self.rows == row)
+        return float(self.values[hit[0]]) if hit.size else 0.0
+
+
+def _sparse(parts: dict[int, float]) -> Signal:
+    """Rows and values scaled by the largest value, so the strongest row scores 1."""
+    rows = np.fromiter(parts.keys(), dtype=np.int64, count=len(parts))
+    values = np.fromiter(parts.values(), dtype=np.float32, count=len(parts))
+    return Signal(values / values.max(), rows)
+
+
+class Merge:
+    """The signals of one request over `model`'s items (all_item_ids), their sum and their explanations."""
+
+    def __init__(self, model: FactorModel, cfg: ServingConfig, weights: MergeWeights, shopper: Shopper) -> None:
+        self.model, self.cfg, self.weights, self.shopper = model, cfg, weights, shopper
+        known = dict.fromkeys(model.item_index[i] for i in shopper.recent if i in model.item_index)
+        self.recent_rows = np.fromiter(known, dtype=np.int64, count=len(known))  # newest first
+        self.recent_set = {model.all_index[i] for i in shopper.recent if i in model.all_index}
+        self.signals: dict[str, Signal] = {}
+        self._co_source: dict[int, str] = {}
+        self._segment_rows: set[int] = set()
+        self._interest = (np.zeros(1, dtype=np.float32), np.zeros(1, dtype=np.float32))
+        self._seen_content: tuple[list[str], object] | None = None
+        self._factors_and_recent()
+        self._popularity()
+        self._interests()
+        self._co_views()
+        self._trending()
+        self._new_items()
+
+    def _on(self, name: str) -> bool:
+        return getattr(self.weights, name) > 0
+
+    def _factors_and_recent(self) -> None:
+        # The factor matrix is far bigger than the cache: both signals come from one pass over it.
+        model, taste = self.model, self.shopper.taste
+        columns = []
+        use_taste = self._on("factors") and taste is not None
+        if use_taste:
+            columns.append(np.asarray(taste, dtype=np.float32))
+        use_recent = self._on("recent") and self.recent_rows.size > 0
+        if use_recent:
+            rows = self.recent_rows
+            unit = model.item_factors[rows] / np.maximum(model.item_norms[rows], NORM_FLOOR)[:, None]
+            columns.append(unit.mean(axis=0).astype(np.float32))
+        if not columns:
+            return
+        product = model.item_factors @ (columns[0] if len(columns) == 1 else np.stack(columns, axis=1))
+        product = product.reshape(len(model.item_ids), -1)
+        if use_taste:
+            self.signals["factors"] = Signal(scaled(product[:, 0]))
+        if use_recent:
+            self.signals["recent"] = Signal(product[:, -1] * model.inverse_norms)
+
+    def _popularity(self) -> None:
+        if not self._on("popularity"):
+            return
+        values = self.model.popularity_score
+        segment = [self.model.all_index[i] for i in self.shopper.segment if i in self.model.all_index]
+        if segment and self.shopper.taste is None:  # every segment favourite outranks every other item
+            values = values.copy()
+            values[segment] = 1.0 + (len(segment) - np.arange(len(segment))) / len(segment)
+            self._segment_rows = set(segment)
+        self.signals["popularity"] = Signal(values)
+
+    def _interests(self) -> None:
+        if not self._on("interests") or not self.shopper.interests:
+            return
+        attributes, saturation = self.model.attributes, self.cfg.interest_saturation
+        # One slot per code plus a last one that stays 0: an UNKNOWN (-1) code indexes it.
+        category = np.zeros(len(attributes.category_names) + 1, dtype=np.float32)
+        brand = np.zeros(len(attributes.brand_names) + 1, dtype=np.float32)
+        for key, weight in self.shopper.interests.items():
+            kind, _, name = key.partition(":")
+            table, codes = ((category, attributes.category_code) if kind == CATEGORY_PREFIX else
+                            (brand, attributes.brand_code) if kind == BRAND_PREFIX else (None, {}))
+            code = codes.get(name)
+            if table is not None and code is not None and weight > 0:
+                table[code] = weight / (weight + saturation)
+        if not (category.any() or brand.any()):
+            return
+        a, b = category[attributes.category], brand[attributes.brand]
+        self._interest = (category, brand)
+        self.signals["interests"] = Signal(a + b - a * b)  # either interest boosts; both boost more
+
+    def _co_views(self) -> None:
+        if not self._on("co_views"):
+            return
+        totals: dict[int, float] = {}
+        best: dict[int, float] = {}
+        for source, partners in self.shopper.co_views.items():
+            for other, count in partners:
+                row = self.model.all_index.get(other)
+                if row is None or count <= 0:
+                    continue
+                totals[row] = totals.get(row, 0.0) + count
+                if count > best.get(row, 0.0):
+                    best[row], self._co_source[row] = count, source
+        if totals:
+            self.signals["co_views"] = _sparse(totals)
+
+    def _trending(self) -> None:
+        if not self._on("trending"):
+            return
+        parts = {row: score for row, score in
+                 ((self.model.all_index.get(item), score) for item, score in self.shopper.trending)
+                 if row is not None and score > 0}
+        if parts:
+            self.signals["trending"] = _sparse(parts)
+
+    def _new_items(self) -> None:
+        model, content = self.model, self.model.content
+        if not self._on("new_items") or content is None or model.new_item_rows.size == 0:
+            return
+        seen = [i for i in dict.fromkeys(self.shopper.recent) if i in content.row]
+        if not seen:
+            return
+        matrix = content.matrix[[content.row[i] for i in seen]]
+        profile = np.asarray(matrix.sum(axis=0)).ravel()
+        norm = float(np.linalg.norm(profile))
+        if norm == 0:
+            return
+        cosine = np.asarray(model.new_item_profiles @ profile).ravel() / norm
+        keep = np.flatnonzero((cosine >= self.cfg.reason_min_similarity) & (cosine > 0))
+        if keep.size:
+            self._seen_content = (seen, matrix)
+            self.signals["new_items"] = Signal(cosine[keep].astype(np.float32), model.n_items + keep)
+
+    def scores(self) -> np.ndarray:
+        """The weighted sum over all items; new items no signal speaks for are never candidates."""
+        model = self.model
+        scores = np.zeros(len(model.all_item_ids), dtype=np.float32)
+        for name, signal in self.signals.items():
+            weight = np.float32(getattr(self.weights, name))
+            if signal.rows is None:
+                scores[:len(signal.values)] += weight * signal.values
+            else:
+                scores[signal.rows] += weight * signal.values
+        tail = scores[model.n_items:]
+        tail[tail <= 0] = -np.inf
+        return scores
+
+    def contributions(self, row: int) -> dict[str, float]:
+        """Signal -> weighted part of the row's score (the parts sum to the score)."""
+        parts = {name: getattr(self.weights, name) * signal.at(row) for name, signal in self.signals.items()}
+        return {name: part for name, part in parts.items() if part != 0}
+
+    def reasons(self, row: int, parts: dict[str, float]) -> list[str]:
+        """Why, strongest signal first: each signal whose part is at least serving.reason_min_share of the
+        largest part and that has something to say; the strongest one's if none does."""
+        out = [why.REASON_SEEN] if row in self.recent_set else []
+        positive = sorted(((part, name) for name, part in parts.items() if part > 0), reverse=True)
+        for part, name in positive:
+            text = self._reason(name, row) if part >= self.cfg.reason_min_share * positive[0][0] else None
+            if text and text not in out:
+                out.append(text)
+        if not out:
+            texts = (self._reason(name, row) for _, name in positive)
+            out.append(next((t for t in texts if t), why.REASON_TASTE if "factors" in self.signals
+                            else why.REASON_POPULAR))
+        return out
+
+    def _reason(self, name: str, row: int) -> str | None:
+        model = self.model
+        if name == "factors":
+            return why.REASON_TASTE
+        if name == "popularity":
+            return why.REASON_SEGMENT if row in self._segment_rows else why.REASON_POPULAR
+        if name == "trending":
+            return why.trending_in(model.attributes.category_of(row))
+        if name == "co_views":
+            source = self._co_source.get(row)
+            return None if source is None else why.viewed_together(source)
+        if name == "interests":
+            return self._interest_reason(row)
+        if name == "recent":
+            return self._recent_reason(row)
+        if name == "new_items" and self._seen_content is not None:
+            seen, matrix = self._seen_content
+            similarity = (matrix @ model.new_item_profiles[row - model.n_items].T).toarray().ravel()
+            return why.new_like(seen[int(np.argmax(similarity))])
+        return None
+
+    def _recent_reason(self, row: int) -> str | None:
+        """The most similar other recent item, when at least serving.reason_min_similarity alike."""
+        model = self.model
+        others = self.recent_rows[self.recent_rows != row]  # an item does not explain itself
+        if others.size == 0 or row >= model.n_items:
+            return None
+        norms = np.maximum(model.item_norms[others], NORM_FLOOR) * max(float(model.item_norms[row]), NORM_FLOOR)
+        cosine = (model.item_factors[others] @ model.item_factors[row]) / norms
+        nearest = int(np.argmax(cosine))
+        if cosine[nearest] < self.cfg.reason_min_similarity:
+            return None
+        return why.viewed(model.item_ids[others[nearest]])
+
+    def _interest_reason(self, row: int) -> str | None:
+        attributes = self.model.attributes
+        category, brand = self._interest
+        by_category = float(category[attributes.category[row]])
+        by_brand = float(brand[attributes.brand[row]])
+        if max(by_category, by_brand) <= 0:
+            return None
+        name = attributes.category_of(row) if by_category >= by_brand else attributes.brand_of(row)
+        return why.interest_in(name) if name else None

@@ -1,0 +1,63 @@
+"""One user's whole real-time state in Redis, to show it or to forget it: an interface and its Redis
+implementation. Recommendation reads stay in RedisOnlineStore; this store serves the user-data endpoints
+(GET /v1/users/<id>/history, DELETE /v1/users/<id>).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import redis
+
+from recsys.config import RedisConfig
+from recsys.contracts.catalogue import check_id
+from recsys.contracts.redis_keys import RedisKeys, decode_profile
+
+
+@dataclass(frozen=True)
+class StoredUserState:
+    """What the speed layer keeps for one user: recent items and the decoded profile."""
+
+    recent: list[tuple[str, float]] = field(default_factory=list)  # (item_id, epoch seconds), newest first
+    profile: dict = field(default_factory=dict)  # the PROFILE_* fields (recsys.contracts.redis_keys)
+    has_vector: bool = False  # a folded-in vector is stored (its bytes are not user-readable)
+
+
+class UserStateStore(Protocol):
+    def state(self, user_id: str) -> StoredUserState: ...
+
+    def forget(self, user_id: str) -> int: ...
+
+
+class RedisUserStateStore:
+    """Reads and deletes the per-user keys of the contract (RedisKeys.user_keys) and nothing else.
+
+    Deleting by RedisKeys.user_pattern would be wrong: ids may contain ':', so the pattern of user `a`
+    also matches the keys of user `a:b`.
+    """
+
+    def __init__(self, cfg: RedisConfig, client: redis.Redis | None = None) -> None:
+        self._keys = RedisKeys(cfg.key_prefix)
+        self._client = client or redis.Redis.from_url(
+            cfg.url, socket_timeout=cfg.socket_timeout_s, socket_connect_timeout=cfg.socket_timeout_s)
+
+    def state(self, user_id: str) -> StoredUserState:
+        """Both keys in one round trip; raises redis.RedisError when Redis cannot be read."""
+        check_id(user_id)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.zrevrange(self._keys.recent_items(user_id), 0, -1, withscores=True)
+        pipe.get(self._keys.profile(user_id))
+        recent, raw = pipe.execute()
+        fields, vector = decode_profile(raw)
+        return StoredUserState(recent=[(_text(item), float(ts)) for item, ts in recent], profile=fields,
+                         has_vector=vector is not None)
+
+    def forget(self, user_id: str) -> int:
+        """Delete every per-user key; returns how many existed."""
+        check_id(user_id)
+        return int(self._client.delete(*self._keys.user_keys(user_id)))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

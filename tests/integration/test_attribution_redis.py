@@ -1,0 +1,83 @@
+"""Attribution and the served-record producer on the real Redis and Kafka (no Spark)."""
+
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer
+
+from recsys.contracts.events import Event
+from recsys.contracts.redis_keys import RedisKeys
+from recsys.contracts.served import CONTEXT_REC_ID, CONTEXT_VARIANT, ServedRecommendation
+from recsys.ingest.served_recorder import KafkaServedRecorder
+from recsys.ops.kafka_topics import served_topic
+from recsys.serving.attribution import RedisServedMemory, attribute
+
+pytestmark = pytest.mark.integration
+
+
+def _served(user: str, items: list[str], variant: str = "control") -> ServedRecommendation:
+    return ServedRecommendation(user_id=user, experiment="exp", variant=variant, item_ids=items)
+
+
+def test_events_after_a_served_list_are_attributed_to_the_latest_list_that_showed_the_item(settings, redis_client):
+    memory = RedisServedMemory(settings.experiments, settings.redis)
+    user = f"attr-{uuid.uuid4().hex[:8]}"
+    first, second = _served(user, ["i1", "i2"]), _served(user, ["i2", "i3"], "live-boost")
+    assert memory.remember(first) and memory.remember(second)
+    key = RedisKeys(settings.redis.key_prefix).served(user)
+    assert 0 < redis_client.ttl(key) <= settings.experiments.attribution_window_s
+
+    events = [Event(user_id=user, item_id=item, event_type="click") for item in ("i1", "i2", "i3", "i4")]
+    out = attribute(events, memory.lookup)
+    assert [(e.context or {}).get(CONTEXT_REC_ID) for e in out] == [first.rec_id, second.rec_id, second.rec_id, None]
+    assert out[1].context[CONTEXT_VARIANT] == "live-boost"
+
+    later = time.time() + settings.experiments.attribution_window_s + 1  # past the window: nothing is attributed
+    assert memory.lookup({user: ["i1", "i2"]}, now=later) == {}
+
+
+def test_remembered_items_are_capped_and_forgotten_with_the_user(settings, redis_client):
+    cfg = settings.experiments.model_copy(update={"served_items_max": 3})
+    memory = RedisServedMemory(cfg, settings.redis)
+    user = f"cap-{uuid.uuid4().hex[:8]}"
+    keys = RedisKeys(settings.redis.key_prefix)
+    memory.remember(_served(user, ["i1", "i2"]))
+    memory.remember(_served(user, ["i3", "i4"]))  # 4 > 3: only this list is kept
+    assert set(redis_client.hkeys(keys.served(user))) == {"i3", "i4"}
+    assert redis_client.delete(*keys.user_keys(user)) == 1
+    assert memory.lookup({user: ["i3"]}) == {}
+
+
+def test_served_records_reach_the_served_topic(settings, topics):
+    recorder = KafkaServedRecorder.from_settings(settings)
+    user = f"rec-{uuid.uuid4().hex[:8]}"
+    served = _served(user, ["i1", "i2"])
+    assert recorder.record(served)
+    recorder.close(10.0)
+    assert recorder.stats().delivered == 1
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": f"t-{user}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([served_topic(settings)])
+    found = None
+    deadline = time.time() + 30
+    while found is None and time.time() < deadline:
+        for message in consumer.consume(100, timeout=2.0):
+            if message.error() is None and message.key() == user.encode():
+                found = ServedRecommendation.model_validate_json(message.value())
+    consumer.close()
+    assert found is not None and found.model_dump(exclude={"ts"}) == served.model_dump(exclude={"ts"})
+    assert abs((found.ts - served.ts).total_seconds()) < 0.001  # the wire keeps milliseconds
+
+
+def test_a_broker_that_is_down_never_slows_or_fails_a_request(settings):
+    down = settings.kafka.model_copy(update={"bootstrap_servers": "127.0.0.1:1"})
+    cfg = settings.experiments.model_copy(update={"recorder": settings.experiments.recorder.model_copy(
+        update={"queue_max_messages": 5, "delivery_timeout_s": 1.0})})
+    recorder = KafkaServedRecorder(down, cfg, served_topic(settings))
+    started = time.monotonic()
+    results = [recorder.record(_served("u1", ["i1"])) for _ in range(20)]
+    assert time.monotonic() - started < 1.0
+    assert results.count(True) == 5 and recorder.stats().dropped_queue_full == 15
+    recorder.close(3.0)
+    assert recorder.stats().dropped_undelivered == 5 and recorder.stats().delivered == 0
