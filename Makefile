@@ -5,7 +5,7 @@ SUBMIT := $(PY) -m recsys.spark.submit
 RUN_DATE ?= $(shell date -u +%F)
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status load train maintain rollback stream serve demo test test-unit lint bench bench-speed bench-trigger bench-quality bench-cost airflow airflow-down airflow-test lock clean
+.PHONY: help setup up down status load train maintain rollback stream serve demo test test-unit lint bench bench-speed bench-serving bench-trigger bench-quality bench-cost airflow airflow-down airflow-test lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -61,6 +61,10 @@ bench-speed: up  ## speed layer: sustained events/s with every adjustment on, Re
 
 bench-trigger: up  ## micro-batch trigger against Spark's real-time mode: event-to-sink latency
 	$(PY) bench/trigger_latency.py --seconds 30
+
+bench-serving: up  ## serving: wrk against gunicorn, 100k items x 64 factors with real-time state: p50/p90/p99, req/s, profile
+	command -v wrk >/dev/null || (apt-get install -y wrk || sudo apt-get install -y wrk)
+	$(PY) bench/serving_load.py --items 100000 --rank 64 --seconds 20
 
 bench-quality:  ## offline quality: tuned ALS vs implicit, item-kNN, content, popularity on MovieLens 100k and UCI retail
 	$(PY) bench/quality.py

@@ -35,7 +35,8 @@ def activate_version(settings: Settings, version: str, allow_rejected: bool = Fa
 
     Raises UnknownVersionError when the version is not in the registry or has no item factors (serving
     could not load it), and its subclass RejectedVersionError when the gate rejected it (unless
-    allow_rejected: the Spark rollback command may still activate a rejected version on purpose). A commit conflict is re-run on the new registry.
+    allow_rejected: the Spark rollback command may still activate a rejected version on purpose).
+    A commit conflict is re-run on the new registry.
     """
     if not isinstance(version, str) or not re.fullmatch(mv.VERSION_PATTERN, version):
         raise UnknownVersionError(f"model version {version!r} is not registered")
