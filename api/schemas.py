@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from functools import lru_cache
 from typing import Annotated, Any
+from weakref import WeakKeyDictionary
 
 from flask_openapi3 import APIBlueprint
 from flask_openapi3.models import Schema
@@ -42,6 +43,25 @@ class ErrorResponse(BaseModel):
 
     error: str = Field(description="machine-readable code, e.g. invalid_request, not_found, unauthorized")
     detail: Any = Field(description="what was wrong: a message, or a list of problems")
+
+
+class QueryModel(BaseModel):
+    """A query string's model. Unknown parameters are ignored. flask-openapi3 reads the model's JSON schema on
+    every request (to find list parameters), which costs about a millisecond: it is computed once."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if args or kwargs:  # the OpenAPI document's own call (ref_template=...) is not cached
+            return super().model_json_schema(*args, **kwargs)
+        schema = _QUERY_SCHEMAS.get(cls)
+        if schema is None:
+            schema = _QUERY_SCHEMAS[cls] = super().model_json_schema()
+        return schema
+
+
+_QUERY_SCHEMAS: WeakKeyDictionary[type, dict[str, Any]] = WeakKeyDictionary()
 
 
 def error_responses(*statuses: int) -> dict[int, type[BaseModel]]:
@@ -197,7 +217,7 @@ def recommendation_query(settings: Settings) -> type[BaseModel]:
     for name in settings.outputs.segment_attributes:
         fields[name] = _optional_query(str, _attribute_description(name), min_length=1,
                                        max_length=serving.max_id_length, pattern=r"\S")
-    return create_model("RecommendationQuery", __config__=ConfigDict(extra="ignore"), **fields)
+    return create_model("RecommendationQuery", __base__=QueryModel, **fields)
 
 
 # --- anonymous recommendations -------------------------------------------------------------------------
@@ -226,7 +246,8 @@ def anonymous_body(settings: Settings) -> type[BaseModel]:
     for name in settings.outputs.segment_attributes:
         fields[name] = (str | None, Field(default=None, min_length=1, max_length=serving.max_id_length,
                                           pattern=r"\S", description=_attribute_description(name)))
-    return create_model("AnonymousRecommendationRequest", __config__=ConfigDict(extra="forbid"), **fields)
+    return create_model("AnonymousRecommendationRequest", __config__=ConfigDict(extra="forbid", strict=True),
+                        **fields)
 
 
 class AnonymousRecommendationsResponse(BaseModel):
@@ -247,7 +268,7 @@ def item_path(max_length: int) -> type[BaseModel]:
 def k_query(settings: Settings, name: str, **extra: tuple[Any, Any]) -> type[BaseModel]:
     """`?k=` within `serving.max_k` (and `extra` parameters)."""
     serving = settings.serving
-    return create_model(name, __config__=ConfigDict(extra="ignore"), k=(int, Field(
+    return create_model(name, __base__=QueryModel, k=(int, Field(
         default=serving.default_k, ge=1, le=serving.max_k, description="how many items to return")), **extra)
 
 
@@ -274,11 +295,24 @@ class TrendingResponse(BaseModel):
 
 # --- catalogue and user attributes ---------------------------------------------------------------------
 
+class _StrictJson:
+    """Validates a JSON body's types as sent (no "5" for 5, no false for 0), nested rows included:
+    flask-openapi3 validates the parsed body in pydantic's lax Python mode otherwise."""
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Any:
+        return super().model_validate(obj, **{**kwargs, "strict": True})  # type: ignore[misc]
+
+    @classmethod
+    def model_validate_json(cls, json_data: Any, **kwargs: Any) -> Any:
+        return super().model_validate_json(json_data, **{**kwargs, "strict": True})  # type: ignore[misc]
+
+
 @lru_cache(maxsize=8)
 def item_rows(max_rows: int) -> type[BaseModel]:
     """PUT /v1/items: 1 to `delta_rs.max_upsert_rows` catalogue rows (recsys.contracts.catalogue)."""
 
-    class ItemRows(RootModel[Annotated[list[ItemAttributes], Field(min_length=1, max_length=max_rows)]]):
+    class ItemRows(_StrictJson, RootModel[Annotated[list[ItemAttributes], Field(min_length=1, max_length=max_rows)]]):
         """Catalogue items, each replacing the stored row of its id (a field left out is stored as null)."""
 
     return ItemRows
@@ -288,7 +322,7 @@ def item_rows(max_rows: int) -> type[BaseModel]:
 def user_rows(max_rows: int) -> type[BaseModel]:
     """PUT /v1/users: 1 to `delta_rs.max_upsert_rows` user attribute rows."""
 
-    class UserRows(RootModel[Annotated[list[UserAttributes], Field(min_length=1, max_length=max_rows)]]):
+    class UserRows(_StrictJson, RootModel[Annotated[list[UserAttributes], Field(min_length=1, max_length=max_rows)]]):
         """Users' attributes, each replacing the stored row of its id (a field left out is stored as null)."""
 
     return UserRows
@@ -303,7 +337,7 @@ class UpsertResponse(BaseModel):
 
 def history_query(settings: Settings) -> type[BaseModel]:
     """`?limit=`: the newest bronze events to add, 0 (real-time state only) to delta_rs.max_history_events."""
-    return create_model("HistoryQuery", __config__=ConfigDict(extra="ignore"), limit=(int, Field(
+    return create_model("HistoryQuery", __base__=QueryModel, limit=(int, Field(
         default=0, ge=0, le=settings.delta_rs.max_history_events,
         description="newest recorded events to include (0: only the real-time state)")))
 

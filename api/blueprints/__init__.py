@@ -3,19 +3,21 @@
 Adding a resource:
 
 1. its request/response models in a new section of api/schemas.py;
-2. a module here with
+2. a module here with (trending.py in full)
 
        def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
            bp = resource_blueprint("trending", __name__, access, scope=Scope.API, url_prefix="/v1")
+           query_model = trending_query(settings)  # limits from the settings
 
            @bp.get("/trending", responses={200: TrendingResponse, **error_responses(400)})
-           def trending(query: TrendingQuery):
+           def trending(query: query_model):
                \"\"\"Summary line shown in the docs.\"\"\"
-               return services().recommender.trending(query.k)  # views only translate HTTP to library calls
+               result = services().recommender.trending(query.k, query.category)  # HTTP -> library call
+               return jsonify({"degraded": result.degraded, "items": scored_items(result.items)})
 
            return bp
 
-3. the function added to `BLUEPRINTS` in api/__init__.py.
+3. the function added to `BLUEPRINTS` in api/factory.py.
 
 `resource_blueprint` installs the API-key check of the scope and documents it (security and 401), so
 views never deal with keys; flask-openapi3 validates `path`, `query` and `body` from the annotations.

@@ -1,8 +1,9 @@
 """Prometheus metrics: the speed layer's freshness and Kafka lag, and the model being served.
 
 The stream records its progress in Redis (recsys.speed.stream.record_progress); a custom collector
-reads it at scrape time, so every gunicorn worker reports the same figures. The request metrics
-(api.request_metrics) come from every worker too, through prometheus_client's multiprocess files.
+reads it at scrape time, so every gunicorn worker reports the same figures. The request metrics and the
+served-list counters (api.request_metrics) come from every worker too, through prometheus_client's
+multiprocess files; a worker counts a record's delivery when it next produces a record or is scraped.
 """
 
 import time
@@ -62,9 +63,14 @@ def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
 
     @bp.get("/metrics", responses={200: METRICS_RESPONSE})
     def metrics():
-        """Request latency and errors, the speed layer's freshness and lag, and the model being served."""
+        """Request latency and errors, served-record outcomes and attribution errors, the speed layer's freshness
+        and lag, and the model being served."""
+        svc = services()
+        recorder = svc.recorder.built()
+        if recorder is not None:
+            recorder.stats()  # serves this worker's pending delivery reports, so they are counted now
         registry = CollectorRegistry()
-        registry.register(SpeedLayerCollector(services()))
+        registry.register(SpeedLayerCollector(svc))
         registry.register(request_collector())
         return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 

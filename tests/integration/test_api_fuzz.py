@@ -1,25 +1,31 @@
-"""Schemathesis fuzzes every operation of the OpenAPI document against the app on real Redis and Kafka.
+"""Schemathesis fuzzes every operation of the OpenAPI document against the app on real Redis and Kafka, with a
+synthetic model published (delta-rs, no Spark) into this module's own Delta root.
 
 Each operation gets the examples, coverage and fuzzing phases (at most `MAX_EXAMPLES` fuzzed cases):
 no 5xx, status codes, content types, headers and bodies as documented, invalid input rejected, valid
 input accepted, unsupported methods answered 405, and every failure a JSON `{"error", "detail"}`.
-Without a published model the recommender answers an empty list, which is fine here.
+The write endpoints (PUT items/users, DELETE user, activate) run against this module's lake only; the
+API runs open (test environment), so the key-guarded endpoints are fuzzed too.
 """
+
+import uuid
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from api import SPEC_PATH
+from api import SPEC_PATH, create_app
+from recsys.ops.synthetic_model import make_model, publish_model
 
 pytestmark = pytest.mark.integration
 
 MAX_EXAMPLES = 30
 READINESS = "/readyz"
+MODEL = {"version": "2026-01-01.1", "n_users": 100, "n_items": 200, "rank": 8, "n_categories": 5}
 # POST /v1/events: the event contract has rules JSON Schema cannot state (ts within [events.min_ts,
 # now + events.max_future_skew_s]; numbers of integer fields written as integers, since the API checks JSON
 # types strictly), so a schema-valid event may rightly get 400. Every other check still runs on it.
-# GET /readyz answers 503 (a documented readiness report, not a failure) until a model is published.
+# GET /readyz answers 503 (a documented readiness report, not a failure) when a dependency is down.
 CONFIG = schemathesis.config.SchemathesisConfig.from_dict({"operations": [
     {"include-path": "/v1/events", "include-method": "POST",
      "checks": {"positive_data_acceptance": {"enabled": False}}},
@@ -28,9 +34,22 @@ CONFIG = schemathesis.config.SchemathesisConfig.from_dict({"operations": [
 ]})
 
 
+@pytest.fixture(scope="module")
+def published_app(settings, topics, redis_client, tmp_path_factory):
+    """The API on its own Delta root (a published synthetic model) and Redis namespace."""
+    root = tmp_path_factory.mktemp("fuzz") / "delta"
+    prefix = f"{settings.redis.key_prefix}:f{uuid.uuid4().hex[:6]}"
+    lake = settings.model_copy(update={"storage": settings.storage.model_copy(update={"delta_root": str(root)}),
+                                       "redis": settings.redis.model_copy(update={"key_prefix": prefix})})
+    publish_model(lake, make_model(**MODEL))
+    app = create_app(lake)
+    app.testing = True
+    return app
+
+
 @pytest.fixture
-def api_schema(api_client):
-    return schemathesis.openapi.from_wsgi(SPEC_PATH, api_client.application, config=CONFIG)
+def api_schema(published_app):
+    return schemathesis.openapi.from_wsgi(SPEC_PATH, published_app, config=CONFIG)
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
