@@ -16,7 +16,19 @@ from flask_openapi3 import APIBlueprint, Info, OpenAPI
 
 from api import DOCS_PREFIX, SPEC_PATH
 from api.auth import AUTH_EXTENSION, SECURITY_SCHEMES
-from api.blueprints import admin, events, health, items, metrics, recommendations, trending, users
+from api.blueprints import (
+    admin,
+    demo,
+    events,
+    health,
+    items,
+    metrics,
+    recommendations,
+    reports,
+    status,
+    trending,
+    users,
+)
 from api.errors import VALIDATION_STATUS, register_error_handlers, validation_error_response
 from api.request_metrics import register_request_metrics
 from api.schemas import ErrorResponse
@@ -30,7 +42,11 @@ API_VERSION = "1.0.0"
 # Every resource's blueprint factory, in the order its routes are listed in the document.
 BLUEPRINTS: tuple[Callable[[Settings, AccessPolicy], APIBlueprint], ...] = (
     events.blueprint, recommendations.blueprint, items.blueprint, trending.blueprint, users.blueprint,
-    admin.blueprint, health.blueprint, metrics.blueprint,
+    admin.blueprint, status.blueprint, health.blueprint, metrics.blueprint,
+)
+# The demo page and the report pages, registered when demo.enabled.
+DEMO_BLUEPRINTS: tuple[Callable[[Settings, AccessPolicy], APIBlueprint], ...] = (
+    demo.pages, demo.api, reports.blueprint,
 )
 
 log = logging.getLogger(__name__)
@@ -52,7 +68,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.extensions[AUTH_EXTENSION] = access
     register_request_metrics(app)
     register_error_handlers(app)
-    for build in BLUEPRINTS:
+    for build in (*BLUEPRINTS, *(DEMO_BLUEPRINTS if settings.demo.enabled else ())):
         app.register_api(build(settings, access))
     app.add_url_rule(SPEC_PATH, "openapi_document", lambda: jsonify(app.api_doc))
     if access.mode != MODE_KEYS:

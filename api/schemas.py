@@ -370,3 +370,63 @@ class VersionPath(BaseModel):
 class ActivateResponse(BaseModel):
     previous: str | None = Field(description="the version current before (null: none was published)")
     current: str = Field(description="the version now current, served by this worker from the next request")
+
+
+# --- status --------------------------------------------------------------------------------------------
+
+class QueryProgressResponse(BaseModel):
+    """One speed-layer query's last report (recsys.serving.status); null: not reported yet."""
+
+    batch_id: int | None
+    lag_mean_s: float | None = Field(description="mean seconds from an event's time to applied, last micro-batch")
+    lag_max_s: float | None = Field(description="largest seconds from an event's time to applied, last micro-batch")
+    kafka_lag: int | None = Field(description="records in Kafka the query has not processed yet")
+    batch_seconds: float | None = Field(description="duration of the last micro-batch")
+    age_s: float | None = Field(description="seconds since the query last reported")
+
+
+class StatusResponse(BaseModel):
+    model_version: str | None = Field(description="the model version served; null when none is published")
+    redis: bool = Field(description="Redis answered; without it the stream's progress is unknown (empty)")
+    stream: dict[str, QueryProgressResponse] = Field(
+        description="per speed-layer query: events_to_redis (real-time state), events_to_bronze (Delta)")
+
+
+# --- catalogue lookup ----------------------------------------------------------------------------------
+
+def items_query(settings: Settings) -> type[BaseModel]:
+    """`?ids=a,b`: 1 to serving.max_k item ids (a page of any list)."""
+    serving = settings.serving
+    return create_model("ItemsQuery", __base__=QueryModel, ids=(str, Field(
+        pattern=id_list_pattern(serving.max_k, serving.max_id_length),
+        description=f"comma-separated item ids (at most {serving.max_k})")))
+
+
+class ItemCardResponse(BaseModel):
+    item_id: str
+    category: str | None
+    brand: str | None
+    price: float | None
+
+
+class ItemsResponse(BaseModel):
+    items: list[ItemCardResponse] = Field(description="the items the served model knows, in the order asked; "
+                                                      "unknown ids are left out")
+
+
+# --- demo page -----------------------------------------------------------------------------------------
+
+HTML_RESPONSE: dict[str, Any] = {"description": "an HTML page", "content": {
+    "text/html": {"schema": {"type": "string"}}}}
+ASSET_RESPONSE: dict[str, Any] = {"description": "the page's script or style sheet", "content": {
+    "text/javascript": {"schema": {"type": "string"}}, "text/css": {"schema": {"type": "string"}}}}
+ASSET_PATTERN = r"^[a-z]+\.(js|css)$"
+
+
+class AssetPath(BaseModel):
+    name: str = Field(max_length=MAX_ID_LENGTH, pattern=ASSET_PATTERN, description="e.g. demo.js, demo.css")
+
+
+class ShoppersResponse(BaseModel):
+    shoppers: list[str] = Field(description="user ids the served model has factors for (none when ids are "
+                                            "pseudonymised)")

@@ -25,6 +25,7 @@ from recsys.serving.privacy import Pseudonymizer
 from recsys.serving.recommender import Recommender
 from recsys.serving.results import RecommendationQuery
 from recsys.serving.served_lists import ServedList, serve_list
+from recsys.serving.status import ServiceStatus, service_status
 from recsys.serving.user_data import UserDataService
 from recsys.stores.attribute_store import AttributeStore, DeltaAttributeStore
 from recsys.stores.model_store import DeltaModelStore, FactorModel
@@ -70,6 +71,7 @@ class Services:
     user_data: UserDataService
     pseudonyms: Pseudonymizer = field(default_factory=Pseudonymizer.disabled)  # user id -> stored id
     pinned: dict[str, Recommender] = field(default_factory=dict)  # version pinned by a variant -> its recommender
+    registry: Callable[[], list[dict]] = list  # the model registry's rows (DeltaModelStore.registry)
 
     def recommender_for(self, version: str | None) -> Recommender:
         """The recommender of a variant's pinned version; the current model's when None (or not pinned)."""
@@ -79,6 +81,16 @@ class Services:
         """`user_id`'s list (the id as stored) under their A/B variant, recorded and remembered for attribution."""
         return serve_list(user_id, query, self.settings.experiments, self.settings.serving.merge,
                           self.recommender_for, self.recorder.get(), self.memory.get())
+
+    def known_shoppers(self, n: int) -> list[str]:
+        """Up to `n` user ids the served model knows, as a caller would send them: none when ids are
+        pseudonymised (the model only holds pseudonyms, which would be hashed again)."""
+        return [] if self.pseudonyms.enabled else self.recommender.known_users(n)
+
+    def status(self) -> ServiceStatus:
+        """The served model version and the speed layer's progress (GET /v1/status)."""
+        model = self.models.get()
+        return service_status(None if model is None else model.version, self.online)
 
     def close(self) -> None:
         """At worker exit: send this process's queued served records (experiments.recorder.shutdown_flush_s)."""
@@ -106,6 +118,7 @@ def build_services(settings: Settings) -> Services:
         memory=PerProcess(lambda: RedisServedMemory(experiments, settings.redis, listener=count_attribution_error)),
         attributes=DeltaAttributeStore(settings), user_data=UserDataService(settings), pseudonyms=pseudonyms,
         pinned={version: recommender(PinnedModel(store, version, models.get)) for version in sorted(pins)},
+        registry=store.registry,
     )
 
 

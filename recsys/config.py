@@ -281,6 +281,18 @@ class DeltaRsConfig(_Section):
     max_history_events: int = Field(gt=0)
 
 
+class DemoConfig(_Section):
+    """The demo page and the evaluation report pages the API serves (api/blueprints/demo.py, reports.py)."""
+
+    enabled: bool
+    shoppers: int = Field(gt=0)
+    k: int = Field(gt=0)
+    poll_interval_ms: int = Field(gt=0)
+    poll_duration_s: float = Field(gt=0)
+    status_refresh_s: float = Field(gt=0)
+    report_versions: int = Field(gt=0)
+
+
 class ServicesConfig(_Section):
     state_dir: str
     redis_port: int
@@ -316,6 +328,7 @@ class Settings(_Section):
     experiments: ExperimentsConfig
     privacy: PrivacyConfig
     delta_rs: DeltaRsConfig
+    demo: DemoConfig
     services: ServicesConfig
     airflow: AirflowConfig
 

@@ -40,3 +40,11 @@ def spark(settings: Settings):
     session = get_spark(settings, "tests")
     yield session
     session.stop()
+
+
+@pytest.fixture
+def own_lake(settings: Settings, tmp_path: Path) -> Settings:
+    """A Delta root and checkpoints of this test's own: what it writes never reaches the batch-layer tests'
+    shared lake (whose counts they check)."""
+    return settings.model_copy(update={"storage": settings.storage.model_copy(update={
+        "delta_root": str(tmp_path / "delta"), "checkpoint_root": str(tmp_path / "checkpoints")})})

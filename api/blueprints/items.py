@@ -1,4 +1,4 @@
-"""GET /v1/items/<item_id>/similar and PUT /v1/items (the catalogue)."""
+"""GET /v1/items/<item_id>/similar, GET /v1/items?ids= and PUT /v1/items (the catalogue)."""
 
 from dataclasses import asdict
 
@@ -9,11 +9,13 @@ from api.blueprints import resource_blueprint
 from api.errors import ApiError, unavailable
 from api.schemas import (
     COMMIT_CONFLICT_RESPONSE,
+    ItemsResponse,
     SimilarItemsResponse,
     UpsertResponse,
     error_responses,
     item_path,
     item_rows,
+    items_query,
     scored_items,
     similar_query,
 )
@@ -30,6 +32,7 @@ def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
     item_path_model = item_path(settings.serving.max_id_length)
     query_model = similar_query(settings)
     rows_model = item_rows(settings.delta_rs.max_upsert_rows)
+    ids_model = items_query(settings)
 
     @bp.get("/items/<item_id>/similar", responses={200: SimilarItemsResponse, **error_responses(400, 404)})
     def similar_items(path: item_path_model, query: query_model):  # models built from the settings
@@ -43,6 +46,13 @@ def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
         except UnknownItemError as exc:
             raise ApiError(404, "unknown_item", f"item {path.item_id!r} is not in the served model") from exc
         return jsonify({"item_id": path.item_id, "items": scored_items(items)})
+
+    @bp.get("/items", responses={200: ItemsResponse, **error_responses(400)})
+    def get_items(query: ids_model):  # model built from the settings
+        """Category, brand and price of items, as the served model's catalogue has them (what a page shows
+        beside an item id); ids the served model does not rank are left out."""
+        cards = services().recommender.describe(query.ids.split(","))
+        return jsonify({"items": [asdict(card) for card in cards]})
 
     @bp.put("/items", responses={200: UpsertResponse, **error_responses(400), 503: COMMIT_CONFLICT_RESPONSE})
     def put_items(body: rows_model):

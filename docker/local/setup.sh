@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the project needs on this machine; idempotent, safe to re-run.
-#   system: Java 17 + Maven (jars), redis-server     (Debian packages, apt)
+#   system: Java 17 + Maven (jars), redis-server, chromium + chromium-driver (browser test)  (Debian, apt)
 #   .venv:          the project (pinned by requirements/lock.txt)
 #   .venv-airflow:  Airflow + Spark provider (pinned by requirements/airflow-lock.txt)
 #   .local/:        Spark connector jars and the Kafka broker, from Maven Central
@@ -14,6 +14,8 @@ missing=()
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v chromium >/dev/null || missing+=(chromium)  # the demo page's browser test (tests/integration/test_demo_page.py)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing system packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

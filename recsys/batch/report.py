@@ -124,6 +124,42 @@ def render_report(version: str, metrics: dict[str, dict[str, float]], trials: li
             f"{_metrics_section(metrics, k)}{_tuning_section(trials, k)}</body></html>\n")
 
 
+def comparison_chart(version: str, metrics: dict[str, dict[str, float]],
+                     earlier: list[tuple[str, dict[str, float]]], k: int) -> str:
+    """An <img>: one version's ALS against its baselines and the ALS of earlier versions, grouped per metric.
+
+    `metrics` is the version's evaluation (model -> metric -> value); `earlier` holds (version, ALS metrics)
+    pairs, newest first. Earlier versions are drawn in greys after the version's own models.
+    """
+    models, keys = _order(metrics)
+    labels = [METRIC_LABELS.get(key, key).format(k=k) for key in keys]
+    series = [(f"{version} {model}{' (chosen)' if model == CHOSEN_MODEL else ''}", metrics[model], f"C{i}",
+               model == CHOSEN_MODEL) for i, model in enumerate(models)]
+    greys = [str(round(0.3 + 0.5 * n / max(len(earlier), 1), 2)) for n in range(len(earlier))]
+    series += [(f"{name} {CHOSEN_MODEL}", values, grey, False)
+               for (name, values), grey in zip(earlier, greys, strict=True)]
+    fig = Figure(figsize=(9, 3.8), label=f"{version} against its baselines and earlier versions")
+    ax = fig.add_subplot()
+    width = 0.8 / max(len(series), 1)
+    for i, (name, values, color, chosen) in enumerate(series):
+        ax.bar([j + i * width for j in range(len(keys))], [values.get(key, math.nan) for key in keys], width,
+               label=name, color=color, alpha=1.0 if chosen else 0.7, edgecolor="black" if chosen else "none")
+    ax.set_xticks([j + width * (len(series) - 1) / 2 for j in range(len(keys))], labels)
+    ax.set_ylabel("score")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _png(fig)
+
+
+def read_report(uri: str) -> str | None:
+    """The page write_report wrote at `uri` (a local path or a pyarrow URI); None when there is none."""
+    filesystem, path = fs.FileSystem.from_uri(uri if "://" in uri else str(Path(uri).resolve()))
+    try:
+        with filesystem.open_input_stream(path) as stream:
+            return stream.read().decode("utf-8")
+    except FileNotFoundError:
+        return None
+
+
 def write_report(html: str, uri: str) -> None:
     """Write the page where the run's artifacts live: a local path or any URI pyarrow can open (s3://, gs://...)."""
     filesystem, path = fs.FileSystem.from_uri(uri if "://" in uri else str(Path(uri).resolve()))

@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient
 
 from recsys.config import KafkaConfig
 from recsys.contracts.events import Event
+from recsys.ops.kafka_security import librdkafka_conf
 
 
 class IngestUnavailableError(RuntimeError):
@@ -27,7 +28,7 @@ class KafkaEventSink:
 
     def __init__(self, cfg: KafkaConfig) -> None:
         self._cfg = cfg
-        base = {"bootstrap.servers": cfg.bootstrap_servers, **cfg.security}
+        base = {"bootstrap.servers": cfg.bootstrap_servers, **librdkafka_conf(cfg.security)}
         self._producer = Producer({
             **base, "enable.idempotence": True, "acks": "all", "linger.ms": 2,
             "message.timeout.ms": int(cfg.produce_timeout_s * 1000),

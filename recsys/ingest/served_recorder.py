@@ -20,6 +20,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from recsys.config import ExperimentsConfig, KafkaConfig, Settings
 from recsys.contracts.served import ServedRecommendation
 from recsys.logging_setup import LogThrottle
+from recsys.ops.kafka_security import librdkafka_conf
 from recsys.ops.kafka_topics import served_topic
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class KafkaServedRecorder:
         # No idempotence: a fatal idempotence error would stop every later record; a duplicate is harmless
         # (readers count each rec_id once).
         self._producer = producer or Producer({
-            "bootstrap.servers": kafka.bootstrap_servers, **kafka.security,
+            "bootstrap.servers": kafka.bootstrap_servers, **librdkafka_conf(kafka.security),
             "acks": "all", "enable.idempotence": False, "linger.ms": cfg.recorder.linger_ms,
             "queue.buffering.max.messages": cfg.recorder.queue_max_messages,
             "message.timeout.ms": int(cfg.recorder.delivery_timeout_s * 1000),

@@ -136,7 +136,8 @@ def demo(args: argparse.Namespace, procs: list[subprocess.Popen]) -> None:
         print(f"    event posted -> recommendations changed in {time.monotonic() - posted:.2f}s "
               f"(polled every {POLL_S}s; detected after {latency:.2f}s)")
     if args.keep:
-        print(f"\nAPI on {base} (try {base}/v1/users/{shopper}/recommendations); Ctrl-C stops everything.")
+        print(f"\nAPI on {base}: open {base}/demo in a browser (model reports: {base}/reports), or try "
+              f"{base}/v1/users/{shopper}/recommendations; Ctrl-C stops everything.")
         while all(p.poll() is None for p in procs):
             time.sleep(1)
 

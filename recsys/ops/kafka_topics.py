@@ -16,6 +16,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
 from recsys.config import ConfigError, Settings, get_settings
+from recsys.ops.kafka_security import librdkafka_conf
 
 log = logging.getLogger("recsys.ops.kafka_topics")
 
@@ -48,7 +49,7 @@ def _admin(settings: Settings) -> AdminClient:
         "reconnect.backoff.max.ms": 1000,
         # Connection-refused noise while the broker starts; failures surface as KafkaUnavailableError.
         "log_level": 0,
-        **settings.kafka.security,
+        **librdkafka_conf(settings.kafka.security),
     }
     return AdminClient(conf)
 

@@ -8,6 +8,7 @@ views items of one category visibly gets more of it.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -88,8 +89,11 @@ def _similar(model: SyntheticModel, per_item: int, sample: int, seed: int) -> di
 
 
 def publish_model(settings: Settings, model: SyntheticModel, similar_per_item: int = 10,
-                  popular: int = 100, seed: int = 7) -> str:
-    """Write the catalogue, factors, similar and popular items and a registry row, then publish it."""
+                  popular: int = 100, seed: int = 7, metrics: dict[str, dict[str, float]] | None = None) -> str:
+    """Write the catalogue, factors, similar and popular items and a registry row, then publish it.
+
+    `metrics` (model -> metric -> value, as the evaluate stage records them) goes into the registry row.
+    """
     n_items, version = len(model.item_ids), model.version
     rng = np.random.default_rng(seed)
     popularity = rng.pareto(1.5, n_items) + 1.0
@@ -111,7 +115,8 @@ def publish_model(settings: Settings, model: SyntheticModel, similar_per_item: i
                                       "score": popularity[top].tolist(), "rank": list(range(1, len(top) + 1))})
     _append(settings, MODEL_REGISTRY, {
         "model_version": [version], "created_at": [now], "run_date": [now.date().isoformat()],
-        "status": [mv.APPROVED], "published_at": [None], "params": ['{"source": "synthetic"}'], "metrics": ["{}"],
+        "status": [mv.APPROVED], "published_at": [None], "params": ['{"source": "synthetic"}'],
+        "metrics": [json.dumps(metrics or {}, sort_keys=True)],
         "data_from": [None], "data_to": [None], "n_users": [len(model.user_ids)], "n_items": [n_items],
         "n_interactions": [0], "tuning": [None], "gate_reason": ["synthetic model"], "report_uri": [None]})
     previous, current = activate_version(settings, version)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
+from itertools import islice
 
 import numpy as np
 import redis
@@ -23,6 +24,7 @@ from recsys.serving.neighbours import blend_similar, fallback_similar
 from recsys.serving.ranking import top_rows
 from recsys.serving.reasons import REASON_NEW, REASON_POPULAR, REASON_SEEN, REASON_SEGMENT, REASON_TASTE
 from recsys.serving.results import (
+    ItemCard,
     RecommendationQuery,
     Recommendations,
     ScoredItem,
@@ -35,8 +37,8 @@ from recsys.stores.online_store import ItemSignals, OnlineStore, RealtimeState
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "REASON_NEW", "REASON_POPULAR", "REASON_SEEN", "REASON_SEGMENT", "REASON_TASTE", "RecommendationQuery",
-    "Recommendations", "Recommender", "ScoredItem", "TrendingItems", "UnknownItemError",
+    "REASON_NEW", "REASON_POPULAR", "REASON_SEEN", "REASON_SEGMENT", "REASON_TASTE", "ItemCard",
+    "RecommendationQuery", "Recommendations", "Recommender", "ScoredItem", "TrendingItems", "UnknownItemError",
 ]
 
 
@@ -127,6 +129,26 @@ class Recommender:
             if len(items) == k:
                 break
         return TrendingItems(items, False)
+
+    def describe(self, item_ids: Sequence[str]) -> list[ItemCard]:
+        """Category, brand and price of the items the served model ranks, in the order asked (others left out)."""
+        model = self._model()
+        if model is None:
+            return []
+        cards = []
+        for item in dict.fromkeys(item_ids):
+            row = model.all_index.get(item)
+            if row is None:
+                continue
+            price = float(model.attributes.price[row])
+            cards.append(ItemCard(item, model.attributes.category_of(row), model.attributes.brand_of(row),
+                                  None if math.isnan(price) else price))
+        return cards
+
+    def known_users(self, n: int) -> list[str]:
+        """Up to `n` shoppers the served model has factors for (in the model's order): someone to show."""
+        model = self._model()
+        return [] if model is None else list(islice(model.user_ids, n))
 
     def _user_state(self, user_id: str, model: FactorModel | None) -> tuple[RealtimeState, bool]:
         try:

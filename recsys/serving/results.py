@@ -29,6 +29,16 @@ class Recommendations:
 
 
 @dataclass(frozen=True)
+class ItemCard:
+    """What the served model's catalogue says about an item (None: not known)."""
+
+    item_id: str
+    category: str | None
+    brand: str | None
+    price: float | None
+
+
+@dataclass(frozen=True)
 class TrendingItems:
     items: list[ScoredItem]
     degraded: bool  # Redis failed: the model's popularity instead of the live trending view

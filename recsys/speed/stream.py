@@ -33,6 +33,7 @@ from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 from recsys.config import Settings
 from recsys.contracts.redis_keys import BRONZE_QUERY, REALTIME_QUERY, RedisKeys
 from recsys.contracts.tables import EVENTS_BRONZE, EVENTS_QUARANTINE, RECOMMENDATIONS_SERVED
+from recsys.ops.kafka_security import spark_kafka_options
 from recsys.ops.kafka_topics import dlq_topic, served_topic
 from recsys.spark.delta import conform, ensure_table
 from recsys.speed import context
@@ -56,8 +57,8 @@ def kafka_source(spark: SparkSession, settings: Settings, topics: list[str] | No
               .option("startingOffsets", settings.stream.starting_offsets)
               .option("maxOffsetsPerTrigger", settings.stream.max_offsets_per_trigger)
               .option("failOnDataLoss", "false"))
-    for key, value in settings.kafka.security.items():
-        reader = reader.option(f"kafka.{key}", value)
+    for key, value in spark_kafka_options(settings.kafka.security).items():
+        reader = reader.option(key, value)
     return reader.load()
 
 
@@ -77,8 +78,8 @@ def _to_dead_letter_topic(bad: DataFrame, settings: Settings) -> None:
                          .alias("headers"))
               .write.format("kafka").option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
               .option("topic", dlq_topic(settings)))
-    for key, value in settings.kafka.security.items():
-        writer = writer.option(f"kafka.{key}", value)
+    for key, value in spark_kafka_options(settings.kafka.security).items():
+        writer = writer.option(key, value)
     writer.save()
 
 

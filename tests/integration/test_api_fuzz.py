@@ -15,6 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from api import SPEC_PATH, create_app
+from recsys.ops.kafka_topics import ensure_topics
 from recsys.ops.synthetic_model import make_model, publish_model
 
 pytestmark = pytest.mark.integration
@@ -36,11 +37,15 @@ CONFIG = schemathesis.config.SchemathesisConfig.from_dict({"operations": [
 
 @pytest.fixture(scope="module")
 def published_app(settings, topics, redis_client, tmp_path_factory):
-    """The API on its own Delta root (a published synthetic model) and Redis namespace."""
+    """The API on its own Delta root (a published synthetic model), Redis namespace and events topic: fuzzed
+    events (any ts since events.min_ts) must never reach the stream and the batch-layer tests' bronze."""
     root = tmp_path_factory.mktemp("fuzz") / "delta"
-    prefix = f"{settings.redis.key_prefix}:f{uuid.uuid4().hex[:6]}"
-    lake = settings.model_copy(update={"storage": settings.storage.model_copy(update={"delta_root": str(root)}),
-                                       "redis": settings.redis.model_copy(update={"key_prefix": prefix})})
+    tag = uuid.uuid4().hex[:6]
+    lake = settings.model_copy(update={
+        "storage": settings.storage.model_copy(update={"delta_root": str(root)}),
+        "redis": settings.redis.model_copy(update={"key_prefix": f"{settings.redis.key_prefix}:f{tag}"}),
+        "kafka": settings.kafka.model_copy(update={"events_topic": f"{settings.kafka.events_topic}-fuzz{tag}"})})
+    ensure_topics(lake)
     publish_model(lake, make_model(**MODEL))
     app = create_app(lake)
     app.testing = True

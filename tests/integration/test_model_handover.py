@@ -19,13 +19,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.spark]
 KAFKA_ROWS = "value BINARY, topic STRING, partition INT, offset BIGINT, timestamp TIMESTAMP"
 
 
-@pytest.fixture
-def own_lake(settings, tmp_path):
-    """A Delta root of this test's own: its registry does not disturb the batch-layer tests' models."""
-    return settings.model_copy(update={"storage": settings.storage.model_copy(update={
-        "delta_root": str(tmp_path / "delta"), "checkpoint_root": str(tmp_path / "checkpoints")})})
-
-
 def _publish(spark, settings, version: str, items: dict[str, list[float]]) -> None:
     for spec, rows in ((ITEM_FACTORS, [(version, i, f, 1.0) for i, f in items.items()]),
                        (USER_FACTORS, [(version, "someone-else", [0.1, 0.1])])):

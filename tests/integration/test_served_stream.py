@@ -24,7 +24,8 @@ def _served(user: str, items: list[str]) -> ServedRecommendation:
                                 item_ids=items)
 
 
-def test_a_bronze_batch_routes_served_records_by_topic_exactly_once(spark, settings):
+def test_a_bronze_batch_routes_served_records_by_topic_exactly_once(spark, own_lake):
+    settings = own_lake
     tag = f"sb{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
     event = json.dumps({"event_id": f"{tag}-e", "user_id": tag, "item_id": "i1", "event_type": "click",
@@ -51,7 +52,8 @@ def test_a_bronze_batch_routes_served_records_by_topic_exactly_once(spark, setti
     assert sorted(r["detail"] for r in rejects) == ["missing_field:item_ids", "not_json"]
 
 
-def test_the_stream_lands_recorded_lists_and_only_bronze_reads_the_served_topic(spark, settings, topics):
+def test_the_stream_lands_recorded_lists_and_only_bronze_reads_the_served_topic(spark, own_lake, topics):
+    settings = own_lake
     tag = f"ss{uuid.uuid4().hex[:8]}"
     recorder = KafkaServedRecorder.from_settings(settings)
     records = [_served(tag, [f"i{n}", f"i{n + 1}"]) for n in range(3)]

@@ -21,7 +21,8 @@ def _append(spark, settings, spec, rows):
      .partitionBy(*spec.partition_by).save(settings.table_path(spec.name)))
 
 
-def test_variant_metrics_count_only_events_on_items_their_list_showed_their_user(spark, settings):
+def test_variant_metrics_count_only_events_on_items_their_list_showed_their_user(spark, own_lake):
+    settings = own_lake
     tag = uuid.uuid4().hex[:8]
     exp = f"rep-{tag}"
     a, b, c = (f"{tag}-{u}" for u in "abc")
