@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 SUBMIT := $(PY) -m recsys.spark.submit
 RUN_DATE ?= $(shell date -u +%F)
+DATA ?= synthetic
 PYTEST_ARGS ?=
 
 .PHONY: help setup up down status load train maintain rollback stream serve demo test test-unit lint bench bench-speed bench-serving bench-trigger bench-quality bench-cost airflow airflow-down airflow-test lock clean
@@ -41,8 +42,9 @@ stream:  ## speed-layer job via spark-submit (runs until stopped)
 serve:  ## the API with gunicorn on serving.host:serving.port
 	.venv/bin/gunicorn --config api/gunicorn_conf.py api.wsgi:app
 
-demo: up  ## end to end on generated data: load, train, stream, serve, show recommendations change
-	$(PY) -m recsys.ops.demo
+demo: export RECSYS_DEMO_T0 := $(shell date +%s.%N)
+demo: setup up  ## the product end to end: DATA=synthetic|retail, batch DAG via Airflow, stream, API; until Ctrl-C (ARGS=--no-keep)
+	$(PY) -m recsys.ops.demo --data $(DATA) $(ARGS)
 
 test: up  ## the whole suite on real services (unit, Spark, integration, end-to-end, Airflow)
 	RECSYS_ENV=test $(PY) -m pytest $(PYTEST_ARGS)

@@ -121,6 +121,13 @@ def where_time_goes(environ: dict, users: int, calls: int = 2000) -> str:
     return text.getvalue()
 
 
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=30).status_code == 200
+    except requests.ConnectionError:  # not listening yet
+        return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000)
@@ -157,7 +164,7 @@ def main() -> None:
     results = []
     try:
         deadline = time.time() + 120
-        while requests.get(f"{base}/v1/users/u0/recommendations", timeout=30).status_code != 200:
+        while not _answers(f"{base}/v1/users/u0/recommendations"):
             if api.poll() is not None or time.time() > deadline:
                 sys.exit(f"the API did not start; see {log.name}")
             time.sleep(1)

@@ -1,6 +1,9 @@
 """Backfill job: load a shop's history (generated, UCI Online Retail or MovieLens 100k) into Delta.
 
 python -m recsys.spark.submit spark_jobs/load_data.py --source synthetic --events 200000
+
+Prints the row counts and the events' first and last date as JSON at the end; with --progress also
+`@progress` lines (recsys.ops.progress) that `make demo` shows as a bar.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from recsys.batch.backfill import load_shop
 from recsys.config import PROJECT_ROOT, get_settings
 from recsys.data.frames import ShopData
 from recsys.data.movielens import fetch_movielens_100k, load_movielens_100k
+from recsys.data.online_retail import DEFAULT_PATH as DEFAULT_RETAIL
 from recsys.data.online_retail import load_online_retail
 from recsys.data.synthetic import SyntheticShopSpec, generate_shop
 from recsys.logging_setup import setup_logging
+from recsys.ops import progress
 from recsys.spark.session import get_spark
 
 log = logging.getLogger("load_data")
-DEFAULT_RETAIL = PROJECT_ROOT.parent / "shared" / "datasets" / "online-retail" / "online_retail.parquet"
+# Share of the job each phase ends at, for --progress (measured on 2 cores: the events merge dominates).
+PHASE_END = {"prepare": 15.0, "spark": 30.0, "items": 40.0, "users": 50.0, "events": 100.0}
 
 
 def _shop(args: argparse.Namespace) -> ShopData:
@@ -44,16 +50,26 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--env", default=None)
+    parser.add_argument("--progress", action="store_true", help="print @progress lines (recsys.ops.progress)")
     args = parser.parse_args()
     setup_logging()
     settings = get_settings(args.env)
     started = time.time()
+    say = progress.report if args.progress else lambda pct, what: None
+    say(0.0, f"preparing {args.source} data")
     shop = _shop(args)
     log.info("prepared %d events in %.1fs; writing to %s", len(shop.events), time.time() - started,
              settings.path(settings.storage.delta_root))
-    counts = load_shop(get_spark(settings, "load-data"), settings, shop)
+    say(PHASE_END["prepare"], "starting Spark")
+    spark = get_spark(settings, "load-data")
+    previous = {"items": "spark", "users": "items", "events": "users"}
+    counts = load_shop(spark, settings, shop, on_table=lambda table: say(
+        PHASE_END[previous[table]], f"writing {len(getattr(shop, table)):,} {table} to Delta"))
+    say(PHASE_END["events"], "loaded")
     log.info("loaded %s in %.1fs", counts, time.time() - started)
-    print(json.dumps(counts))
+    ts = shop.events["ts"]
+    span = {"first_date": str(ts.min().date()), "last_date": str(ts.max().date())} if len(ts) else {}
+    print(json.dumps({**counts, **span}))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Airflow in its own virtual environment (.venv-airflow), pointed at the project's spark-submit.
 #   airflow.sh init                  migrate the metadata DB (SQLite) once
-#   airflow.sh test [RUN_DATE]       `airflow dags test recsys_batch` (runs the DAG in-process)
+#   airflow.sh test [RUN_DATE [ARGS...]]  `airflow dags test recsys_batch` (runs the DAG in-process; ARGS
+#                                    go to it, e.g. --mark-success-pattern maintain)
 #   airflow.sh up | down | status    Airflow standalone (UI/API on 127.0.0.1:<services.airflow_port>)
 #   airflow.sh cli ARGS...           any airflow command in this environment
 set -euo pipefail
@@ -41,8 +42,8 @@ case "${1:-}" in
   test)
     init
     run_date="${2:-$(date -u +%F)}"
-    log "dags test recsys_batch $run_date"
-    "$AIRFLOW" dags test recsys_batch "$run_date"
+    log "dags test recsys_batch $run_date ${*:3}"
+    "$AIRFLOW" dags test recsys_batch "$run_date" "${@:3}"
     ;;
   up)
     init

@@ -6,6 +6,8 @@ de-duplicated by event_id so a repeated load adds nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -58,9 +60,14 @@ def upsert_users(spark: SparkSession, settings: Settings, users: pd.DataFrame | 
     upsert_rows(spark, settings, USERS, "user_id", users)
 
 
-def load_shop(spark: SparkSession, settings: Settings, shop) -> dict[str, int]:
-    """Write a ShopData (recsys.data) into the items, users and bronze tables; returns row counts."""
-    upsert_items(spark, settings, shop.items)
-    upsert_users(spark, settings, shop.users)
-    append_events(spark, settings, shop.events)
+def load_shop(spark: SparkSession, settings: Settings, shop,
+              on_table: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Write a ShopData (recsys.data) into the items, users and bronze tables; returns row counts.
+
+    on_table, if given, is called with "items", "users" and "events" before each table is written."""
+    for name, write, rows in (("items", upsert_items, shop.items), ("users", upsert_users, shop.users),
+                              ("events", append_events, shop.events)):
+        if on_table is not None:
+            on_table(name)
+        write(spark, settings, rows)
     return {"items": len(shop.items), "users": len(shop.users), "events": len(shop.events)}

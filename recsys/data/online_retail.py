@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recsys.config import PROJECT_ROOT
 from recsys.contracts.events import MAX_QUANTITY
 from recsys.data.frames import (
     ShopData,
@@ -29,6 +30,7 @@ from recsys.data.frames import (
     users_frame,
 )
 
+DEFAULT_PATH = PROJECT_ROOT.parent / "shared" / "datasets" / "online-retail" / "online_retail.parquet"
 ID_NAMESPACE = "online-retail"
 CANCELLATION_PREFIX = "C"
 CANCELLATION_CONTEXT: dict[str, str] = {"source": "cancellation"}
