@@ -186,6 +186,8 @@ def run_logged(command: list[str], log: Path, on_line: Callable[[str], None], ti
                 on_line(line)
             return proc.wait()
         finally:
+            if proc.poll() is None:
+                print(f"    stopping {log.stem} (process group {proc.pid})", flush=True)
             stop(proc)
             running.remove(proc)
 
@@ -588,9 +590,10 @@ def main() -> None:
     signal.signal(signal.SIGHUP, terminate)
     if time.time() - started > 1:
         print(f"make setup + make up took {time.time() - started:.1f}s")
-    failed = False
+    exit_code = 0
     try:
         demo(args, steps, procs, running, state)
+        state["finished"] = True
         print(f"\nsteps:\n{steps.summary()}")
         if "ready_s" in state:
             print(f"demo page ready in {state['ready_s']:.0f} s (from the start of "
@@ -606,16 +609,17 @@ def main() -> None:
             log = RUN_DIR / f"{dead}.log"
             print(f"\nDEMO FAILED: the {dead} process exited with {procs[dead].returncode}; "
                   f"last lines of {log}:\n{tail(log)}", file=sys.stderr)
-            failed = True
+            exit_code = 1
         else:
             print(f"demo finished in {time.time() - started:.0f}s (--no-keep): stopping what it started")
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping what the demo started", flush=True)
+    except KeyboardInterrupt as exc:
+        print(f"\ninterrupted ({exc or 'SIGINT'}); stopping what the demo started", flush=True)
+        exit_code = 0 if state.get("finished") else 130  # Ctrl-C after the page was up is the normal end
     except DemoError as exc:
         print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
         if steps.done:
             print(f"steps that finished:\n{steps.summary()}", file=sys.stderr)
-        failed = True
+        exit_code = 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         for proc in running:
@@ -626,9 +630,8 @@ def main() -> None:
         if state.get("airflow_ui"):
             stop_airflow_ui()
         print("stopped: " + ", ".join([*procs, *(["Airflow UI"] if state.get("airflow_ui") else [])])
-              if procs or state.get("airflow_ui") else "nothing left running", flush=True)
-    if failed:
-        sys.exit(1)
+              if procs or state.get("airflow_ui") else "no stream or API was running", flush=True)
+    sys.exit(exit_code)
 
 
 if __name__ == "__main__":
