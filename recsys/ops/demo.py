@@ -613,7 +613,7 @@ def main() -> None:
         else:
             print(f"demo finished in {time.time() - started:.0f}s (--no-keep): stopping what it started")
     except KeyboardInterrupt as exc:
-        print(f"\ninterrupted ({exc or 'SIGINT'}); stopping what the demo started", flush=True)
+        print(f"\ninterrupted ({str(exc) or 'SIGINT'}); stopping what the demo started", flush=True)
         exit_code = 0 if state.get("finished") else 130  # Ctrl-C after the page was up is the normal end
     except DemoError as exc:
         print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
