@@ -58,3 +58,27 @@ def events_applied(settings: Settings, user_id: str) -> int:
     from recsys.contracts.redis_keys import PROFILE_EVENTS
 
     return int(stored_profile(settings, user_id)[0].get(PROFILE_EVENTS, 0))
+
+
+def shop_events(settings: Settings, events: list, catalogue: dict, model) -> None:
+    """A shopper's events as the stream leaves them: applied to Redis by the speed layer's writer, and
+    appended to bronze (delta-rs)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from recsys.contracts.tables import EVENTS_BRONZE
+    from recsys.speed.redis_state import RedisStateWriter
+    from recsys.stores.delta_rs import arrow_schema, ensure_table
+
+    writer = RedisStateWriter(settings, catalogue, model)
+    writer.apply(events, f"q-{uuid.uuid4().hex[:6]}", 0, 0)
+    writer.close()
+    ensure_table(settings, EVENTS_BRONZE)
+    write_deltalake(settings.table_path(EVENTS_BRONZE.name), pa.Table.from_pylist([
+        {"event_id": f"{e.user_id}-{n}", "user_id": e.user_id, "item_id": e.item_id, "event_type": e.event_type,
+         "ts": datetime.fromtimestamp(e.ts, UTC), "session_id": e.session_id, "quantity": 1,
+         "event_date": datetime.fromtimestamp(e.ts, UTC).date()} for n, e in enumerate(events)],
+        schema=arrow_schema(EVENTS_BRONZE)), mode="append")

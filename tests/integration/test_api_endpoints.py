@@ -30,9 +30,9 @@ from recsys.ops.synthetic_model import SyntheticModel, make_model, publish_model
 from recsys.serving.experiments import assign_variant
 from recsys.speed.adjustments import ModelContext, SpeedEvent
 from recsys.speed.foldin import FoldIn
-from recsys.speed.redis_state import RedisStateWriter
 from recsys.stores.delta_rs import arrow_schema, ensure_table
 from recsys.stores.model_store import query_delta
+from tests.integration.conftest import shop_events
 
 pytestmark = pytest.mark.integration
 
@@ -224,16 +224,8 @@ def _shop(settings: Settings, user: str, start: float) -> None:
     """The user's real-time state as the stream leaves it, and the same events in bronze."""
     events = [SpeedEvent(user, "i1", "view", start, "s1"), SpeedEvent(user, "i2", "add_to_cart", start + 60, "s1"),
               SpeedEvent(user, "i3", "purchase", start + 120, "s1")]
-    writer = RedisStateWriter(settings, {"i1": ("c1", "b1")}, ModelContext(
-        V1, FoldIn(["i1", "i2", "i3"], np.eye(3)), lambda _: None))
-    writer.apply(events, f"q-{uuid.uuid4().hex[:6]}", 0, 0)
-    writer.close()
-    ensure_table(settings, EVENTS_BRONZE)
-    write_deltalake(settings.table_path(EVENTS_BRONZE.name), pa.Table.from_pylist([
-        {"event_id": f"{user}-{n}", "user_id": user, "item_id": e.item_id, "event_type": e.event_type,
-         "ts": datetime.fromtimestamp(e.ts, UTC), "session_id": e.session_id, "quantity": 1,
-         "event_date": datetime.fromtimestamp(e.ts, UTC).date()} for n, e in enumerate(events)],
-        schema=arrow_schema(EVENTS_BRONZE)), mode="append")
+    shop_events(settings, events, {"i1": ("c1", "b1")},
+                ModelContext(V1, FoldIn(["i1", "i2", "i3"], np.eye(3)), lambda _: None))
 
 
 def test_users_attributes_history_and_forgetting(lake, model, redis_client):

@@ -7,23 +7,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import redis
-from deltalake import write_deltalake
 
 from recsys.config import load_settings
 from recsys.contracts.catalogue import UserAttributes
 from recsys.contracts.redis_keys import RedisKeys
-from recsys.contracts.tables import EVENTS_BRONZE, USER_DATA_TABLES
+from recsys.contracts.tables import USER_DATA_TABLES
 from recsys.serving.user_data import DELTA, REDIS, HistoryUnavailableError, UserDataService
 from recsys.speed.adjustments import ModelContext, SpeedEvent
 from recsys.speed.foldin import FoldIn
-from recsys.speed.redis_state import RedisStateWriter
 from recsys.stores.attribute_store import DeltaAttributeStore
-from recsys.stores.delta_rs import arrow_schema, ensure_table
 from recsys.stores.erasure_store import DeltaErasureStore
 from recsys.stores.user_state import RedisUserStateStore
+from tests.integration.conftest import shop_events
 
 pytestmark = pytest.mark.integration
 NOTHING = {spec.name: 0 for spec in USER_DATA_TABLES}  # what forgetting an unknown user deletes
@@ -43,15 +40,7 @@ def shop(settings, user: str, start: float) -> None:
     """The user's real-time state, as the stream leaves it, and the same events in bronze."""
     events = [SpeedEvent(user, "a1", "view", start, "s1"), SpeedEvent(user, "a2", "add_to_cart", start + 60, "s1"),
               SpeedEvent(user, "b1", "purchase", start + 120, "s1"), SpeedEvent(user, "b1", "view", start + 180, "s1")]
-    writer = RedisStateWriter(settings, CATALOGUE, MODEL)
-    writer.apply(events, f"q-{uuid.uuid4().hex[:6]}", 0, 0)
-    writer.close()
-    ensure_table(settings, EVENTS_BRONZE)
-    write_deltalake(settings.table_path(EVENTS_BRONZE.name), pa.Table.from_pylist([
-        {"event_id": f"{user}-{i}", "user_id": user, "item_id": e.item_id, "event_type": e.event_type,
-         "ts": datetime.fromtimestamp(e.ts, UTC), "session_id": e.session_id, "quantity": 1,
-         "event_date": datetime.fromtimestamp(e.ts, UTC).date()} for i, e in enumerate(events)],
-        schema=arrow_schema(EVENTS_BRONZE)), mode="append")
+    shop_events(settings, events, CATALOGUE, MODEL)
 
 
 def new_user() -> str:
