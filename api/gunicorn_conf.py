@@ -28,7 +28,7 @@ limit_blas_threads(_serving.blas_threads)
 bind = f"{_serving.host}:{_serving.port}"
 workers = _serving.workers
 worker_class = "gthread"
-threads = 4
+threads = _serving.threads
 timeout = 30
 accesslog = "-"
 

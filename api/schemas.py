@@ -123,9 +123,11 @@ class ReadyCheck(BaseModel):
 
 
 class ReadyResponse(BaseModel):
-    """Readiness: each dependency's check; `auth` says whether the API runs open or with keys."""
+    """Readiness of one role: the checks it needs (serving.readiness); `auth` says whether the API runs open or
+    with keys."""
 
     ready: bool
+    role: str
     env: str
     auth: str = Field(description="open (no key needed), keys, or partial (only ingest needs a key)")
     checks: dict[str, ReadyCheck]

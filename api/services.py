@@ -69,6 +69,7 @@ class Services:
     memory: PerProcess[RedisServedMemory]
     attributes: AttributeStore
     user_data: UserDataService
+    ingest_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
     pseudonyms: Pseudonymizer = field(default_factory=Pseudonymizer.disabled)  # user id -> stored id
     pinned: dict[str, Recommender] = field(default_factory=dict)  # version pinned by a variant -> its recommender
     registry: Callable[[], list[dict]] = list  # the model registry's rows (DeltaModelStore.registry)
@@ -117,6 +118,7 @@ def build_services(settings: Settings) -> Services:
         recorder=PerProcess(lambda: KafkaServedRecorder.from_settings(settings, listener=count_served_record)),
         memory=PerProcess(lambda: RedisServedMemory(experiments, settings.redis, listener=count_attribution_error)),
         attributes=DeltaAttributeStore(settings), user_data=UserDataService(settings), pseudonyms=pseudonyms,
+        ingest_slots=threading.BoundedSemaphore(settings.serving.ingest_slots),
         pinned={version: recommender(PinnedModel(store, version, models.get)) for version in sorted(pins)},
         registry=store.registry,
     )

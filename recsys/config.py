@@ -59,6 +59,9 @@ class KafkaConfig(_Section):
     topic_partitions: int = Field(gt=0)
     replication_factor: int = Field(gt=0)
     produce_timeout_s: float = Field(gt=0)
+    queue_max_messages: int = Field(gt=0)
+    breaker_failures: int = Field(gt=0)
+    breaker_open_s: float = Field(gt=0)
     security: dict[str, str]
 
 
@@ -68,12 +71,15 @@ class RedisConfig(_Section):
     recent_items_max: int = Field(gt=0)
     user_ttl_s: int = Field(gt=0)
     socket_timeout_s: float = Field(gt=0)
+    breaker_failures: int = Field(gt=0)
+    breaker_open_s: float = Field(gt=0)
 
 
 class EventsConfig(_Section):
     weights: dict[str, float]
     max_body_bytes: int = Field(gt=0)
     max_batch: int = Field(gt=0)
+    max_event_bytes: int = Field(gt=0, le=1_000_000)  # below Kafka's default message.max.bytes (1 MB)
     min_ts: datetime
     max_future_skew_s: int = Field(ge=0)
     half_life_days: float = Field(gt=0)
@@ -186,10 +192,16 @@ class SimilarWeights(_Section):
     co_views: float = Field(ge=0)
 
 
+# The readiness role GET /readyz reports (GET /readyz/<role> for the others).
+DEFAULT_READINESS_ROLE = "serving"
+
+
 class ServingConfig(_Section):
     host: str
     port: int = Field(gt=0, lt=65536)
     workers: int = Field(gt=0)
+    threads: int = Field(gt=0)
+    ingest_slots: int = Field(gt=0)
     default_k: int = Field(gt=0)
     max_k: int = Field(gt=0)
     max_offset: int = Field(ge=0)
@@ -210,6 +222,16 @@ class ServingConfig(_Section):
     max_id_length: int = Field(gt=0)
     metrics_dir: str
     blas_threads: int = Field(gt=0)
+    readiness: dict[str, list[Literal["model", "redis", "kafka"]]]
+
+    @model_validator(mode="after")
+    def _reads_keep_threads(self) -> ServingConfig:
+        if DEFAULT_READINESS_ROLE not in self.readiness:
+            raise ValueError(f"readiness needs a '{DEFAULT_READINESS_ROLE}' role (GET /readyz)")
+        if self.ingest_slots >= self.threads:
+            raise ValueError(f"ingest_slots ({self.ingest_slots}) must be below threads ({self.threads}): "
+                             "reads need threads of their own while the broker is slow")
+        return self
 
 
 # Shares are written by people (0.5, 0.3, 0.2); allow for float rounding when checking that they add up to 1.

@@ -12,12 +12,13 @@ from api.schemas import EventBatch, EventsAccepted, error_responses, json_body, 
 from api.services import services
 from recsys.config import Settings
 from recsys.contracts.events import Event
-from recsys.ingest.producer import IngestUnavailableError
+from recsys.ingest.producer import EventTooLargeError, IngestUnavailableError, encode_batch
 from recsys.serving.attribution import attribute
 from recsys.serving.auth import AccessPolicy, Scope
 
 _UNAVAILABLE = unavailable_response(
-    "ingest_unavailable: the broker did not acknowledge every event; retry after Retry-After seconds")
+    "ingest_unavailable: the broker did not acknowledge every event (or failed just before); ingest_busy: this "
+    "worker already waits on the broker for serving.ingest_slots requests. Retry after Retry-After seconds")
 
 
 def _parse_events(payload: object, max_batch: int) -> list[Event]:
@@ -66,9 +67,18 @@ def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
                 raise ApiError(400, "invalid_event", [{"index": position, "problem": str(exc)}]) from exc
         stored = attribute(svc.pseudonyms.events(events), svc.memory.get().lookup)  # rec_id, variant in context
         try:
-            accepted = svc.sink.send(stored)
+            encoded = encode_batch(stored, cfg.max_event_bytes)  # the whole batch, before anything is sent
+        except EventTooLargeError as exc:
+            raise ApiError(413, "event_too_large", [{"index": exc.index, "problem": str(exc)}]) from exc
+        if not svc.ingest_slots.acquire(blocking=False):  # reads keep their threads while the broker is slow
+            raise unavailable("ingest_busy", "this worker is already waiting on the broker for as many requests "
+                                             "as it allows (serving.ingest_slots)")
+        try:
+            accepted = svc.sink.send(encoded)
         except IngestUnavailableError as exc:
             raise unavailable("ingest_unavailable", str(exc)) from exc
+        finally:
+            svc.ingest_slots.release()
         return jsonify({"accepted": accepted, "event_ids": [e.event_id for e in events]}), 202
 
     return bp

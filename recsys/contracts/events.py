@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 EVENT_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "remove_from_cart", "purchase")
 EventType = Literal["view", "click", "add_to_cart", "remove_from_cart", "purchase"]
@@ -24,6 +24,12 @@ OPTIONAL_FIELDS: tuple[str, ...] = ("event_id", "session_id", "quantity", "price
 ID_PATTERN = r"^[A-Za-z0-9_.:@\-]+$"
 MAX_ID_LENGTH = 128
 MAX_QUANTITY = 10_000
+# `context` is free-form (campaign, page, rec_id, ...) but bounded, so one event always fits a Kafka message.
+MAX_CONTEXT_ENTRIES = 32
+MAX_CONTEXT_KEY_LENGTH = 64
+MAX_CONTEXT_VALUE_LENGTH = 1024
+ContextKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CONTEXT_KEY_LENGTH)]
+ContextValue = Annotated[str, StringConstraints(max_length=MAX_CONTEXT_VALUE_LENGTH)]
 
 
 class QuarantineReason:
@@ -59,8 +65,8 @@ class Event(BaseModel):
     ts: datetime = Field(default_factory=utcnow)
     session_id: str | None = Field(default=None, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
     quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY)
-    price: float | None = Field(default=None, ge=0)
-    context: dict[str, str] | None = None
+    price: float | None = Field(default=None, ge=0, allow_inf_nan=False)  # Infinity/NaN break JSON readers
+    context: dict[ContextKey, ContextValue] | None = Field(default=None, max_length=MAX_CONTEXT_ENTRIES)
 
     @field_validator("ts")
     @classmethod
@@ -77,7 +83,7 @@ class Event(BaseModel):
         """Wire format: UTF-8 JSON, ts as ISO-8601 UTC with milliseconds."""
         payload: dict[str, Any] = self.model_dump(exclude_none=True)
         payload["ts"] = format_ts(self.ts)
-        return json.dumps(payload, separators=(",", ":"))
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False)
 
 
 class WireEvent(Event):

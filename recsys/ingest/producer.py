@@ -1,69 +1,148 @@
-"""Produce events to the Kafka topic and report only what the broker acknowledged."""
+"""Produce events to the Kafka topic and report only what the broker acknowledged.
+
+A batch is all or nothing up to the broker: every event is serialised and checked against
+events.max_event_bytes (`encode_batch`) and the whole batch must fit the producer's queue before the first
+event is handed to librdkafka, so a batch is never half queued. A request then waits only for its own
+events' delivery reports (not a producer-wide flush, which would also wait for other requests' events),
+at most kafka.produce_timeout_s. After kafka.breaker_failures failed requests in a row the sink answers
+"unavailable" at once for kafka.breaker_open_s, so an outage does not hold a thread per request.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
+from recsys.circuit import CircuitBreaker, CircuitOpenError
 from recsys.config import KafkaConfig
 from recsys.contracts.events import Event
 from recsys.ops.kafka_security import librdkafka_conf
 
+POLL_SLICE_S = 0.01  # how long one wait for delivery reports lasts before this request checks its own again
+PING_TIMEOUT_S = 1.0
+
 
 class IngestUnavailableError(RuntimeError):
-    """The broker did not acknowledge every event in time; the caller should retry."""
+    """The broker did not acknowledge every event in time (or failed just before); the caller should retry."""
+
+
+class EventTooLargeError(ValueError):
+    """An event is larger than events.max_event_bytes once serialised; nothing of its batch was sent."""
+
+    def __init__(self, index: int, size: int, limit: int) -> None:
+        super().__init__(f"event {index} is {size} bytes serialised; at most {limit} are accepted")
+        self.index, self.size, self.limit = index, size, limit
+
+
+@dataclass(frozen=True)
+class EncodedEvent:
+    """One event as it goes to Kafka: key (user_id) and value (the contract's JSON), in bytes."""
+
+    key: bytes
+    value: bytes
+
+
+def encode_batch(events: Sequence[Event], max_event_bytes: int) -> list[EncodedEvent]:
+    """Serialise every event first; raise EventTooLargeError for the first one over the limit."""
+    encoded = []
+    for index, event in enumerate(events):
+        value = event.to_json().encode()
+        if len(value) > max_event_bytes:
+            raise EventTooLargeError(index, len(value), max_event_bytes)
+        encoded.append(EncodedEvent(event.user_id.encode(), value))
+    return encoded
 
 
 class EventSink(Protocol):
-    def send(self, events: Sequence[Event]) -> int: ...
+    def send(self, events: Sequence[EncodedEvent]) -> int: ...
 
     def ping(self) -> bool: ...
+
+
+class _Deliveries:
+    """The delivery reports of one request's events (callbacks may run in any thread that polls)."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.acked = 0
+        self.failures: list[KafkaError] = []
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+
+    def report(self, err: KafkaError | None, _msg) -> None:
+        with self._lock:
+            if err is None:
+                self.acked += 1
+            else:
+                self.failures.append(err)
+            if self.acked + len(self.failures) >= self.expected:
+                self.done.set()
 
 
 class KafkaEventSink:
     """Keyed by user_id so one user's events stay ordered within a partition; idempotent producer."""
 
-    def __init__(self, cfg: KafkaConfig) -> None:
+    def __init__(self, cfg: KafkaConfig, producer: Producer | None = None) -> None:
         self._cfg = cfg
         base = {"bootstrap.servers": cfg.bootstrap_servers, **librdkafka_conf(cfg.security)}
-        self._producer = Producer({
+        self._producer = producer or Producer({
             **base, "enable.idempotence": True, "acks": "all", "linger.ms": 2,
             "message.timeout.ms": int(cfg.produce_timeout_s * 1000),
+            "queue.buffering.max.messages": cfg.queue_max_messages,
         })
         self._admin_conf = base
+        self._enqueue = threading.Lock()  # the room check and the produce calls of one batch, together
+        self.breaker = CircuitBreaker("Kafka", cfg.breaker_failures, cfg.breaker_open_s)
 
-    def send(self, events: Sequence[Event]) -> int:
-        """Block until all are acknowledged; raise IngestUnavailableError otherwise."""
-        failures: list[KafkaError] = []
-        acked = 0
-
-        def on_delivery(err: KafkaError | None, _msg) -> None:
-            nonlocal acked
-            if err is None:
-                acked += 1
-            else:
-                failures.append(err)
-
+    def send(self, events: Sequence[EncodedEvent]) -> int:
+        """Block until this batch is acknowledged (at most kafka.produce_timeout_s); raise
+        IngestUnavailableError otherwise."""
         try:
-            for event in events:
-                self._producer.produce(self._cfg.events_topic, key=event.user_id.encode(),
-                                       value=event.to_json().encode(), on_delivery=on_delivery)
-                self._producer.poll(0)
-        except (BufferError, KafkaException) as exc:
-            raise IngestUnavailableError(f"could not enqueue events: {exc}") from exc
-        remaining = self._producer.flush(self._cfg.produce_timeout_s)
-        if remaining or failures or acked != len(events):
-            reason = failures[0].str() if failures else f"{remaining} events unacknowledged"
-            raise IngestUnavailableError(f"Kafka did not acknowledge {len(events) - acked} of {len(events)}: {reason}")
-        return acked
+            self.breaker.check("(ingest)")
+        except CircuitOpenError as exc:
+            raise IngestUnavailableError(str(exc)) from None
+        deliveries = _Deliveries(len(events))
+        try:
+            self._queue(events, deliveries)
+        except IngestUnavailableError:
+            self.breaker.failure()
+            raise
+        deadline = time.monotonic() + self._cfg.produce_timeout_s
+        while not deliveries.done.is_set() and (left := deadline - time.monotonic()) > 0:
+            self._producer.poll(min(POLL_SLICE_S, left))  # serves any request's reports; ours set `done`
+        if deliveries.failures or deliveries.acked != len(events):
+            self.breaker.failure()
+            reason = deliveries.failures[0].str() if deliveries.failures else "no delivery report in time"
+            raise IngestUnavailableError(
+                f"Kafka did not acknowledge {len(events) - deliveries.acked} of {len(events)}: {reason}")
+        self.breaker.success()
+        return deliveries.acked
+
+    def _queue(self, events: Sequence[EncodedEvent], deliveries: _Deliveries) -> None:
+        """Hand the whole batch to librdkafka, or nothing of it."""
+        with self._enqueue:
+            if len(self._producer) + len(events) > self._cfg.queue_max_messages:
+                raise IngestUnavailableError(
+                    f"the producer's queue is full ({len(self._producer)} events waiting); nothing was sent")
+            try:
+                for event in events:
+                    self._producer.produce(self._cfg.events_topic, key=event.key, value=event.value,
+                                           on_delivery=deliveries.report)
+            except (BufferError, KafkaException) as exc:  # not expected after the room check
+                raise IngestUnavailableError(f"could not enqueue events: {exc}") from exc
+        self._producer.poll(0)
 
     def ping(self) -> bool:
         """True when the broker answers and the events topic exists."""
         try:
-            metadata = AdminClient(self._admin_conf).list_topics(topic=self._cfg.events_topic, timeout=1.0)
+            metadata = AdminClient(self._admin_conf).list_topics(topic=self._cfg.events_topic,
+                                                                 timeout=PING_TIMEOUT_S)
         except KafkaException:
             return False
         topic = metadata.topics.get(self._cfg.events_topic)

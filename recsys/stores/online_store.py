@@ -15,6 +15,7 @@ from recsys.contracts import redis_keys as rk
 from recsys.contracts.redis_keys import RedisKeys, decode_profile
 from recsys.speed.adjustments import current_interests
 from recsys.speed.foldin import decode_vector
+from recsys.stores.redis_breaker import guard, redis_breaker
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,9 @@ class RedisOnlineStore:
                  ) -> None:
         self._keys = RedisKeys(cfg.key_prefix)
         options = {"socket_timeout": cfg.socket_timeout_s, "socket_connect_timeout": cfg.socket_timeout_s}
-        self._client = client or redis.Redis.from_url(cfg.url, decode_responses=True, **options)
-        self._raw = raw_client or redis.Redis.from_url(cfg.url, **options)  # the vector is bytes, not text
+        breaker = redis_breaker(cfg)  # an unreachable Redis fails fast after a few timeouts (redis.breaker_*)
+        self._client = client or guard(redis.Redis.from_url(cfg.url, decode_responses=True, **options), breaker)
+        self._raw = raw_client or guard(redis.Redis.from_url(cfg.url, **options), breaker)  # the vector is bytes
 
     @property
     def client(self) -> redis.Redis:

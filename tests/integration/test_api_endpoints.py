@@ -331,7 +331,8 @@ def private_redis():
 
 def test_redis_paused_and_restarted_degrades_answers_then_recovers(lake, model, private_redis):
     port, procs = private_redis
-    cfg = with_(lake, redis={"url": f"redis://127.0.0.1:{port}/0"}, experiments={"enabled": True})
+    cfg = with_(lake, redis={"url": f"redis://127.0.0.1:{port}/0", "breaker_open_s": 0.5},
+                experiments={"enabled": True})
     api = client(cfg)
 
     def answers() -> list[bool]:
@@ -350,12 +351,14 @@ def test_redis_paused_and_restarted_degrades_answers_then_recovers(lake, model, 
     assert history.status_code == 503 and history.headers["Retry-After"] and history.json["error"]
     assert api.post("/v1/events", json={"user_id": "u1", "item_id": "i1", "event_type": "view"}).status_code == 202
     os.kill(procs[0].pid, signal.SIGCONT)
+    time.sleep(cfg.redis.breaker_open_s)  # the breaker tries Redis again after this long
     assert answers() == [False, False, False]
 
     procs[0].terminate()  # stopped: connections refused
     procs[0].wait(10)
     assert answers() == [True, True, True]
     procs.append(_start_redis(port))  # started again, empty
+    time.sleep(cfg.redis.breaker_open_s)
     assert answers() == [False, False, False]
     metrics = api.get("/metrics").get_data(as_text=True)
     assert re.search(r'^recsys_attribution_errors_total\{operation="remember"\} [1-9]', metrics, re.MULTILINE)
