@@ -1,13 +1,14 @@
 """API-key checks for blueprints; the key logic itself is recsys.serving.auth.
 
-`require_key(scope)` is a blueprint `before_request` (api.blueprints.resource_blueprint installs it):
-a request without a valid key for the scope gets 401 `unauthorized` with `WWW-Authenticate`. When the
-scope has no keys (allowed in the local and test environments only) every request passes.
+`require_key(scopes)` is a blueprint `before_request` (api.blueprints.resource_blueprint installs it): the
+request's endpoint has a scope; a request without a valid key gets 401 `unauthorized` with
+`WWW-Authenticate`, one whose key opens only other scopes gets 403 `forbidden`. In open mode a scope without
+keys lets every request pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import current_app, request
@@ -22,7 +23,8 @@ API_KEY_SCHEME = "ApiKeyHeader"
 BEARER_SCHEME = "BearerKey"
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     API_KEY_SCHEME: {"type": "apiKey", "in": "header", "name": API_KEY_HEADER,
-                     "description": "an API key (RECSYS_API_KEYS; RECSYS_INGEST_KEYS also opens POST /v1/events)"},
+                     "description": "an API key of the endpoint's scope (auth.scopes: read, ingest, catalogue, "
+                                    "user_data, admin)"},
     BEARER_SCHEME: {"type": "http", "scheme": "bearer",
                     "description": "the same API key sent as `Authorization: Bearer <key>`"},
 }
@@ -34,17 +36,24 @@ def access_policy() -> AccessPolicy:
     return current_app.extensions[AUTH_EXTENSION]
 
 
-def require_key(scope: Scope) -> Callable[[], None]:
-    """A before_request hook: 401 unless the request sends a key of `scope` (or the scope is open)."""
+def require_key(default: Scope, by_view: Mapping[str, Scope] | None = None) -> Callable[[], None]:
+    """A before_request hook: 401/403 unless the request sends a key of its view's scope (`by_view`, by view
+    function name; `default` for the others), or that scope is open."""
+    by_view = dict(by_view or {})
 
     def check_key() -> None:
         policy = access_policy()
+        scope = by_view.get((request.endpoint or "").rpartition(".")[2], default)
         if policy.is_open(scope):
             return
         key = presented_key(request.headers)
-        if not policy.allows(scope, key):
-            detail = ("send an API key as X-API-Key or Authorization: Bearer" if key is None
-                      else "the API key is not valid for this endpoint")
-            raise ApiError(401, "unauthorized", detail, {"WWW-Authenticate": CHALLENGE})
+        if policy.allows(scope, key):
+            return
+        if key is None:
+            raise ApiError(401, "unauthorized", "send an API key as X-API-Key or Authorization: Bearer",
+                           {"WWW-Authenticate": CHALLENGE})
+        if policy.scopes_of(key):
+            raise ApiError(403, "forbidden", f"the API key does not open scope '{scope}'")
+        raise ApiError(401, "unauthorized", "the API key is not valid", {"WWW-Authenticate": CHALLENGE})
 
     return check_key

@@ -34,7 +34,7 @@ from api.request_metrics import register_request_metrics
 from api.schemas import ErrorResponse
 from api.services import SERVICES_EXTENSION, Services, build_services
 from recsys.config import Settings, get_settings
-from recsys.serving.auth import MODE_KEYS, AccessPolicy, load_policy
+from recsys.serving.auth import MODE_KEYS, AccessPolicy, load_policy, open_mode_banner
 
 API_TITLE = "recsys: real-time personalised recommendations"
 API_VERSION = "1.0.0"
@@ -53,9 +53,10 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> OpenAPI:
-    """Build the API; raises recsys.config.ConfigError when this environment needs keys and has none."""
+    """Build the API; raises recsys.config.ConfigError when it has no keys and no open-mode opt-in, or would
+    run open on a non-loopback host (recsys.serving.auth.load_policy)."""
     settings = settings or get_settings()
-    access = load_policy(settings.env, os.environ)
+    access = load_policy(settings.env, settings.auth, settings.serving.host, os.environ)
     app = OpenAPI(
         __name__, info=Info(title=API_TITLE, version=API_VERSION), security_schemes=SECURITY_SCHEMES,
         validation_error_status=VALIDATION_STATUS, validation_error_model=ErrorResponse,
@@ -72,7 +73,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.register_api(build(settings, access))
     app.add_url_rule(SPEC_PATH, "openapi_document", lambda: jsonify(app.api_doc))
     if access.mode != MODE_KEYS:
-        log.warning("API keys are not set: the API runs %s (env=%s); set RECSYS_API_KEYS", access.mode.upper(),
-                    settings.env)
+        log.warning(open_mode_banner(access, settings.serving.host, settings.serving.port))
     log.info("API ready (env=%s, auth=%s)", settings.env, access.mode)
     return app

@@ -41,6 +41,19 @@ def on_starting(server) -> None:
         stale.unlink()
 
 
+def when_ready(server) -> None:
+    """Listening: open mode (auth.open) must not listen beyond loopback, even when --bind overrode serving.host."""
+    if not _settings.auth.open:
+        return
+    from recsys.serving.auth import is_loopback
+
+    exposed = [str(listener) for listener in server.LISTENERS
+               if isinstance(listener.sock.getsockname(), tuple) and not is_loopback(listener.sock.getsockname()[0])]
+    if exposed:
+        server.log.critical("auth.open (no API keys) on %s, which is not loopback: refusing to serve", exposed)
+        raise SystemExit(1)
+
+
 def child_exit(server, worker) -> None:
     """A worker exited: drop its live-gauge files (counters and histograms keep their totals)."""
     from prometheus_client import multiprocess  # imported late: after MULTIPROC_ENV is set

@@ -291,6 +291,21 @@ class ExperimentsConfig(_Section):
         return self
 
 
+class AuthScopes(_Section):
+    """Per scope, the environment variable listing its API keys (recsys.serving.auth.Scope)."""
+
+    read: str
+    ingest: str
+    catalogue: str
+    user_data: str
+    admin: str
+
+
+class AuthConfig(_Section):
+    open: bool
+    scopes: AuthScopes
+
+
 class PrivacyConfig(_Section):
     pseudonymise: bool
     pseudonym_chars: int = Field(ge=16, le=64)
@@ -348,6 +363,7 @@ class Settings(_Section):
     stream: StreamConfig
     serving: ServingConfig
     experiments: ExperimentsConfig
+    auth: AuthConfig
     privacy: PrivacyConfig
     delta_rs: DeltaRsConfig
     demo: DemoConfig

@@ -14,7 +14,7 @@ from recsys.stores.registry_store import RejectedVersionError, UnknownVersionErr
 
 
 def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
-    bp = resource_blueprint("admin", __name__, access, scope=Scope.API, url_prefix="/v1/admin",
+    bp = resource_blueprint("admin", __name__, access, scope=Scope.ADMIN, url_prefix="/v1/admin",
                             description="operating the served model")
 
     @bp.post("/models/<version>/activate",

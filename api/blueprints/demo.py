@@ -46,7 +46,7 @@ def pages(settings: Settings, access: AccessPolicy) -> APIBlueprint:
 
 
 def api(settings: Settings, access: AccessPolicy) -> APIBlueprint:
-    bp = resource_blueprint("demo_api", __name__, access, scope=Scope.API, url_prefix="/v1/demo",
+    bp = resource_blueprint("demo_api", __name__, access, scope=Scope.READ, url_prefix="/v1/demo",
                             description="what the demo page needs besides the public endpoints")
 
     @bp.get("/shoppers", responses={200: ShoppersResponse})

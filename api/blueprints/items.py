@@ -27,8 +27,8 @@ from recsys.stores.delta_rs import CommitConflictError
 
 
 def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
-    bp = resource_blueprint("items", __name__, access, scope=Scope.API, url_prefix="/v1",
-                            description="similar items, and the catalogue's attributes")
+    bp = resource_blueprint("items", __name__, access, scope=Scope.READ, view_scopes={"put_items": Scope.CATALOGUE},
+                            url_prefix="/v1", description="similar items, and the catalogue's attributes")
     item_path_model = item_path(settings.serving.max_id_length)
     query_model = similar_query(settings)
     rows_model = item_rows(settings.delta_rs.max_upsert_rows)

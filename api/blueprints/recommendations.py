@@ -21,7 +21,7 @@ from recsys.serving.results import RecommendationQuery
 
 
 def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
-    bp = resource_blueprint("recommendations", __name__, access, scope=Scope.API, url_prefix="/v1",
+    bp = resource_blueprint("recommendations", __name__, access, scope=Scope.READ, url_prefix="/v1",
                             description="ranked, explained recommendations for a shopper or a visitor")
     user_path_model = user_path(settings.serving.max_id_length)
     query_model = recommendation_query(settings)

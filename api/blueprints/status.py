@@ -13,7 +13,7 @@ from recsys.serving.auth import AccessPolicy, Scope
 
 
 def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
-    bp = resource_blueprint("status", __name__, access, scope=Scope.API, url_prefix="/v1",
+    bp = resource_blueprint("status", __name__, access, scope=Scope.READ, url_prefix="/v1",
                             description="the served model and the speed layer's freshness")
 
     @bp.get("/status", responses={200: StatusResponse})

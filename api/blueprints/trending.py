@@ -11,7 +11,7 @@ from recsys.serving.auth import AccessPolicy, Scope
 
 
 def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
-    bp = resource_blueprint("trending", __name__, access, scope=Scope.API, url_prefix="/v1",
+    bp = resource_blueprint("trending", __name__, access, scope=Scope.READ, url_prefix="/v1",
                             description="what shoppers engage with right now")
     query_model = trending_query(settings)
 

@@ -32,7 +32,7 @@ ERASURE_INCOMPLETE = unavailable_response(
 
 
 def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
-    bp = resource_blueprint("users", __name__, access, scope=Scope.API, url_prefix="/v1",
+    bp = resource_blueprint("users", __name__, access, scope=Scope.USER_DATA, url_prefix="/v1",
                             description="shoppers' attributes, history and erasure")
     user_path_model = user_path(settings.serving.max_id_length)
     query_model = history_query(settings)

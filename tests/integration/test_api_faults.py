@@ -16,7 +16,10 @@ import pytest
 import requests
 
 from recsys.config import PROJECT_ROOT
-from tests.integration.test_api_endpoints import RECS, lake, model  # noqa: F401
+from tests.integration import test_api_endpoints as endpoints
+from tests.integration.test_api_endpoints import RECS
+
+lake, model = endpoints.lake, endpoints.model  # the shared fixtures
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,8 @@
 """The API platform on real Redis and Kafka: OpenAPI document, JSON errors, API keys, metrics, pseudonyms."""
 
 import json
+import logging
+import os
 import re
 import uuid
 from dataclasses import dataclass, field, replace
@@ -11,7 +13,7 @@ from confluent_kafka import Consumer
 
 from api import DOCS_PREFIX, SPEC_PATH, create_app
 from api.auth import API_KEY_SCHEME, BEARER_SCHEME
-from recsys.config import ConfigError, PrivacyConfig
+from recsys.config import ConfigError, PrivacyConfig, load_settings
 from recsys.serving.privacy import MIN_KEY_BYTES, PSEUDONYM_KEY_ENV, Pseudonymizer
 
 pytestmark = pytest.mark.integration
@@ -19,7 +21,8 @@ pytestmark = pytest.mark.integration
 RECS = "/v1/users/{user_id}/recommendations"
 # Routes that serve the documentation itself rather than the API.
 DOC_ENDPOINTS = re.compile(r"^(openapi|swagger)\.|^openapi_document$")
-KEY_ENVS = ("RECSYS_API_KEYS", "RECSYS_INGEST_KEYS")
+KEY_ENVS = ("RECSYS_API_KEYS", "RECSYS_READ_KEYS", "RECSYS_INGEST_KEYS", "RECSYS_CATALOGUE_KEYS",
+            "RECSYS_USER_DATA_KEYS", "RECSYS_ADMIN_KEYS")
 
 
 @pytest.fixture
@@ -134,36 +137,86 @@ def test_test_env_without_keys_runs_open(fresh_app, services):
     assert "security" not in operation and "401" not in operation["responses"]
 
 
-def test_keys_set_in_the_environment_are_required(fresh_app, services, monkeypatch):
-    monkeypatch.setenv("RECSYS_API_KEYS", "admin-key-1,admin-key-2")
-    monkeypatch.setenv("RECSYS_INGEST_KEYS", "ingest-key")
-    client = fresh_app(replace(services, recommender=RecordingRecommender()))
+def _closed(settings):
+    """The settings without the open-mode opt-in (as in a deployment)."""
+    return settings.model_copy(update={"auth": settings.auth.model_copy(update={"open": False})})
+
+
+SCOPE_KEYS = {"RECSYS_READ_KEYS": "shop-1,shop-2", "RECSYS_INGEST_KEYS": "ingest-key",
+              "RECSYS_CATALOGUE_KEYS": "pim-key", "RECSYS_USER_DATA_KEYS": "crm-key", "RECSYS_ADMIN_KEYS": "ops-key"}
+
+
+@pytest.fixture
+def keyed_app(settings, services, fresh_app, monkeypatch):
+    for name, value in SCOPE_KEYS.items():
+        monkeypatch.setenv(name, value)
+    app = create_app(_closed(settings), replace(services, recommender=RecordingRecommender()))
+    app.testing = True
+    return app.test_client()
+
+
+def test_keys_set_in_the_environment_are_required(keyed_app):
+    client = keyed_app
     path = "/v1/users/u1/recommendations"
-    for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "ingest-key"}):
+    for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}):
         response = client.get(path, headers=headers)
         assert response.status_code == 401, headers
         assert response.json["error"] == "unauthorized" and response.json["detail"]
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert client.get(path, headers={"X-API-Key": "admin-key-2"}).status_code == 200
-    assert client.get(path, headers={"Authorization": "Bearer admin-key-1"}).status_code == 200
+    assert client.get(path, headers={"X-API-Key": "shop-2"}).status_code == 200
+    assert client.get(path, headers={"Authorization": "Bearer shop-1"}).status_code == 200
+    assert client.get(path, headers={"X-API-Key": "ingest-key"}).status_code == 403  # a key of another scope
     event = {"user_id": "auth-u", "item_id": "i1", "event_type": "view"}
     assert client.post("/v1/events", json=event).status_code == 401
+    assert client.post("/v1/events", json=event, headers={"X-API-Key": "shop-1"}).status_code == 403
     assert client.post("/v1/events", json=event, headers={"X-API-Key": "ingest-key"}).status_code == 202
     assert client.get("/healthz").status_code == 200  # probes and scrapes stay open
     assert client.get("/metrics").status_code == 200
     assert client.get("/readyz").json["auth"] == "keys"
     operation = client.get(SPEC_PATH).json["paths"][RECS]["get"]
     assert operation["security"] == [{API_KEY_SCHEME: []}, {BEARER_SCHEME: []}]
-    assert "401" in operation["responses"]
+    assert {"401", "403"} <= set(operation["responses"])
 
 
-def test_refuses_to_start_outside_local_and_test_without_keys(settings, services, monkeypatch):
+@pytest.mark.parametrize(("method", "path", "body", "scope_key"), [
+    ("delete", "/v1/users/u-scope", None, "crm-key"),
+    ("get", "/v1/users/u-scope/history?limit=0", None, "crm-key"),
+    ("put", "/v1/users", [{"user_id": "u-scope", "age_band": "25-34"}], "crm-key"),
+    ("put", "/v1/items", [{"item_id": "i-scope", "category": "c1"}], "pim-key"),
+    ("post", "/v1/admin/models/2099-01-01.1/activate", None, "ops-key"),
+])
+def test_a_storefront_key_cannot_delete_shoppers_change_the_catalogue_or_activate(keyed_app, method, path, body,
+                                                                                 scope_key):
+    """Issue 18 item 10: one storefront key used to open every guarded endpoint."""
+    send = getattr(keyed_app, method)
+    kwargs = {"json": body} if body is not None else {}
+    refused = send(path, headers={"X-API-Key": "shop-1"}, **kwargs)
+    assert refused.status_code == 403 and refused.json["error"] == "forbidden"
+    assert send(path, headers={"X-API-Key": scope_key}, **kwargs).status_code not in (401, 403)
+
+
+def test_refuses_to_start_without_keys_unless_open_mode_on_loopback(settings, services, monkeypatch, caplog):
     for name in KEY_ENVS:
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(ConfigError, match="RECSYS_API_KEYS"):
-        create_app(settings.model_copy(update={"env": "cluster"}), services)
-    monkeypatch.setenv("RECSYS_API_KEYS", "k1")
-    assert create_app(settings.model_copy(update={"env": "cluster"}), services) is not None
+    with pytest.raises(ConfigError, match="no API keys"):
+        create_app(_closed(settings).model_copy(update={"env": "cluster"}), services)
+    monkeypatch.setenv("RECSYS_READ_KEYS", "k1")
+    assert create_app(_closed(settings).model_copy(update={"env": "cluster"}), services) is not None
+
+
+def test_local_env_without_recsys_env_is_open_on_loopback_only(services, monkeypatch, caplog):
+    """Issue 18 item 11: with no RECSYS_ENV the API ran open on whatever address it was bound to."""
+    for name in KEY_ENVS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("RECSYS_ENV", raising=False)
+    local = load_settings(environ={k: v for k, v in os.environ.items() if k != "RECSYS_ENV"})
+    assert local.env == "local"
+    world = local.model_copy(update={"serving": local.serving.model_copy(update={"host": "0.0.0.0"})})
+    with pytest.raises(ConfigError, match="loopback"):
+        create_app(world, services)
+    with caplog.at_level(logging.WARNING, logger="api.factory"):
+        app = create_app(local, services)
+    assert "OPEN MODE" in caplog.text and app.test_client().get("/readyz").json["auth"] == "open"
 
 
 def test_metrics_show_request_latency_and_errors(fresh_app):

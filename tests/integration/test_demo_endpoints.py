@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 
 V1, V2 = "2026-01-01.1", "2026-01-02.1"
 ALS = {"ndcg": 0.12, "precision": 0.05, "map": 0.04, "recall": 0.2, "coverage": 0.3}
-KEY_ENVS = ("RECSYS_API_KEYS", "RECSYS_INGEST_KEYS", "PROMETHEUS_MULTIPROC_DIR")
+KEY_ENVS = ("RECSYS_API_KEYS", "RECSYS_READ_KEYS", "RECSYS_INGEST_KEYS", "RECSYS_CATALOGUE_KEYS",
+            "RECSYS_USER_DATA_KEYS", "RECSYS_ADMIN_KEYS", "PROMETHEUS_MULTIPROC_DIR")
 
 
 def _with(settings: Settings, **sections: dict) -> Settings:
@@ -103,7 +104,7 @@ def test_pages_are_off_unless_demo_enabled(lake):
 
 
 def test_with_keys_the_pages_stay_open_and_their_data_needs_a_key(lake, monkeypatch):
-    monkeypatch.setenv("RECSYS_API_KEYS", "demo-key")
+    monkeypatch.setenv("RECSYS_READ_KEYS", "demo-key")
     api = client(lake)
     for path in ("/demo", "/demo/static/demo.js", "/reports", f"/reports/{V2}"):
         assert api.get(path).status_code == 200, path

@@ -41,7 +41,8 @@ ALS = {"ndcg": 0.12, "precision": 0.05, "map": 0.04, "recall": 0.2, "coverage": 
 VIEWS = 4  # views of the chosen category: the one on the list, then similar items of it
 STREAM_START_S, CHANGE_S, PAGE_S = 180, 15, 20  # waits: the stream's first event, a changed list, the page
 ARTIFACTS = PROJECT_ROOT / ".local" / "artifacts"
-KEY_ENVS = ("RECSYS_API_KEYS", "RECSYS_INGEST_KEYS", "PROMETHEUS_MULTIPROC_DIR")
+KEY_ENVS = ("RECSYS_API_KEYS", "RECSYS_READ_KEYS", "RECSYS_INGEST_KEYS", "RECSYS_CATALOGUE_KEYS",
+            "RECSYS_USER_DATA_KEYS", "RECSYS_ADMIN_KEYS", "PROMETHEUS_MULTIPROC_DIR")
 
 
 def wait_for(check: Callable[[], object], timeout_s: float, what: str, alive: Callable[[], None] = lambda: None):

@@ -14,7 +14,10 @@ import pytest
 
 from recsys.contracts.events import MAX_CONTEXT_ENTRIES, MAX_CONTEXT_VALUE_LENGTH, Event
 from recsys.ingest.producer import IngestUnavailableError, KafkaEventSink, encode_batch
-from tests.integration.test_api_endpoints import RECS, client, consume, lake, model, private_redis, with_  # noqa: F401
+from tests.integration import test_api_endpoints as endpoints
+from tests.integration.test_api_endpoints import RECS, client, consume, with_
+
+lake, model, private_redis = endpoints.lake, endpoints.model, endpoints.private_redis  # the shared fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +69,7 @@ def test_a_context_over_its_caps_is_refused(api_client, context):
 
 @pytest.mark.parametrize("number", ["Infinity", "-Infinity", "NaN"])
 def test_non_finite_prices_are_refused(api_client, number):
-    body = '{"user_id": "u1", "item_id": "i1", "event_type": "purchase", "price": %s}' % number
+    body = '{"user_id": "u1", "item_id": "i1", "event_type": "purchase", "price": NUMBER}'.replace("NUMBER", number)
     response = api_client.post("/v1/events", data=body, content_type="application/json")
     assert response.status_code == 400 and response.json["error"] == "invalid_event"
     assert response.json["detail"][0]["problem"][0]["field"] == "price"

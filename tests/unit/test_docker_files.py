@@ -203,10 +203,10 @@ def lock_versions(path: Path) -> dict[str, str]:
 
 
 def known_plain_variables() -> set[str]:
-    """RECSYS_* variables (single underscore) the code or the scripts read."""
+    """RECSYS_* variables (single underscore) the code or the scripts read, or conf/ names (auth.scopes)."""
     names: set[str] = set()
     files = [*ROOT.glob("recsys/**/*.py"), *ROOT.glob("api/**/*.py"), *ROOT.glob("docker/**/*.sh"),
-             *ROOT.glob("spark_jobs/*.py"), *ROOT.glob("dags/*.py")]
+             *ROOT.glob("spark_jobs/*.py"), *ROOT.glob("dags/*.py"), ROOT / "conf" / "base.yaml"]
     for path in files:
         names |= set(re.findall(r"\bRECSYS_[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*\b", path.read_text()))
     return names
