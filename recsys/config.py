@@ -275,6 +275,7 @@ class ExperimentsConfig(_Section):
     variants: list[Variant] = Field(min_length=1)
     attribution_window_s: int = Field(gt=0)
     served_items_max: int = Field(gt=0)
+    served_users_max: int = Field(gt=0)
     recorder: ServedRecorderConfig
     log_interval_s: float = Field(ge=0)
 
@@ -333,6 +334,9 @@ class DemoConfig(_Section):
 class ServicesConfig(_Section):
     state_dir: str
     redis_port: int
+    redis_maxmemory: str = Field(pattern=r"^[0-9]+(b|kb|mb|gb)?$")
+    redis_maxmemory_policy: Literal["volatile-lru", "volatile-lfu", "volatile-ttl", "allkeys-lru", "allkeys-lfu",
+                                    "noeviction"]
     kafka_port: int
     kafka_controller_port: int
     airflow_port: int

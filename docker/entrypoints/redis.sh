@@ -4,6 +4,7 @@
 #   REDIS_PASSWORD     required; kept only as its SHA-256 in the ACL file
 #   REDIS_USER         default recsys            REDIS_KEY_PATTERN  default recsys:* (redis.key_prefix)
 #   REDIS_TLS_PORT     default 6380              TLS_DIR            default /tls (make-certs.sh)
+#   REDIS_MAXMEMORY    default 1gb               REDIS_MAXMEMORY_POLICY default volatile-lru (only keys with a TTL go)
 # Clients connect with rediss://<user>:<password>@redis:<port>/0?ssl_ca_certs=<TLS_DIR>/ca.crt.
 set -euo pipefail
 : "${REDIS_PASSWORD:?set REDIS_PASSWORD}"
@@ -18,4 +19,5 @@ chown redis:redis "$acl" 2>/dev/null || true
 unset REDIS_PASSWORD
 exec docker-entrypoint.sh redis-server --port 0 --tls-port "${REDIS_TLS_PORT:-6380}" \
   --tls-cert-file "$tls/redis.crt" --tls-key-file "$tls/redis.key" --tls-ca-cert-file "$tls/ca.crt" \
-  --tls-auth-clients no --aclfile "$acl" --appendonly yes "$@"
+  --tls-auth-clients no --aclfile "$acl" --appendonly yes \
+  --maxmemory "${REDIS_MAXMEMORY:-1gb}" --maxmemory-policy "${REDIS_MAXMEMORY_POLICY:-volatile-lru}" "$@"

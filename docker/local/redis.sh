@@ -29,6 +29,8 @@ logfile $DIR/redis.log
 dir $DIR
 save ""
 appendonly no
+maxmemory $CFG_SERVICES_REDIS_MAXMEMORY
+maxmemory-policy $CFG_SERVICES_REDIS_MAXMEMORY_POLICY
 CONF
   redis-server "$DIR/redis.conf" || die "redis-server failed to start; see $DIR/redis.log"
   wait_for_port "$PORT" 10 || die "not listening on port $PORT after 10s; see $DIR/redis.log"

@@ -76,6 +76,11 @@ class RedisKeys:
         written by serving, TTL experiments.attribution_window_s (recsys.serving.attribution)."""
         return f"{self.prefix}:user:{user_id}:served"
 
+    def served_index(self) -> str:
+        """ZSET user_id -> when a list was last served to them: the users holding a `served` HASH, so their
+        number stays under experiments.served_users_max (the oldest are dropped); TTL the attribution window."""
+        return f"{self.prefix}:served:index"
+
     def user_keys(self, user_id: str) -> list[str]:
         """Every per-user key (the speed layer's and serving's attribution key): what forgetting a user deletes."""
         return [self.recent_items(user_id), self.profile(user_id), self.served(user_id)]

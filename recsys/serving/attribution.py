@@ -1,10 +1,11 @@
 """Attribution: which served list an event that follows belongs to, so CTR and conversion can be read per variant.
 
 Serving remembers, per user, the list that last showed each item (`remember_served`: one HASH,
-RedisKeys.served, in one MULTI). Ingestion looks the events' users up in one pipeline
-(`RedisServedMemory.lookup`) and `attribute` adds {"rec_id", "variant"} to the context of each event
-on an item served to its user within experiments.attribution_window_s (last touch: the latest list
-that showed the item wins). Attribution is best effort and never fails a request: a Redis error leaves
+RedisKeys.served, in one MULTI), for at most experiments.served_users_max users (the least recently served
+are forgotten first, RedisKeys.served_index), so made-up user ids cannot fill Redis. Ingestion looks the
+events' users up in one pipeline (`RedisServedMemory.lookup`) and `attribute` adds {"rec_id", "variant"}
+to the context of each event on an item served to its user within experiments.attribution_window_s (last
+touch: the latest list that showed the item wins). Attribution is best effort and never fails a request: a Redis error leaves
 the events unattributed and the list unremembered, and is logged (throttled).
 """
 
@@ -44,29 +45,43 @@ ServedLookup = Callable[[Mapping[str, Collection[str]]], Mapping[str, Mapping[st
 
 def remember_served(client: redis.Redis, keys: RedisKeys, user_id: str, rec_id: str, variant: str,
                     item_ids: Iterable[str], ttl: int, *, max_items: int | None = None,
-                    now: float | None = None) -> None:
-    """Record that `rec_id` showed these items to the user: one MULTI (HSET, EXPIRE, HLEN).
+                    max_users: int | None = None, now: float | None = None) -> None:
+    """Record that `rec_id` showed these items to the user: one MULTI (HSET, EXPIRE, HLEN, and the user in the
+    served index).
 
     The key's TTL is the attribution window, renewed by every list; each value carries its serve time so
     an older item is not attributed past the window. A user with more than `max_items` remembered items
-    keeps only this list (a second MULTI), which bounds the HASH. Raises redis.RedisError.
+    keeps only this list (a second MULTI), which bounds the HASH. More than `max_users` users with a HASH
+    drops the oldest users' HASHes (at most a ZPOPMIN and a DEL more), which bounds the keys whatever ids
+    requests make up. Raises redis.RedisError.
     """
-    value = encode_served(rec_id, variant, time.time() if now is None else now)
+    served_at = time.time() if now is None else now
+    value = encode_served(rec_id, variant, served_at)
     mapping = dict.fromkeys(item_ids, value)
     if not mapping:
         return
-    key = keys.served(user_id)
+    key, index = keys.served(user_id), keys.served_index()
     pipe = client.pipeline(transaction=True)
     pipe.hset(key, mapping=mapping)
     pipe.expire(key, ttl)
     pipe.hlen(key)
-    size = pipe.execute()[-1]
+    pipe.zadd(index, {user_id: served_at})
+    pipe.zremrangebyscore(index, "-inf", served_at - ttl)  # users whose HASH has expired
+    pipe.expire(index, ttl)
+    pipe.zcard(index)
+    replies = pipe.execute()
+    size, users = replies[2], replies[-1]
     if max_items is not None and size > max_items:
         pipe = client.pipeline(transaction=True)
         pipe.delete(key)
         pipe.hset(key, mapping=mapping)
         pipe.expire(key, ttl)
         pipe.execute()
+    if max_users is not None and users > max_users:
+        dropped = [member.decode() if isinstance(member, bytes) else member
+                   for member, _ in client.zpopmin(index, users - max_users)]
+        if dropped:
+            client.delete(*(keys.served(user) for user in dropped))
 
 
 def attribute(events: Sequence[Event], lookup: ServedLookup) -> list[Event]:
@@ -117,7 +132,7 @@ class RedisServedMemory:
         try:
             remember_served(self._client, self._keys, served.user_id, served.rec_id, served.variant, served.item_ids,
                             self._cfg.attribution_window_s, max_items=self._cfg.served_items_max,
-                            now=served.ts.timestamp())
+                            max_users=self._cfg.served_users_max, now=served.ts.timestamp())
             return True
         except redis.RedisError as exc:
             self._failed(REMEMBER, "could not remember a served list", exc)

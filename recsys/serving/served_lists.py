@@ -2,7 +2,8 @@
 
 For every list: the user's variant (recsys.serving.experiments.assign_variant, on the id as stored), served
 with the variant's merge weights and pinned model version; then the record (recsys.contracts.served) goes to
-the recorder (Kafka, never waits) and to the attribution memory (Redis, best effort). Neither record can fail
+the recorder (Kafka, never waits) and to the attribution memory (Redis, best effort, bounded in users); an
+empty list is not recorded. Neither record can fail
 or slow the request beyond one Redis call; what they lose is counted by the recorder and the memory.
 """
 
@@ -46,6 +47,7 @@ def serve_list(user_id: str, query: RecommendationQuery, cfg: ExperimentsConfig,
     answer = recommender_for(variant.model_version).recommend(user_id, weighted)
     served = ServedRecommendation(user_id=user_id, experiment=experiment_name(cfg), variant=variant.name,
                                   model_version=answer.model_version, item_ids=[i.item_id for i in answer.items])
-    recorder.record(served)
-    memory.remember(served)
+    if served.item_ids:  # an empty list (no model yet) is nothing to attribute or count
+        recorder.record(served)
+        memory.remember(served)
     return ServedList(answer, served.experiment, served.variant, served.rec_id)

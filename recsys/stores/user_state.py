@@ -54,9 +54,12 @@ class RedisUserStateStore:
                          has_vector=vector is not None)
 
     def forget(self, user_id: str) -> int:
-        """Delete every per-user key; returns how many existed."""
+        """Delete every per-user key, and the user's entry in the served index; returns how many keys existed."""
         check_id(user_id)
-        return int(self._client.delete(*self._keys.user_keys(user_id)))
+        pipe = self._client.pipeline(transaction=True)
+        pipe.delete(*self._keys.user_keys(user_id))
+        pipe.zrem(self._keys.served_index(), user_id)
+        return int(pipe.execute()[0])
 
 
 def _text(value: bytes | str) -> str:

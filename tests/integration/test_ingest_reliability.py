@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import statistics
+import subprocess
 import time
 import uuid
 
 import pytest
+import redis
 
+from recsys.config import PROJECT_ROOT
 from recsys.contracts.events import MAX_CONTEXT_ENTRIES, MAX_CONTEXT_VALUE_LENGTH, Event
 from recsys.ingest.producer import IngestUnavailableError, KafkaEventSink, encode_batch
 from tests.integration import test_api_endpoints as endpoints
@@ -122,3 +126,39 @@ def test_redis_paused_costs_fast_degraded_answers_then_recovers(lake, model, pri
     os.kill(procs[0].pid, signal.SIGCONT)
     time.sleep(cfg.redis.breaker_open_s)
     assert api.get(RECS.format("u1")).json["degraded"] is False
+
+
+# --- 12: reads do not write without limit ---------------------------------------------------------------
+
+def test_made_up_user_ids_cannot_fill_redis_with_served_lists(lake, model, redis_client):
+    """Every GET for a made-up id used to leave a served-list HASH in Redis for the attribution window."""
+    cfg = with_(lake, experiments={"enabled": True, "served_users_max": 5})
+    api = client(cfg)
+    users = [f"made-up-{uuid.uuid4().hex[:8]}" for _ in range(20)]
+    for user in users:
+        assert api.get(RECS.format(user)).status_code == 200
+    pattern = f"{cfg.redis.key_prefix}:user:*:served"
+    held = {key.split(":user:")[1].rsplit(":", 1)[0] for key in redis_client.scan_iter(pattern)}
+    assert held == set(users[-5:])  # the latest lists stay attributable
+    assert redis_client.zcard(f"{cfg.redis.key_prefix}:served:index") == 5
+    last = api.get(RECS.format(users[-1])).json
+    click = api.post("/v1/events", json=_event(users[-1], item_id=last["items"][0]["item_id"]))
+    assert click.status_code == 202
+
+
+def test_the_local_redis_config_bounds_memory(settings, tmp_path):
+    """docker/local/redis.sh writes maxmemory and its policy (run here on a Redis of the test's own)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RECSYS_ENV": "test", "RECSYS__SERVICES__STATE_DIR": str(tmp_path),
+           "RECSYS__SERVICES__REDIS_PORT": str(port), "RECSYS__REDIS__URL": f"redis://127.0.0.1:{port}/0"}
+    subprocess.run(["bash", "docker/local/redis.sh", "up"], cwd=PROJECT_ROOT, env=env, check=True,
+                   capture_output=True)
+    pid = int((tmp_path / "redis" / "redis.pid").read_text())
+    try:
+        own = redis.Redis(port=port, decode_responses=True)
+        assert int(own.config_get("maxmemory")["maxmemory"]) > 0
+        assert own.config_get("maxmemory-policy")["maxmemory-policy"] == settings.services.redis_maxmemory_policy
+    finally:
+        os.kill(pid, signal.SIGTERM)  # our own instance only (its pid file is under tmp_path)
