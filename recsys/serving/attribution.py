@@ -5,8 +5,8 @@ RedisKeys.served, in one MULTI), for at most experiments.served_users_max users 
 are forgotten first, RedisKeys.served_index), so made-up user ids cannot fill Redis. Ingestion looks the
 events' users up in one pipeline (`RedisServedMemory.lookup`) and `attribute` adds {"rec_id", "variant"}
 to the context of each event on an item served to its user within experiments.attribution_window_s (last
-touch: the latest list that showed the item wins). Attribution is best effort and never fails a request: a Redis error leaves
-the events unattributed and the list unremembered, and is logged (throttled).
+touch: the latest list that showed the item wins). Attribution is best effort and never fails a request: a
+Redis error leaves the events unattributed and the list unremembered, and is logged (throttled).
 """
 
 from __future__ import annotations
