@@ -6,7 +6,7 @@ RUN_DATE ?= $(shell date -u +%F)
 DATA ?= synthetic
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status load train maintain rollback stream serve demo test test-unit lint bench bench-speed bench-serving bench-trigger bench-quality bench-cost airflow airflow-down airflow-test lock clean
+.PHONY: help setup up down status load train maintain rollback stream serve demo test test-unit lint bench bench-speed bench-serving bench-soak bench-trigger bench-quality bench-cost airflow airflow-down airflow-test lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -67,6 +67,9 @@ bench-trigger: up  ## micro-batch trigger against Spark's real-time mode: event-
 bench-serving: up  ## serving: wrk against gunicorn, 100k items x 64 factors with real-time state: p50/p90/p99, req/s, profile
 	command -v wrk >/dev/null || (apt-get install -y wrk || sudo apt-get install -y wrk)
 	$(PY) bench/serving_load.py --items 100000 --rank 64 --seconds 20
+
+bench-soak: up  ## soak: 500 req/s for 10 min (80% reads, 20% events) against gunicorn + stream; errors, p99, RSS, Redis, bronze audit
+	$(PY) bench/soak.py --rate 500 --seconds 600
 
 bench-quality:  ## offline quality: tuned ALS vs implicit, item-kNN, content, popularity on MovieLens 100k and UCI retail
 	$(PY) bench/quality.py

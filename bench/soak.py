@@ -1,0 +1,292 @@
+"""Soak: mixed traffic at a steady rate against gunicorn with the stream job running, then an audit of bronze.
+
+Everything on loopback and bounded in time. Writes a synthetic published model into its own Delta root,
+with its own topic, checkpoints and Redis prefix (nothing shared is touched but the brokers themselves),
+starts the stream job (spark-submit) and gunicorn as `make stream` and `make serve` do, and sends --rate
+requests per second for --seconds: 80% `GET /v1/users/<id>/recommendations`, 20% `POST /v1/events` (one
+event each, with its own event_id). Prints errors by kind, p50/p99, gunicorn workers' RSS at start and
+end, Redis memory, and afterwards checks that every acknowledged (202) event is in bronze exactly once.
+
+    .venv/bin/python bench/soak.py                    # 500 req/s for 10 minutes (make bench-soak)
+    .venv/bin/python bench/soak.py --smoke            # a few seconds at a low rate (the CI smoke test)
+
+Exit status 1 when a goal is missed: any error, an acknowledged event missing or doubled in bronze, or (runs
+of a minute or more) worker RSS grown by more than --max-rss-growth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import redis
+import requests
+from confluent_kafka.admin import AdminClient
+from deltalake import DeltaTable
+
+from recsys.config import PROJECT_ROOT, Settings, load_settings
+from recsys.contracts.redis_keys import REALTIME_QUERY, RedisKeys
+from recsys.contracts.tables import EVENTS_BRONZE
+from recsys.ops.kafka_topics import ensure_topics, project_topics
+from recsys.ops.synthetic_model import make_model, publish_model
+from recsys.stores.model_store import query_delta
+
+BENCH_ROOT = PROJECT_ROOT / ".local" / "bench" / "soak"
+READ_SHARE = 0.8  # the rest are event posts
+RSS_MIN_SECONDS = 60  # shorter runs report RSS but do not judge its growth (start-up allocations dominate)
+EVENT_TYPES = ("view", "view", "view", "click", "add_to_cart", "purchase")
+
+
+@dataclass
+class Outcome:
+    """What the load saw; filled by every client thread (list appends are atomic in CPython)."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {"read": [], "event": []})
+    errors: Counter = field(default_factory=Counter)
+    acknowledged: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # events answered with an error: may or may not be stored
+    sent: int = 0
+    late: int = 0  # requests sent more than a second after their slot (the client or server fell behind)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, error: str | None = None, late: bool = False) -> None:
+        with self.lock:
+            self.sent += 1
+            self.late += late
+            if error is not None:
+                self.errors[error] += 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(name: str, command: list[str], env: dict, run_dir: Path) -> subprocess.Popen:
+    log = (run_dir / f"{name}.log").open("w")
+    return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop(proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """SIGTERM the process group (it leads its own session), SIGKILL what is left."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def wait_for(check, timeout_s: float, what: str, procs: dict[str, subprocess.Popen], run_dir: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                sys.exit(f"{name} exited with {proc.returncode} while waiting for {what}; see {run_dir / name}.log")
+        try:
+            if check():
+                return
+        except (requests.RequestException, redis.RedisError):
+            pass
+        time.sleep(0.5)
+    sys.exit(f"{what} not seen within {timeout_s:.0f}s; logs in {run_dir}")
+
+
+def worker_rss(master: int) -> dict[int, int]:
+    """RSS in bytes of each gunicorn worker (the master's children)."""
+    out = {}
+    for child in psutil.Process(master).children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            out[child.pid] = child.memory_info().rss
+    return out
+
+
+def redis_memory(client: redis.Redis, prefix: str) -> tuple[int, int]:
+    """(used_memory of the whole Redis, keys under this run's prefix)."""
+    keys = sum(1 for _ in client.scan_iter(f"{prefix}:*", count=1000))
+    return int(client.info("memory")["used_memory"]), keys
+
+
+def run_load(base: str, rate: float, seconds: float, threads: int, users: int, items: int, tag: str) -> Outcome:
+    """Open-loop load: request i is due at start + i / rate; thread j sends requests j, j + threads, ..."""
+    outcome = Outcome()
+    total = int(rate * seconds)
+    started = time.monotonic() + 0.5
+
+    def client(j: int) -> None:
+        with requests.Session() as session:
+            for i in range(j, total, threads):
+                delay = started + i / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                send(session, i, late=delay < -1.0)
+
+    def send(session: requests.Session, i: int, late: bool) -> None:
+        kind = "event" if (i % 10) >= READ_SHARE * 10 else "read"
+        user = f"u{(i * 7919) % users}"
+        sent = time.monotonic()
+        try:
+            if kind == "read":
+                r = session.get(f"{base}/v1/users/{user}/recommendations?k=10", timeout=30)
+            else:
+                event_id = f"{tag}-{i}"
+                r = session.post(f"{base}/v1/events", timeout=30, json={
+                    "event_id": event_id, "user_id": user, "item_id": f"i{(i * 104729) % items}",
+                    "event_type": EVENT_TYPES[i % len(EVENT_TYPES)]})
+            outcome.latencies[kind].append(time.monotonic() - sent)
+            if kind == "event":
+                (outcome.acknowledged if r.status_code == 202 else outcome.refused).append(event_id)
+            error = f"{kind} {r.status_code} {r.json().get('error', '')}".strip() if r.status_code >= 400 else None
+            outcome.count(error, late)
+        except (requests.RequestException, ValueError) as exc:
+            outcome.count(f"{kind} {type(exc).__name__}", late)
+            if kind == "event":
+                outcome.refused.append(f"{tag}-{i}")
+
+    pool = [threading.Thread(target=client, args=(j,), daemon=True) for j in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return outcome
+
+
+def bronze_counts(settings: Settings, tag: str) -> dict[str, int]:
+    """event_id -> rows in bronze, for this run's events."""
+    path = settings.table_path(EVENTS_BRONZE.name)
+    try:
+        table = DeltaTable(path)
+    except Exception:  # not created yet: the stream has not committed a batch
+        return {}
+    rows = query_delta(table, f"SELECT event_id, count(*) AS n FROM t WHERE event_id LIKE '{tag}-%' GROUP BY event_id")
+    return dict(zip(rows.column("event_id").to_pylist(), rows.column("n").to_pylist(), strict=True))
+
+
+def audit_bronze(settings: Settings, tag: str, acknowledged: list[str], timeout_s: float) -> dict[str, int]:
+    """Wait until every acknowledged event is in bronze (or the timeout); count missing, doubled and extra."""
+    wanted = set(acknowledged)
+    deadline = time.monotonic() + timeout_s
+    counts = bronze_counts(settings, tag)
+    while not wanted <= set(counts) and time.monotonic() < deadline:
+        time.sleep(1.0)
+        counts = bronze_counts(settings, tag)
+    return {"acknowledged": len(wanted), "found_once": sum(1 for e in wanted if counts.get(e) == 1),
+            "missing": len(wanted - set(counts)), "doubled": sum(1 for e in wanted if counts.get(e, 0) > 1),
+            "unacknowledged_stored": len(set(counts) - wanted)}
+
+
+def quantile(values: list[float], q: float) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=500.0, help="requests per second (80%% reads, 20%% events)")
+    parser.add_argument("--seconds", type=float, default=600.0)
+    parser.add_argument("--threads", type=int, default=64, help="client threads (enough to keep the rate)")
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--items", type=int, default=5_000)
+    parser.add_argument("--rank", type=int, default=32)
+    parser.add_argument("--max-rss-growth", type=float, default=0.10, help="goal: worker RSS growth, start to end")
+    parser.add_argument("--audit-timeout", type=float, default=300.0, help="how long to wait for bronze")
+    parser.add_argument("--smoke", action="store_true", help="tiny size for CI: 6 s at 20 req/s, small model")
+    args = parser.parse_args()
+    if args.smoke:
+        args.rate, args.seconds, args.threads, args.users, args.items, args.rank = 20.0, 6.0, 4, 200, 300, 8
+
+    tag = f"soak-{uuid.uuid4().hex[:8]}"
+    run_dir = BENCH_ROOT / tag
+    run_dir.mkdir(parents=True)
+    port = free_port()
+    env = {**os.environ, "RECSYS_ENV": os.environ.get("RECSYS_ENV", "local"),
+           "RECSYS__STORAGE__DELTA_ROOT": str(run_dir / "delta"),
+           "RECSYS__STORAGE__CHECKPOINT_ROOT": str(run_dir / "checkpoints"),
+           "RECSYS__KAFKA__EVENTS_TOPIC": tag, "RECSYS__REDIS__KEY_PREFIX": f"{tag}:v1",
+           "RECSYS__SERVING__HOST": "127.0.0.1", "RECSYS__SERVING__PORT": str(port),
+           "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "prometheus")}
+    settings = load_settings(env["RECSYS_ENV"], environ=env)
+    ensure_topics(settings)
+    model = make_model(f"soak.{tag[5:]}", args.users, args.items, args.rank, 20)
+    version = publish_model(settings, model)
+    print(f"soak {tag}: model {version} ({args.users} users, {args.items} items, rank {args.rank}); "
+          f"{args.rate:g} req/s for {args.seconds:g}s, env {settings.env}; logs in {run_dir}", flush=True)
+    base = f"http://127.0.0.1:{port}"
+    rdb = redis.Redis.from_url(settings.redis.url)
+    keys = RedisKeys(settings.redis.key_prefix)
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        procs["stream"] = start("stream", [sys.executable, "-m", "recsys.spark.submit", "spark_jobs/stream.py"],
+                                env, run_dir)
+        procs["gunicorn"] = start("gunicorn", [str(PROJECT_ROOT / ".venv" / "bin" / "gunicorn"), "--config",
+                                               "api/gunicorn_conf.py", "--access-logfile", "/dev/null",
+                                               "api.wsgi:app"], env, run_dir)
+        wait_for(lambda: requests.get(f"{base}/v1/users/u0/recommendations", timeout=30).ok, 180, "the API",
+                 procs, run_dir)
+        requests.post(f"{base}/v1/events", timeout=30, json={  # the stream's first batch: it is running
+            "event_id": f"warmup-{tag}", "user_id": "u0", "item_id": "i0", "event_type": "view"}).raise_for_status()
+        wait_for(lambda: rdb.exists(keys.stream_progress(REALTIME_QUERY)), 600, "the stream's first batch",
+                 procs, run_dir)
+        for n in range(20 * len(worker_rss(procs["gunicorn"].pid))):  # every worker loads its model first
+            requests.get(f"{base}/v1/users/u{n}/recommendations", timeout=30)
+        rss_start, (redis_start, _) = worker_rss(procs["gunicorn"].pid), redis_memory(rdb, keys.prefix)
+        t0 = time.monotonic()
+        outcome = run_load(base, args.rate, args.seconds, args.threads, args.users, args.items, tag)
+        took = time.monotonic() - t0
+        rss_end, (redis_end, prefix_keys) = worker_rss(procs["gunicorn"].pid), redis_memory(rdb, keys.prefix)
+        audit = audit_bronze(settings, tag, outcome.acknowledged,
+                             args.audit_timeout + 4 * settings.stream.bronze_trigger_s)
+    finally:
+        for proc in procs.values():
+            stop(proc)
+        for key in rdb.scan_iter(f"{settings.redis.key_prefix}:*", count=1000):
+            rdb.delete(key)
+        AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers}).delete_topics(project_topics(settings))
+
+    sent, errors = outcome.sent, sum(outcome.errors.values())
+    print(f"\nrequests: {sent} in {took:.1f}s = {sent / took:.0f} req/s (target {args.rate:g}); "
+          f"{outcome.late} sent over 1 s late")
+    print(f"errors: {errors}" + (f"  {dict(outcome.errors)}" if errors else ""))
+    for kind, values in outcome.latencies.items():
+        print(f"{kind:>5}: n {len(values):>7}  p50 {quantile(values, 0.50) * 1000:8.1f} ms  "
+              f"p99 {quantile(values, 0.99) * 1000:8.1f} ms  max {max(values, default=0) * 1000:8.1f} ms")
+    growth = (sum(rss_end.values()) - sum(rss_start.values())) / max(1, sum(rss_start.values()))
+    print(f"worker RSS: start {sorted(v >> 20 for v in rss_start.values())} MiB, end "
+          f"{sorted(v >> 20 for v in rss_end.values())} MiB ({growth:+.1%}; goal <= {args.max_rss_growth:.0%})")
+    print(f"redis: used_memory {redis_start >> 20} MiB -> {redis_end >> 20} MiB (whole server); "
+          f"{prefix_keys} keys under this run's prefix")
+    print(f"bronze: {audit['acknowledged']} acknowledged, {audit['found_once']} found exactly once, "
+          f"{audit['missing']} missing, {audit['doubled']} doubled; {audit['unacknowledged_stored']} stored "
+          f"of {len(outcome.refused)} refused (at-least-once: a refused event may still have been written)")
+    missed = []
+    if errors:
+        missed.append("errors")
+    if audit["missing"] or audit["doubled"] or not audit["acknowledged"]:
+        missed.append("bronze exactly once")
+    if took >= RSS_MIN_SECONDS and growth > args.max_rss_growth:
+        missed.append("RSS growth")
+    print("goals met" if not missed else f"goals missed: {', '.join(missed)}")
+    shutil.rmtree(run_dir / "delta", ignore_errors=True)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
