@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from api.auth import access_policy
 from api.blueprints import resource_blueprint
 from api.errors import ApiError
-from api.schemas import HealthResponse, ReadyResponse
+from api.schemas import HealthResponse, ReadyResponse, error_responses
 from api.services import Services, services
 from recsys.config import DEFAULT_READINESS_ROLE, Settings
 from recsys.serving.auth import AccessPolicy
@@ -63,7 +63,7 @@ def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
         body, status = readiness(DEFAULT_READINESS_ROLE)
         return jsonify(body), status
 
-    @bp.get("/readyz/<role>", responses={200: ReadyResponse, 503: ReadyResponse, 404: ReadyResponse})
+    @bp.get("/readyz/<role>", responses={200: ReadyResponse, 503: ReadyResponse, **error_responses(404)})
     def role_readyz(path: RolePath):
         """Readiness of one role of serving.readiness (e.g. /readyz/ingest: the broker and the events topic)."""
         body, status = readiness(path.role)

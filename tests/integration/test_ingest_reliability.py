@@ -162,3 +162,12 @@ def test_the_local_redis_config_bounds_memory(settings, tmp_path):
         assert own.config_get("maxmemory-policy")["maxmemory-policy"] == settings.services.redis_maxmemory_policy
     finally:
         os.kill(pid, signal.SIGTERM)  # our own instance only (its pid file is under tmp_path)
+
+
+def test_readiness_is_per_role(api_client):
+    ingest = api_client.get("/readyz/ingest")
+    assert ingest.status_code == 200 and ingest.json["role"] == "ingest" and set(ingest.json["checks"]) == {"kafka"}
+    assert set(api_client.get("/readyz").json["checks"]) == {"model"}  # serving: no broker asked
+    assert set(api_client.get("/readyz/all").json["checks"]) == {"model", "redis", "kafka"}
+    unknown = api_client.get("/readyz/nope")
+    assert unknown.status_code == 404 and unknown.json["error"] == "unknown_role"
