@@ -148,6 +148,7 @@ class StreamConfig(_Section):
     redis_chunk: int = Field(gt=0)
     redis_retry_s: float = Field(ge=0)
     marker_ttl_s: int = Field(gt=0)
+    dedupe_ids: int = Field(ge=0)
     query_restart_s: float = Field(ge=0)
     model_refresh_s: float = Field(ge=0)
     catalogue_refresh_s: float = Field(ge=0)

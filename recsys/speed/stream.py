@@ -37,16 +37,18 @@ from recsys.ops.kafka_security import spark_kafka_options
 from recsys.ops.kafka_topics import dlq_topic, served_topic
 from recsys.spark.delta import conform, ensure_table
 from recsys.speed import context
-from recsys.speed.redis_state import ApplyStats, apply_arrow
+from recsys.speed.redis_state import WIRE_COLUMNS, ApplyStats, apply_arrow
 from recsys.speed.served import parse_served_records, valid_served
 from recsys.speed.trending import rebuild_trending
 from recsys.speed.validation import parse_kafka_records, quarantined, valid_events
 from recsys.stores.model_store import DeltaModelStore
 
 log = logging.getLogger(__name__)
-STATS_DDL = "events BIGINT, rejected BIGINT, applied BIGINT, replayed BIGINT, lag_sum_s DOUBLE, lag_max_s DOUBLE"
+STATS_DDL = ("events BIGINT, rejected BIGINT, applied BIGINT, replayed BIGINT, lag_sum_s DOUBLE, lag_max_s DOUBLE, "
+             "duplicates BIGINT, erased BIGINT")
 STATS_SCHEMA = pa.schema([("events", pa.int64()), ("rejected", pa.int64()), ("applied", pa.int64()),
-                          ("replayed", pa.int64()), ("lag_sum_s", pa.float64()), ("lag_max_s", pa.float64())])
+                          ("replayed", pa.int64()), ("lag_sum_s", pa.float64()), ("lag_max_s", pa.float64()),
+                          ("duplicates", pa.int64()), ("erased", pa.int64())])
 
 
 def kafka_source(spark: SparkSession, settings: Settings, topics: list[str] | None = None) -> DataFrame:
@@ -125,7 +127,8 @@ def apply_realtime_batch(batch: DataFrame, batch_id: int, settings: Settings, qu
                          model_version: str | None) -> ApplyStats:
     """Apply one micro-batch's valid events to Redis on the executors; only per-partition counts come back."""
     started = time.time()
-    values = batch.select("value")  # validated on the executors (recsys.speed.wire): a trivial plan
+    # Validated on the executors (recsys.speed.wire): a trivial plan. The coordinates key the offset watermark.
+    values = batch.select(*WIRE_COLUMNS[:-1], F.col("timestamp").cast("double").alias(WIRE_COLUMNS[-1]))
 
     def apply_partition(batches):
         stats = apply_arrow(batches, settings, context.catalogue(settings),
@@ -140,7 +143,7 @@ def apply_realtime_batch(batch: DataFrame, batch_id: int, settings: Settings, qu
     if stats.events:
         record_progress(settings, REALTIME_QUERY, {
             "batch_id": batch_id, "events": stats.events, "rejected": stats.rejected, "applied": stats.applied,
-            "replayed": stats.replayed,
+            "replayed": stats.replayed, "duplicates": stats.duplicates, "erased": stats.erased,
             "lag_mean_s": round(stats.lag_sum_s / max(stats.applied, 1), 3), "lag_max_s": round(stats.lag_max_s, 3),
             "seconds": round(seconds, 3), "model_version": model_version or ""})
         log.info("realtime batch %s: %d events (%d replayed) in %.3fs, model %s", batch_id, stats.events,
