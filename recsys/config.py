@@ -149,6 +149,7 @@ class StreamConfig(_Section):
     redis_retry_s: float = Field(ge=0)
     marker_ttl_s: int = Field(gt=0)
     dedupe_ids: int = Field(ge=0)
+    bronze_fail_on_data_loss: bool
     query_restart_s: float = Field(ge=0)
     model_refresh_s: float = Field(ge=0)
     catalogue_refresh_s: float = Field(ge=0)

@@ -111,15 +111,16 @@ class RedisStateWriter:
                     if tx.exists(marker):
                         tx.reset()
                         return ApplyStats(events=len(chunk), replayed=len(chunk))
-                    marks = dict(zip(parts, (int(v) if v is not None else -1
-                                             for v in (tx.mget(offset_keys) if offset_keys else []))))
-                    erased_at = {u: float(at) for u, at in zip(users, tx.hmget(erased_key, users)) if at is not None}
+                    stored = tx.mget(offset_keys) if offset_keys else []
+                    marks = {tp: -1 if v is None else int(v) for tp, v in zip(parts, stored, strict=True)}
+                    erased_at = {u: float(at) for u, at in zip(users, tx.hmget(erased_key, users), strict=True)
+                                 if at is not None}
                     states = self._read(users)
                     admitted, stats = self._admit(chunk, marks, erased_at, states)
                     updates = {u: self._update(u, events, states[u]) for u, events in admitted.items()}
                     tx.multi()
                     self._write(tx, updates)
-                    for (topic, part), key in zip(parts, offset_keys):
+                    for (topic, part), key in zip(parts, offset_keys, strict=True):
                         top = max(ev.offset for ev in chunk if (ev.topic, ev.partition) == (topic, part))
                         if top > marks[(topic, part)]:
                             tx.set(key, top)  # no TTL: it must outlive Kafka's retention
@@ -143,7 +144,7 @@ class RedisStateWriter:
         for ev in chunk:
             if ev.offset is not None and ev.offset <= marks[(ev.topic, ev.partition)]:
                 skipped.replayed += 1
-            elif ev.user_id in erased_at and (now if ev.ingested_at is None else ev.ingested_at) <= erased_at[ev.user_id]:
+            elif ev.user_id in erased_at and (ev.ingested_at or now) <= erased_at[ev.user_id]:
                 skipped.erased += 1
             elif ev.event_id is not None and ev.event_id in seen[ev.user_id]:
                 skipped.duplicates += 1
@@ -215,7 +216,8 @@ def apply_arrow(batches: Iterator, settings: Settings, catalogue: Mapping[str, t
                 model: ModelContext | None, query_id: str, batch_id: int, partition: int) -> ApplyStats:
     """Arrow record batches of Kafka records (WIRE_COLUMNS) -> validated events -> Redis, in arrival order."""
     decoder = WireDecoder(settings.events.min_ts, settings.events.max_future_skew_s)
-    records = (record for batch in batches for record in zip(*(batch.column(name).to_pylist() for name in WIRE_COLUMNS)))
+    records = (record for batch in batches
+               for record in zip(*(batch.column(name).to_pylist() for name in WIRE_COLUMNS), strict=True))
     writer = RedisStateWriter(settings, catalogue, model)
     try:
         stats = writer.apply(decoder.decode_records(records), query_id, batch_id, partition)
