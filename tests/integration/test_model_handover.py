@@ -34,7 +34,7 @@ def _publish(spark, settings, version: str, items: dict[str, list[float]]) -> No
 def _view(spark, user: str, item: str, offset: int):
     value = json.dumps({"event_id": f"{user}-{offset}", "user_id": user, "item_id": item, "event_type": "click",
                         "ts": datetime.now(UTC).isoformat()}).encode()
-    return spark.createDataFrame([(value, "t", 0, offset, datetime.now(UTC))], KAFKA_ROWS)
+    return spark.createDataFrame([(value, f"t-{user}", 0, offset, datetime.now(UTC))], KAFKA_ROWS)
 
 
 def test_the_stream_folds_into_a_newly_published_model_without_a_restart(spark, own_lake, redis_client):
