@@ -26,12 +26,13 @@ def time_decay(as_of: Column, half_life_days: float) -> Column:
 
 
 def build_interactions(events: DataFrame, cfg: EventsConfig, as_of: Column) -> DataFrame:
-    """(user_id, item_id, strength, last_ts): weighted event counts decayed to as_of, de-duplicated by event_id.
+    """(user_id, item_id, strength, last_ts): weighted event counts decayed to as_of, de-duplicated by
+    (user_id, event_id): an event_id is the client's, unique per shopper only (two clients may both send "1").
 
     Negative weights (remove_from_cart, cancellations) lower a strength; pairs that end at or below
     zero are dropped, since implicit ALS reads them as "no preference".
     """
-    weighted = (events.dropDuplicates(["event_id"])
+    weighted = (events.dropDuplicates(["user_id", "event_id"])
                 .withColumn("w", event_weight(cfg.weights) * F.coalesce(F.col("quantity"), F.lit(1))
                             * time_decay(as_of, cfg.half_life_days)))
     return (weighted.groupBy("user_id", "item_id")
