@@ -140,6 +140,12 @@ class GateConfig(_Section):
     max_regression: float = Field(ge=0)
 
 
+class BatchConfig(_Section):
+    claim_ttl_s: int = Field(gt=0)
+    claim_attempts: int = Field(gt=0)
+    clean_checkpoints: bool
+
+
 class StreamConfig(_Section):
     realtime_trigger_s: float = Field(ge=0)
     bronze_trigger_s: float = Field(ge=0)
@@ -325,6 +331,7 @@ class Settings(_Section):
     quality: QualityConfig
     gate: GateConfig
     maintenance: MaintenanceConfig
+    batch: BatchConfig
     stream: StreamConfig
     serving: ServingConfig
     experiments: ExperimentsConfig
