@@ -58,6 +58,7 @@ class KafkaConfig(_Section):
     events_topic: str
     topic_partitions: int = Field(gt=0)
     replication_factor: int = Field(gt=0)
+    min_insync_replicas: int = Field(gt=0)
     produce_timeout_s: float = Field(gt=0)
     security: dict[str, str]
 

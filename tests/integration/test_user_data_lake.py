@@ -247,6 +247,20 @@ def test_a_users_latest_events_come_newest_first(lake):
         log.latest_events("u1", lake.delta_rs.max_history_events + 1)
 
 
+def test_history_leaves_out_events_ingested_before_the_latest_erasure_whatever_their_ts(lake):
+    erased = datetime(2026, 11, 3, 12, tzinfo=UTC)
+    _bronze(lake, _event("late", "u1", "i1", erased + timedelta(hours=2),  # future-dated, sent before the erasure
+                         kafka_timestamp=erased - timedelta(minutes=1)),
+            _event("back", "u1", "i2", erased + timedelta(hours=1), kafka_timestamp=erased + timedelta(hours=1)),
+            _event("old", "u1", "i3", erased - timedelta(days=1)),  # backfilled: ingested_at decides
+            _event("other", "u2", "i1", erased - timedelta(days=1)))
+    log = DeltaEventLog(lake)
+    assert [e["event_id"] for e in log.latest_events("u1", 10)] == ["late", "back", "old"]
+    DeltaErasureStore(lake).record_erasure("u1", erased)
+    assert [e["event_id"] for e in log.latest_events("u1", 10)] == ["back"]
+    assert [e["event_id"] for e in log.latest_events("u2", 10)] == ["other"]
+
+
 def test_deleting_a_user_removes_their_rows_from_every_user_table(lake):
     t0 = datetime(2026, 11, 1, tzinfo=UTC)
     _bronze(lake, _event("e1", "u1", "i1", t0), _event("e2", "u1", "i2", t0 + timedelta(days=1)),
