@@ -56,4 +56,5 @@ class DeltaEventLog:
             return ""
         ingested = [c for c in ("kafka_timestamp", "ingested_at") if c in columns]
         when = f"COALESCE({', '.join(ingested)})" if len(ingested) > 1 else ingested[0]
-        return f" AND {when} > arrow_cast('{latest.astimezone(UTC).isoformat()}', 'Timestamp(Microsecond, Some(\"UTC\"))')"
+        utc = "Timestamp(Microsecond, Some(\"UTC\"))"
+        return f" AND {when} > arrow_cast('{latest.astimezone(UTC).isoformat()}', '{utc}')"
