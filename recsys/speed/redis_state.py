@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 
@@ -117,7 +117,7 @@ class RedisStateWriter:
                                  if at is not None}
                     states = self._read(users)
                     admitted, stats = self._admit(chunk, marks, erased_at, states)
-                    updates = {u: self._update(u, events, states[u]) for u, events in admitted.items()}
+                    updates = {u: self._update(u, events, states[u], u in erased_at) for u, events in admitted.items()}
                     tx.multi()
                     self._write(tx, updates)
                     for (topic, part), key in zip(parts, offset_keys, strict=True):
@@ -156,9 +156,14 @@ class RedisStateWriter:
             events.sort(key=lambda e: e.ts)
         return by_user, skipped
 
-    def _update(self, user: str, events: list[SpeedEvent], state: UserState) -> UserUpdate:
-        """update_user, plus the latest stream.dedupe_ids event ids in the profile (retries of them are skipped)."""
-        update = update_user(events, state, self._cfg, self._settings.events.weights, self._catalogue, self._model)
+    def _update(self, user: str, events: list[SpeedEvent], state: UserState, erased: bool) -> UserUpdate:
+        """update_user, plus the latest stream.dedupe_ids event ids in the profile (retries of them are skipped).
+        A user who came back after an erasure is folded in from zeros, not from a batch vector that may have
+        been learnt from their erased events."""
+        model = self._model
+        if erased and model is not None:
+            model = replace(model, user_vector=_no_batch_vector)
+        update = update_user(events, state, self._cfg, self._settings.events.weights, self._catalogue, model)
         ids = [*(state.profile.get(PROFILE_EVENT_IDS) or ()), *(ev.event_id for ev in events if ev.event_id)]
         if ids and self._cfg.dedupe_ids:
             update.profile[PROFILE_EVENT_IDS] = ids[-self._cfg.dedupe_ids:]
@@ -205,6 +210,10 @@ class RedisStateWriter:
         for item in touched:
             tx.zremrangebyrank(keys.co_views(item), 0, -(cfg.co_views_max + 1))
             tx.expire(keys.co_views(item), cfg.co_view_ttl_s)
+
+
+def _no_batch_vector(user_id: str) -> None:
+    return None
 
 
 # The Kafka columns the realtime query hands to the executors, in WireDecoder.decode_records' order
