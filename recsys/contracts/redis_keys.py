@@ -26,7 +26,7 @@ PROFILE_SESSIONS = "s"  # [[first_ts, seconds, events], ...], latest first (stre
 PROFILE_SESSION_ID = "sid"  # the latest session's id when events carry one
 PROFILE_PURCHASED = "p"  # items bought, oldest first (the latest redis.purchased_max); excluded from lists
 PROFILE_CART = "c"  # items in the cart (added, not removed or bought since), oldest first
-PROFILE_EVENT_IDS = "e"  # the latest stream.dedupe_ids event_ids applied, oldest first: a client's retry is skipped
+PROFILE_EVENT_IDS = "e"  # digests of the latest stream.dedupe_ids event_ids applied: a retry of one is skipped
 
 
 def encode_profile(fields: dict, vector: bytes | None) -> bytes:
