@@ -58,6 +58,7 @@ class KafkaConfig(_Section):
     events_topic: str
     topic_partitions: int = Field(gt=0)
     replication_factor: int = Field(gt=0)
+    min_insync_replicas: int = Field(gt=0)
     produce_timeout_s: float = Field(gt=0)
     queue_max_messages: int = Field(gt=0)
     breaker_failures: int = Field(gt=0)
@@ -146,6 +147,12 @@ class GateConfig(_Section):
     max_regression: float = Field(ge=0)
 
 
+class BatchConfig(_Section):
+    claim_ttl_s: int = Field(gt=0)
+    claim_attempts: int = Field(gt=0)
+    clean_checkpoints: bool
+
+
 class StreamConfig(_Section):
     realtime_trigger_s: float = Field(ge=0)
     bronze_trigger_s: float = Field(ge=0)
@@ -154,6 +161,8 @@ class StreamConfig(_Section):
     redis_chunk: int = Field(gt=0)
     redis_retry_s: float = Field(ge=0)
     marker_ttl_s: int = Field(gt=0)
+    dedupe_ids: int = Field(ge=0)
+    bronze_fail_on_data_loss: bool
     query_restart_s: float = Field(ge=0)
     model_refresh_s: float = Field(ge=0)
     catalogue_refresh_s: float = Field(ge=0)
@@ -364,6 +373,7 @@ class Settings(_Section):
     quality: QualityConfig
     gate: GateConfig
     maintenance: MaintenanceConfig
+    batch: BatchConfig
     stream: StreamConfig
     serving: ServingConfig
     experiments: ExperimentsConfig

@@ -23,8 +23,8 @@ def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
         """Make a registered version the current model (as `make rollback`), in one registry commit.
 
         This worker serves it from the next request; the others within serving.model_refresh_s.
-        404 `unknown_version`: not registered or without factors; 409 `version_rejected`: the gate rejected
-        it (activate it on purpose with `make rollback`).
+        404 `unknown_version`: not registered or without factors; 409 `version_rejected`: it has not passed
+        the gate (rejected, a candidate, or still training): only approved or published versions are activated.
         """
         svc = services()
         try:

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pyspark.ml.recommendation import ALS, ALSModel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recsys.batch.indexing import dense_index
-from recsys.config import AlsConfig
+from recsys.config import AlsConfig, Settings
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def als_checkpoints(spark: SparkSession, settings: Settings) -> Iterator[str]:
+    """ALS checkpoints (every als.checkpoint_interval iterations) in a directory of this fit's own under
+    checkpoint_path("als"), deleted afterwards when batch.clean_checkpoints: they hold factors and ratings
+    of every user trained on, erased ones included, and nothing reads them once the fit is done."""
+    path = f"{settings.checkpoint_path('als')}/{uuid.uuid4().hex}"
+    spark.sparkContext.setCheckpointDir(path)
+    try:
+        yield path
+    finally:
+        if settings.batch.clean_checkpoints:
+            jvm_path = spark._jvm.org.apache.hadoop.fs.Path(path)
+            jvm_path.getFileSystem(spark._jsc.hadoopConfiguration()).delete(jvm_path, True)
+            log.info("deleted the ALS checkpoints in %s", path)
 
 
 @dataclass(frozen=True)

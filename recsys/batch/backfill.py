@@ -1,7 +1,7 @@
 """Load historical events and catalogue rows straight into Delta (bulk backfill, demo, benchmarks).
 
 Live events go through Kafka and the stream; history is appended here with the same bronze schema,
-de-duplicated by event_id so a repeated load adds nothing.
+de-duplicated by (user_id, event_id) so a repeated load adds nothing.
 """
 
 from __future__ import annotations
@@ -28,15 +28,19 @@ def from_pandas(spark: SparkSession, pdf: pd.DataFrame, ddl: str) -> DataFrame:
 
 
 def append_events(spark: SparkSession, settings: Settings, events: pd.DataFrame | DataFrame) -> None:
-    """Merge events into bronze on event_id: new ids are inserted, known ids are left alone."""
+    """Merge events into bronze on (user_id, event_id): new events are inserted, known ones are left alone.
+    They never went through Kafka: no Kafka coordinates, and ingested_at is their ingestion time."""
     df = events if isinstance(events, DataFrame) else from_pandas(spark, events, EVENT_PAYLOAD_DDL)
-    rows = (df.dropDuplicates(["event_id"])
+    rows = (df.dropDuplicates(["user_id", "event_id"])
+            .withColumn("kafka_topic", F.lit(None).cast("string"))
             .withColumn("kafka_partition", F.lit(None).cast("int"))
             .withColumn("kafka_offset", F.lit(None).cast("bigint"))
+            .withColumn("kafka_timestamp", F.lit(None).cast("timestamp"))
             .withColumn("ingested_at", F.current_timestamp())
             .withColumn("event_date", F.to_date("ts")))
     table = ensure_table(spark, settings, EVENTS_BRONZE)
-    (table.alias("t").merge(conform(rows, spark, EVENTS_BRONZE).alias("s"), "t.event_id = s.event_id")
+    (table.alias("t").merge(conform(rows, spark, EVENTS_BRONZE).alias("s"),
+                            "t.user_id = s.user_id AND t.event_id = s.event_id")
      .whenNotMatchedInsertAll().execute())
 
 

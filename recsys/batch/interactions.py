@@ -26,12 +26,13 @@ def time_decay(as_of: Column, half_life_days: float) -> Column:
 
 
 def build_interactions(events: DataFrame, cfg: EventsConfig, as_of: Column) -> DataFrame:
-    """(user_id, item_id, strength, last_ts): weighted event counts decayed to as_of, de-duplicated by event_id.
+    """(user_id, item_id, strength, last_ts): weighted event counts decayed to as_of, de-duplicated by
+    (user_id, event_id): an event_id is the client's, unique per shopper only (two clients may both send "1").
 
     Negative weights (remove_from_cart, cancellations) lower a strength; pairs that end at or below
     zero are dropped, since implicit ALS reads them as "no preference".
     """
-    weighted = (events.dropDuplicates(["event_id"])
+    weighted = (events.dropDuplicates(["user_id", "event_id"])
                 .withColumn("w", event_weight(cfg.weights) * F.coalesce(F.col("quantity"), F.lit(1))
                             * time_decay(as_of, cfg.half_life_days)))
     return (weighted.groupBy("user_id", "item_id")
@@ -40,13 +41,22 @@ def build_interactions(events: DataFrame, cfg: EventsConfig, as_of: Column) -> D
 
 
 
+def ingestion_time(events: DataFrame, alias: str = "e") -> Column:
+    """When each event entered the system: its Kafka timestamp, else (backfilled rows) when bronze got it.
+    Never the client's ts, which may lie up to events.max_future_skew_s ahead."""
+    cols = [F.col(f"{alias}.{c}") for c in ("kafka_timestamp", "ingested_at") if c in events.columns]
+    if not cols:
+        raise ValueError("events need kafka_timestamp or ingested_at to be checked against erasures")
+    return F.coalesce(*cols)
+
+
 def drop_erased(events: DataFrame, erasures: DataFrame) -> DataFrame:
-    """Events without those of erased users up to their latest erasure (ts <= erased_at).
+    """Events without those of erased users ingested up to their latest erasure (ingestion_time <= erased_at).
 
     Forgetting a user deletes their bronze rows, but events they sent before that may still have been in
-    Kafka and reached bronze afterwards; this keeps them out of training. Events after the erasure are
-    new activity and stay. Left anti join on the (small) user_erasures table.
+    Kafka and reached bronze afterwards; this keeps them out (of bronze and of training). Events ingested
+    after the erasure are new activity and stay. Left anti join on the (small) user_erasures table.
     """
     latest = erasures.groupBy("user_id").agg(F.max("erased_at").alias("erased_at"))
-    erased = (F.col("e.user_id") == F.col("x.user_id")) & (F.col("e.ts") <= F.col("x.erased_at"))
-    return events.alias("e").join(latest.alias("x"), erased, "left_anti")
+    erased = (F.col("e.user_id") == F.col("x.user_id")) & (ingestion_time(events) <= F.col("x.erased_at"))
+    return events.alias("e").join(F.broadcast(latest.alias("x")), erased, "left_anti")

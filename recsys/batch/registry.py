@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from delta import exceptions as delta_exceptions
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -31,8 +32,79 @@ class RegistryEntry:
     tuning: list[dict] = field(default_factory=list)
 
 
+# Delta's optimistic-concurrency failures: another writer committed first; a claim looks again.
+_CONCURRENT = tuple(getattr(delta_exceptions, name) for name in (
+    "ConcurrentAppendException", "ConcurrentTransactionException", "ConcurrentWriteException",
+    "ConcurrentDeleteReadException", "MetadataChangedException", "ProtocolChangedException",
+    "DeltaConcurrentModificationException"))
+
+
+class RunClaimedError(RuntimeError):
+    """Another attempt is training this run date (its claim is younger than batch.claim_ttl_s)."""
+
+
+class NotActivatableError(ValueError):
+    """The version has not passed the gate (mv.ACTIVATABLE): it is never made current."""
+
+
+def claim_version(spark: SparkSession, settings: Settings, run_date: str, force: bool = False) -> str:
+    """Claim the next version of run_date for this training attempt: its own `<run_date>.<n>`, so two runs
+    of one date never overwrite each other's partitions or mix factors of different fits.
+
+    The claim is a registry row in status `training`, inserted by a MERGE that inserts only when the
+    version is free; Delta's optimistic concurrency makes two simultaneous claims conflict, and the loser
+    looks again. While another attempt's claim is younger than batch.claim_ttl_s this raises
+    RunClaimedError (unless force: an operator who knows that run died). Older unfinished attempts of the
+    date are marked rejected (superseded), so nothing publishes them.
+    """
+    for _ in range(settings.batch.claim_attempts):
+        try:
+            table = ensure_table(spark, settings, MODEL_REGISTRY)  # two first runs may create it together
+        except _CONCURRENT:
+            continue
+        rows = [r for r in list_versions(spark, settings) if r["run_date"] == run_date]
+        now = datetime.now(UTC)
+        live = [r for r in rows if r["status"] == mv.TRAINING and r["created_at"] is not None
+                and (now - _aware(r["created_at"])).total_seconds() < settings.batch.claim_ttl_s]
+        if live and not force:
+            holder = max(live, key=lambda r: mv.sequence_of(r["model_version"]))
+            raise RunClaimedError(
+                f"run date {run_date} is being trained as {holder['model_version']} (claimed at "
+                f"{holder['created_at']}, batch.claim_ttl_s={settings.batch.claim_ttl_s}); if that run died, "
+                "retry after the claim expires or retrain with --force")
+        version = mv.version_name(run_date, max((mv.sequence_of(r["model_version"]) for r in rows), default=0) + 1)
+        row = spark.createDataFrame([{"model_version": version, "created_at": now, "run_date": run_date,
+                                      "status": mv.TRAINING}], "model_version STRING, created_at TIMESTAMP, "
+                                                              "run_date STRING, status STRING")
+        try:
+            (table.alias("r").merge(row.alias("n"), "r.model_version = n.model_version")
+             .whenNotMatchedInsert(values={c: F.col(f"n.{c}") for c in row.columns}).execute())
+        except _CONCURRENT:
+            continue  # another attempt claimed at the same moment: look again
+        mine = [r for r in list_versions(spark, settings) if r["model_version"] == version]
+        if mine and mine[0]["status"] == mv.TRAINING and _aware(mine[0]["created_at"]) == _aware(now):
+            unfinished = [r["model_version"] for r in rows if r["status"] in (mv.TRAINING, mv.CANDIDATE)]
+            if unfinished:
+                table.update(F.col("model_version").isin(unfinished),
+                             {"status": F.lit(mv.REJECTED), "gate_reason": F.lit(f"superseded by {version}")})
+            return version
+    raise RunClaimedError(f"could not claim a version of run date {run_date} in {settings.batch.claim_attempts} "
+                          "attempts: other runs keep claiming it")
+
+
+def release_claim(spark: SparkSession, settings: Settings, version: str) -> None:
+    """Drop a failed attempt's claim (a row still `training`), so a retry can claim the run date at once."""
+    ensure_table(spark, settings, MODEL_REGISTRY).delete(
+        (F.col("model_version") == version) & (F.col("status") == mv.TRAINING))
+
+
+def _aware(when: datetime) -> datetime:
+    """Spark returns session-local naive datetimes; compare them as UTC-aware ones."""
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def record_candidate(spark: SparkSession, settings: Settings, entry: RegistryEntry) -> None:
-    """Insert or replace the version's row as a candidate: a retried train stage leaves one row."""
+    """Insert or replace the version's row (its claim) as a candidate: a retried train stage leaves one row."""
     table = ensure_table(spark, settings, MODEL_REGISTRY)
     row = {
         "model_version": entry.model_version, "created_at": datetime.now(UTC), "run_date": entry.run_date,
@@ -98,5 +170,11 @@ def current_version(spark: SparkSession, settings: Settings) -> str | None:
 
 
 def activate(spark: SparkSession, settings: Settings, version: str) -> None:
-    """Make an earlier (or rejected) version current again: the rollback command."""
+    """Make an earlier (or later) approved or published version current: the rollback command. A version
+    that did not pass the gate (rejected, candidate, training) raises NotActivatableError."""
+    from recsys.stores.registry_store import not_activatable
+
+    entry = get_version(spark, settings, version)
+    if entry["status"] not in mv.ACTIVATABLE:
+        raise NotActivatableError(not_activatable(version, entry["status"], entry.get("gate_reason")))
     set_status(spark, settings, version, mv.PUBLISHED)

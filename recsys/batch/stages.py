@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recsys.batch import registry
-from recsys.batch.als import factor_frames, fit_als
+from recsys.batch.als import als_checkpoints, factor_frames, fit_als
 from recsys.batch.content import item_profiles
 from recsys.batch.data_quality import require_quality
 from recsys.batch.evaluation import evaluate_models
@@ -81,21 +81,31 @@ def _write_version(df: DataFrame, spec: TableSpec, settings: Settings, version: 
 
 
 def _version_to_train(spark: SparkSession, settings: Settings, run_date: str, force: bool) -> tuple[str, dict | None]:
+    """(version, None) claimed for this attempt, or (version, its row) when the run date needs no training: it
+    was decided, or an attempt already trained it (a candidate or approved version the next stages continue).
+    A version still `training` is another attempt's: claim_version refuses while its claim holds."""
     latest = registry.latest_for_run_date(spark, settings, run_date)
-    if latest is None:
-        return mv.version_name(run_date), None
-    if latest["status"] in mv.FINISHED:
-        return (mv.version_name(run_date, mv.sequence_of(latest["model_version"]) + 1), None) if force \
-            else (latest["model_version"], latest)
-    return latest["model_version"], None  # an unfinished attempt: redo it in place
+    if latest is not None and not force and latest["status"] != mv.TRAINING:
+        return latest["model_version"], latest
+    return registry.claim_version(spark, settings, run_date, force), None
 
 
 def train_stage(spark: SparkSession, settings: Settings, run_date: str, force: bool = False) -> StageResult:
     """Tune ALS on the train split, fit it on all interactions and write every per-version output."""
     version, decided = _version_to_train(spark, settings, run_date, force)
     if decided is not None:
-        return StageResult("train", version, decided["status"], "run date already decided; --force retrains")
-    spark.sparkContext.setCheckpointDir(settings.checkpoint_path("als"))
+        detail = ("run date already decided; --force retrains" if decided["status"] in mv.FINISHED
+                  else "already trained; the next stages continue it (--force retrains)")
+        return StageResult("train", version, decided["status"], detail)
+    try:
+        with als_checkpoints(spark, settings):
+            return _train(spark, settings, run_date, version)
+    except BaseException:
+        registry.release_claim(spark, settings, version)  # nothing of a failed attempt is registered
+        raise
+
+
+def _train(spark: SparkSession, settings: Settings, run_date: str, version: str) -> StageResult:
     interactions, span = interactions_up_to(spark, settings, run_date)
     train, _ = evaluation_split(interactions, settings.evaluation)
     tuned = tune_als(train, settings)
@@ -131,6 +141,9 @@ def _entry_for(spark: SparkSession, settings: Settings, run_date: str, stage: st
     entry = registry.latest_for_run_date(spark, settings, run_date)
     if entry is None:
         raise LookupError(f"{stage}: no model version for run date {run_date}; run the train stage first")
+    if entry["status"] == mv.TRAINING:
+        raise LookupError(f"{stage}: {entry['model_version']} is still training (or its run died); run the "
+                          "train stage first")
     return entry
 
 
@@ -142,7 +155,8 @@ def evaluate_stage(spark: SparkSession, settings: Settings, run_date: str) -> St
         return StageResult("evaluate", version, entry["status"], "already decided")
     interactions, _ = interactions_up_to(spark, settings, run_date)
     profiles = read_table(spark, settings, ITEM_CONTENT).where(F.col("model_version") == version)
-    metrics = evaluate_models(interactions, settings, AlsConfig(**entry["params"]["als"]), profiles)
+    with als_checkpoints(spark, settings):
+        metrics = evaluate_models(interactions, settings, AlsConfig(**entry["params"]["als"]), profiles)
     interactions.unpersist()
     registry.update_version(spark, settings, version, metrics=metrics)
     k = settings.evaluation.k
@@ -184,6 +198,12 @@ def publish_stage(spark: SparkSession, settings: Settings, run_date: str) -> Sta
     """Make an approved version current (one registry commit); a rejected one leaves the current model."""
     entry = _entry_for(spark, settings, run_date, "publish")
     version, status = entry["model_version"], entry["status"]
+    newer = _newer_current(spark, settings, run_date)
+    if status == mv.APPROVED and newer is not None:
+        detail = (f"not published: the current model {newer['model_version']} was trained on a later run date "
+                  f"({newer['run_date']}); activate {version} explicitly (make rollback) to serve it")
+        log.warning("publish %s: %s", version, detail)
+        return StageResult("publish", version, mv.APPROVED, detail)
     if status == mv.APPROVED:
         registry.set_status(spark, settings, version, mv.PUBLISHED)
         log.info("published %s", version)
@@ -191,6 +211,15 @@ def publish_stage(spark: SparkSession, settings: Settings, run_date: str) -> Sta
     if status in mv.FINISHED:
         return StageResult("publish", version, status, f"nothing to publish: {entry['gate_reason']}")
     raise LookupError(f"publish: {version} is still a {status}; run the gate stage first")
+
+
+def _newer_current(spark: SparkSession, settings: Settings, run_date: str) -> dict | None:
+    """The current version's row when it was trained on a later run date than run_date (a late or re-run
+    older date must not replace it), else None."""
+    rows = registry.list_versions(spark, settings)
+    current = mv.current_version(rows)
+    row = next((r for r in rows if r["model_version"] == current), None)
+    return row if row is not None and row["run_date"] > run_date else None
 
 
 def run_all(spark: SparkSession, settings: Settings, run_date: str, force: bool = False) -> list[StageResult]:

@@ -1,22 +1,27 @@
 """What a model version is and how every layer finds the current one.
 
 A model version is a string `<run_date>.<n>`: the n-th model trained on the events up to run_date
-(n > 1 only when a finished run date is retrained on purpose). It names one partition of every
+(n > 1 when the run date is retrained on purpose or an earlier attempt was superseded). It names one partition of every
 per-version table (factors, similar items, popular items, content profiles) and one row of
-model_registry. A version moves `candidate` (written, not served) -> `approved` (passed the gate)
--> `published`, or to `rejected`. The *current* version is the published row with the latest
+model_registry. A version moves `training` (a batch run claimed it and is writing its outputs) ->
+`candidate` (written, not served) -> `approved` (passed the gate) -> `published`, or to `rejected`. Each
+training attempt claims a version of its own (the next n), so two runs of one date never write the same
+partitions. Only an `approved` or `published` version can be activated (made current).
+The *current* version is the published row with the latest
 `published_at`: publishing or rolling back is a single Delta commit to the registry, so readers see
 the old or the new version, never a mix.
 """
 
 from __future__ import annotations
 
+TRAINING = "training"
 CANDIDATE = "candidate"
 APPROVED = "approved"
 PUBLISHED = "published"
 REJECTED = "rejected"
-STATUSES = (CANDIDATE, APPROVED, PUBLISHED, REJECTED)
+STATUSES = (TRAINING, CANDIDATE, APPROVED, PUBLISHED, REJECTED)
 FINISHED = (PUBLISHED, REJECTED)  # a run date with a version in one of these has been decided
+ACTIVATABLE = (APPROVED, PUBLISHED)  # passed the gate: the only versions a rollback or roll-forward may make current
 
 # What a version may look like where it goes into a query (a Delta predicate); version_name's output matches.
 VERSION_PATTERN = r"^[A-Za-z0-9_.:\-]+$"

@@ -26,6 +26,7 @@ PROFILE_SESSIONS = "s"  # [[first_ts, seconds, events], ...], latest first (stre
 PROFILE_SESSION_ID = "sid"  # the latest session's id when events carry one
 PROFILE_PURCHASED = "p"  # items bought, oldest first (the latest redis.purchased_max); excluded from lists
 PROFILE_CART = "c"  # items in the cart (added, not removed or bought since), oldest first
+PROFILE_EVENT_IDS = "e"  # digests of the latest stream.dedupe_ids event_ids applied: a retry of one is skipped
 
 
 def encode_profile(fields: dict, vector: bytes | None) -> bytes:
@@ -104,6 +105,18 @@ class RedisKeys:
     def applied_marker(self, query_id: str, batch_id: int, partition: int, chunk: int) -> str:
         """STRING set in the same transaction as one chunk's adjustments: a replay finds it and skips."""
         return f"{self.prefix}:applied:{query_id}:{batch_id}:{partition}:{chunk}"
+
+    def stream_offset(self, query: str, topic: str, partition: int) -> str:
+        """STRING, no TTL: the highest Kafka offset of (topic, partition) whose event `query` applied, set in
+        the same transaction as the state. Any replay (an expired marker, a new checkpoint and query id, a
+        restart from earliest) skips offsets at or below it."""
+        return f"{self.prefix}:stream:{query}:offset:{topic}:{partition}"
+
+    def erased_users(self) -> str:
+        """HASH user_id -> erased_at (epoch seconds), no TTL: the deny-list of forgotten users. The stream
+        drops their events ingested (Kafka timestamp) at or before it; serving ignores their batch factors
+        from models trained before it."""
+        return f"{self.prefix}:erased"
 
     def stream_progress(self, query: str) -> str:
         """HASH with a query's last batch id, counts, freshness lag and Kafka lag (operators' view)."""

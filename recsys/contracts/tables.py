@@ -50,9 +50,10 @@ EVENT_PAYLOAD_DDL = (
 EVENTS_BRONZE = TableSpec(
     name="events_bronze",
     ddl=EVENT_PAYLOAD_DDL + ", kafka_partition INT, kafka_offset BIGINT, ingested_at TIMESTAMP, "
-    "event_date DATE",
+    "event_date DATE, kafka_topic STRING, kafka_timestamp TIMESTAMP",
     partition_by=("event_date",),
-    doc="Every valid event exactly once, as received (append-only; batch layer input).",
+    doc="Every valid event exactly once per Kafka record (topic, partition, offset), as received (append-only; "
+    "batch layer input). kafka_timestamp is when the event entered the system: what erasures compare.",
 )
 
 EVENTS_QUARANTINE = TableSpec(
@@ -138,8 +139,9 @@ MODEL_REGISTRY = TableSpec(
 USER_ERASURES = TableSpec(
     name="user_erasures",
     ddl="user_id STRING, erased_at TIMESTAMP",
-    doc="One row per erasure of a user (DELETE /v1/users/<id>), append-only: the batch layer drops that "
-    "user's events with ts <= the latest erased_at, which catches events still in Kafka when they were erased.",
+    doc="One row per erasure of a user (DELETE /v1/users/<id>), append-only: the stream and the batch layer drop "
+    "that user's events ingested (kafka_timestamp, else ingested_at) at or before the latest erased_at, which "
+    "catches events still in Kafka when they were erased, whatever ts the client gave them.",
 )
 
 VERSIONED_TABLES: tuple[TableSpec, ...] = (USER_FACTORS, ITEM_FACTORS, SIMILAR_ITEMS, POPULAR_ITEMS, ITEM_CONTENT)

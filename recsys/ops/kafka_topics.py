@@ -13,7 +13,15 @@ import time
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ClusterMetadata,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from recsys.config import ConfigError, Settings, get_settings
 from recsys.ops.kafka_security import librdkafka_conf
@@ -40,6 +48,26 @@ def served_topic(settings: Settings) -> str:
 
 def project_topics(settings: Settings) -> list[str]:
     return [settings.kafka.events_topic, dlq_topic(settings), served_topic(settings)]
+
+
+def topic_config(settings: Settings) -> dict[str, str]:
+    """Topic-level settings the project's topics are created with.
+
+    With replication_factor >= 3, min.insync.replicas = kafka.min_insync_replicas (at most replication - 1,
+    so one broker may be down): the producer's acks=all then waits for that many replicas, and a 202 is not
+    lost with the leader alone. Below 3 replicas the broker default (1) stays: 2 of 2 would stop every write
+    while one broker restarts.
+    """
+    replication = settings.kafka.replication_factor
+    if replication < 3:
+        return {}
+    return {"min.insync.replicas": str(min(settings.kafka.min_insync_replicas, replication - 1))}
+
+
+def new_topics(settings: Settings, names: list[str]) -> list[NewTopic]:
+    return [NewTopic(name, num_partitions=settings.kafka.topic_partitions,
+                     replication_factor=settings.kafka.replication_factor, config=topic_config(settings))
+            for name in names]
 
 
 def _admin(settings: Settings) -> AdminClient:
@@ -96,15 +124,14 @@ def ensure_topics(settings: Settings | None = None, timeout_s: float = 30.0) -> 
     created: list[str] = []
     missing = [t for t in project_topics(settings) if t not in metadata.topics]
     while missing:
-        futures = admin.create_topics(
-            [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in missing],
-            request_timeout=10.0)
+        futures = admin.create_topics(new_topics(settings, missing), request_timeout=10.0)
         retry: list[str] = []
         for name, future in futures.items():
             try:
                 future.result()
                 created.append(name)
-                log.info("created topic %s (partitions=%d, replication=%d)", name, partitions, replication)
+                log.info("created topic %s (partitions=%d, replication=%d, config=%s)", name, partitions,
+                         replication, topic_config(settings))
             except KafkaException as exc:
                 err: KafkaError = exc.args[0]
                 if err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
@@ -118,7 +145,24 @@ def ensure_topics(settings: Settings | None = None, timeout_s: float = 30.0) -> 
         missing = retry
         if missing:
             time.sleep(0.5)
+    _align_existing(admin, settings, [t for t in project_topics(settings) if t not in created])
     return created
+
+
+def _align_existing(admin: AdminClient, settings: Settings, names: list[str]) -> None:
+    """Set topic_config on project topics created before it (or by hand); a failure is only logged."""
+    wanted = topic_config(settings)
+    if not wanted or not names:
+        return
+    resources = [ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET) for key, value in wanted.items()])
+        for name in names]
+    for resource, future in admin.incremental_alter_configs(resources).items():
+        try:
+            future.result()
+            log.info("topic %s: set %s", resource.name, wanted)
+        except KafkaException as exc:
+            log.warning("could not set %s on topic %s: %s", wanted, resource.name, exc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -177,7 +177,7 @@ class Recommender:
         if state.vector is not None and np.any(state.vector):
             return state.vector
         row = model.user_ids.get(user_id)
-        if row is not None:
+        if row is not None and not _erased_since(model, state):
             return model.user_factors[row]
         rows = [model.item_index[i] for i in state.recent if i in model.item_index]
         return model.item_factors[rows].mean(axis=0) if rows else None
@@ -225,3 +225,9 @@ class Recommender:
             scores[~keep[:model.n_items]] = -np.inf
         return [ScoredItem(model.item_ids[row], float(scores[row]), [REASON_POPULAR])
                 for row in top_rows(scores, k).tolist()]
+
+
+def _erased_since(model: FactorModel, state: RealtimeState) -> bool:
+    """The user was forgotten after `model` was trained (or when it was is unknown): the model's row for them
+    was learnt from erased events and stays unused until a model trained after the erasure is served."""
+    return state.erased_at is not None and (model.trained_at is None or model.trained_at <= state.erased_at)

@@ -99,12 +99,14 @@ class UserDataService:
         {"redis_keys": n, "delta_rows": {table: n}}.
 
         The erasure is recorded first, so events still in Kafka stay out of training even if a later step
-        fails; then the Redis keys, then the Delta rows. Raises (RedisError, CommitConflictError, ...) on any
+        fails; then the deny-list entry (the stream and serving check it) with the Redis keys, in one
+        transaction, then the Delta rows. Raises (RedisError, CommitConflictError, ...) on any
         failure; calling it again finishes the job.
         """
         check_id(user_id)
-        self._lake.record_erasure(user_id, datetime.now(UTC))
-        redis_keys = self._state.forget(user_id)
+        erased_at = datetime.now(UTC)
+        self._lake.record_erasure(user_id, erased_at)
+        redis_keys = self._state.forget(user_id, erased_at.timestamp())
         delta_rows = self._lake.delete_user_rows(user_id)
         log.info("forgot user %s: %d Redis keys, Delta rows %s", user_id, redis_keys, delta_rows)
         return {"redis_keys": redis_keys, "delta_rows": delta_rows}

@@ -28,6 +28,11 @@ class SpeedEvent:
     ts: float  # epoch seconds
     session_id: str | None = None
     quantity: int = 1
+    event_id: str | None = None  # the client's or the API's id: (user_id, event_id) is the event's identity
+    topic: str | None = None  # Kafka coordinates (None outside the stream): the offset watermark's key
+    partition: int | None = None
+    offset: int | None = None
+    ingested_at: float | None = None  # Kafka timestamp (epoch seconds): when the event entered the system
 
 
 @dataclass(frozen=True)

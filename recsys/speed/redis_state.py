@@ -1,24 +1,32 @@
-"""Apply events to Redis from the executors, exactly once per chunk of a micro-batch.
+"""Apply events to Redis from the executors, exactly once per event.
 
-Each chunk of a partition is one optimistic transaction: WATCH its applied-marker and the profiles
-it will rewrite, skip it when the marker exists (a replayed batch), read the users' state, compute
-the updates (recsys.speed.adjustments), then MULTI/EXEC the writes together with the marker. A
-concurrent writer of the same profile aborts the EXEC and the chunk is recomputed. Redis being
+Each chunk of a partition is one optimistic transaction: WATCH its applied-marker, the Kafka offset
+watermarks of its partitions, the erasure deny-list and the profiles it will rewrite; skip it when the
+marker exists (a replayed batch of the same query); drop the events at or below their partition's
+watermark (a replay after the marker expired, or by a new checkpoint and query id), the events of erased
+users ingested before their erasure, and the events whose (user_id, event_id) the user's profile already
+holds (a client's retry, at another offset); read the users' state, compute the updates
+(recsys.speed.adjustments), then MULTI/EXEC the writes together with the new watermarks and the marker.
+A concurrent writer of the same profile aborts the EXEC and the chunk is recomputed. Redis being
 unavailable is retried with backoff for stream.redis_retry_s; after that the error fails the batch,
 the query restarts from its checkpoint and the replay applies what is missing.
+
+The watermark relies on one Spark partition reading one Kafka partition in offset order (the Kafka
+source's default; never set minPartitions or maxRecordsPerPartition on this query).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 
 from recsys.config import Settings
-from recsys.contracts.redis_keys import RedisKeys, decode_profile, encode_profile
+from recsys.contracts.redis_keys import PROFILE_EVENT_IDS, REALTIME_QUERY, RedisKeys, decode_profile, encode_profile
 from recsys.speed.adjustments import ModelContext, SpeedEvent, UserState, UserUpdate, update_user
 from recsys.speed.wire import WireDecoder
 
@@ -40,14 +48,17 @@ class ApplyStats:
     events: int = 0
     rejected: int = 0  # records the contract rejects (the bronze query quarantines them)
     applied: int = 0
-    replayed: int = 0  # events of chunks found already applied
+    replayed: int = 0  # events already applied (a chunk's marker, or at or below the offset watermark)
     lag_sum_s: float = 0.0
     lag_max_s: float = 0.0
+    duplicates: int = 0  # a (user_id, event_id) the user's profile already holds: a client's retry
+    erased: int = 0  # events of erased users ingested at or before their erasure
 
     def add(self, other: ApplyStats) -> ApplyStats:
         return ApplyStats(self.events + other.events, self.rejected + other.rejected, self.applied + other.applied,
                           self.replayed + other.replayed, self.lag_sum_s + other.lag_sum_s,
-                          max(self.lag_max_s, other.lag_max_s))
+                          max(self.lag_max_s, other.lag_max_s), self.duplicates + other.duplicates,
+                          self.erased + other.erased)
 
 
 class RedisStateWriter:
@@ -90,32 +101,74 @@ class RedisStateWriter:
 
     def _apply_chunk(self, chunk: list[SpeedEvent], cid: ChunkId) -> ApplyStats:
         marker = self._keys.applied_marker(cid.query_id, cid.batch_id, cid.partition, cid.chunk)
-        by_user: dict[str, list[SpeedEvent]] = {}
-        for ev in chunk:
-            by_user.setdefault(ev.user_id, []).append(ev)
-        for events in by_user.values():
-            events.sort(key=lambda e: e.ts)
-        users = list(by_user)
+        users = list(dict.fromkeys(ev.user_id for ev in chunk))
+        parts = list(dict.fromkeys((ev.topic, ev.partition) for ev in chunk if ev.offset is not None))
+        offset_keys = [self._keys.stream_offset(REALTIME_QUERY, topic, part) for topic, part in parts]
+        erased_key = self._keys.erased_users()
         with self._client.pipeline(transaction=True) as tx:
             while True:
                 try:
-                    tx.watch(marker, *(self._keys.profile(u) for u in users))
+                    tx.watch(marker, erased_key, *offset_keys, *(self._keys.profile(u) for u in users))
                     if tx.exists(marker):
                         tx.reset()
                         return ApplyStats(events=len(chunk), replayed=len(chunk))
+                    stored = tx.mget(offset_keys) if offset_keys else []
+                    marks = {tp: -1 if v is None else int(v) for tp, v in zip(parts, stored, strict=True)}
+                    erased_at = {u: float(at) for u, at in zip(users, tx.hmget(erased_key, users), strict=True)
+                                 if at is not None}
                     states = self._read(users)
-                    updates = {u: update_user(by_user[u], states[u], self._cfg, self._settings.events.weights,
-                                              self._catalogue, self._model) for u in users}
+                    admitted, stats = self._admit(chunk, marks, erased_at, states)
+                    updates = {u: self._update(u, events, states[u], u in erased_at) for u, events in admitted.items()}
                     tx.multi()
                     self._write(tx, updates)
+                    for (topic, part), key in zip(parts, offset_keys, strict=True):
+                        top = max(ev.offset for ev in chunk if (ev.topic, ev.partition) == (topic, part))
+                        if top > marks[(topic, part)]:
+                            tx.set(key, top)  # no TTL: it must outlive Kafka's retention
                     tx.set(marker, 1, ex=self._cfg.marker_ttl_s)
                     tx.execute()
                     break
                 except redis.WatchError:
                     continue  # another writer changed one of these profiles: read again
         applied_at = time.time()
-        lags = [applied_at - ev.ts for ev in chunk]
-        return ApplyStats(events=len(chunk), applied=len(chunk), lag_sum_s=sum(lags), lag_max_s=max(lags))
+        lags = [applied_at - ev.ts for events in admitted.values() for ev in events]
+        return ApplyStats(events=len(chunk), applied=len(lags), replayed=stats.replayed, lag_sum_s=sum(lags),
+                          lag_max_s=max(lags, default=0.0), duplicates=stats.duplicates, erased=stats.erased)
+
+    def _admit(self, chunk: list[SpeedEvent], marks: dict[tuple[str | None, int | None], int],
+               erased_at: dict[str, float], states: dict[str, UserState]
+               ) -> tuple[dict[str, list[SpeedEvent]], ApplyStats]:
+        """The chunk's events to apply, per user oldest first, and the counts of those skipped."""
+        skipped, by_user = ApplyStats(), {}
+        seen = {u: set(state.profile.get(PROFILE_EVENT_IDS) or ()) for u, state in states.items()}
+        now = time.time()
+        for ev in chunk:
+            if ev.offset is not None and ev.offset <= marks[(ev.topic, ev.partition)]:
+                skipped.replayed += 1
+            elif ev.user_id in erased_at and (ev.ingested_at or now) <= erased_at[ev.user_id]:
+                skipped.erased += 1
+            elif ev.event_id is not None and id_digest(ev.event_id) in seen[ev.user_id]:
+                skipped.duplicates += 1
+            else:
+                if ev.event_id is not None:
+                    seen[ev.user_id].add(id_digest(ev.event_id))
+                by_user.setdefault(ev.user_id, []).append(ev)
+        for events in by_user.values():
+            events.sort(key=lambda e: e.ts)
+        return by_user, skipped
+
+    def _update(self, user: str, events: list[SpeedEvent], state: UserState, erased: bool) -> UserUpdate:
+        """update_user, plus the latest stream.dedupe_ids event ids in the profile (retries of them are skipped).
+        A user who came back after an erasure is folded in from zeros, not from a batch vector that may have
+        been learnt from their erased events."""
+        model = self._model
+        if erased and model is not None:
+            model = replace(model, user_vector=_no_batch_vector)
+        update = update_user(events, state, self._cfg, self._settings.events.weights, self._catalogue, model)
+        ids = [*(state.profile.get(PROFILE_EVENT_IDS) or ()), *(id_digest(ev.event_id) for ev in events if ev.event_id)]
+        if ids and self._cfg.dedupe_ids:
+            update.profile[PROFILE_EVENT_IDS] = ids[-self._cfg.dedupe_ids:]
+        return update
 
     def _read(self, users: list[str]) -> dict[str, UserState]:
         with self._client.pipeline(transaction=False) as pipe:
@@ -160,14 +213,30 @@ class RedisStateWriter:
             tx.expire(keys.co_views(item), cfg.co_view_ttl_s)
 
 
+def id_digest(event_id: str) -> str:
+    """8 hex characters of an event id: what the profile keeps per id (a uuid would cost 4 times the bytes;
+    a collision among one user's latest stream.dedupe_ids ids is about one in 10^8)."""
+    return hashlib.blake2b(event_id.encode(), digest_size=4).hexdigest()
+
+
+def _no_batch_vector(user_id: str) -> None:
+    return None
+
+
+# The Kafka columns the realtime query hands to the executors, in WireDecoder.decode_records' order
+# (ingested_at: the record's Kafka timestamp as epoch seconds).
+WIRE_COLUMNS = ("value", "topic", "partition", "offset", "ingested_at")
+
+
 def apply_arrow(batches: Iterator, settings: Settings, catalogue: Mapping[str, tuple[str | None, str | None]],
                 model: ModelContext | None, query_id: str, batch_id: int, partition: int) -> ApplyStats:
-    """Arrow record batches of Kafka values -> validated events -> Redis, in arrival order."""
+    """Arrow record batches of Kafka records (WIRE_COLUMNS) -> validated events -> Redis, in arrival order."""
     decoder = WireDecoder(settings.events.min_ts, settings.events.max_future_skew_s)
-    values = (value for batch in batches for value in batch.column("value").to_pylist())
+    records = (record for batch in batches
+               for record in zip(*(batch.column(name).to_pylist() for name in WIRE_COLUMNS), strict=True))
     writer = RedisStateWriter(settings, catalogue, model)
     try:
-        stats = writer.apply(decoder.decode(values), query_id, batch_id, partition)
+        stats = writer.apply(decoder.decode_records(records), query_id, batch_id, partition)
     finally:
         writer.close()
     stats.rejected = decoder.rejected

@@ -10,7 +10,8 @@
   twice. A new checkpoint is a new query id, so its batch ids (from 0 again) are never taken for replays.
 
 `run_streams` keeps both running: a query that fails (Redis down past stream.redis_retry_s, a
-broker hiccup) is restarted from its checkpoint and its last batch replayed.
+broker hiccup) is restarted from its checkpoint and its last batch replayed. A bronze query that finds
+offsets gone from Kafka stops everything with DataLossError (stream.bronze_fail_on_data_loss).
 """
 
 from __future__ import annotations
@@ -25,38 +26,53 @@ from functools import lru_cache, reduce
 
 import pyarrow as pa
 import redis
+from delta.tables import DeltaTable
 from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
+from recsys.batch.interactions import drop_erased
 from recsys.config import Settings
 from recsys.contracts.redis_keys import BRONZE_QUERY, REALTIME_QUERY, RedisKeys
-from recsys.contracts.tables import EVENTS_BRONZE, EVENTS_QUARANTINE, RECOMMENDATIONS_SERVED
+from recsys.contracts.tables import EVENTS_BRONZE, EVENTS_QUARANTINE, RECOMMENDATIONS_SERVED, USER_ERASURES
 from recsys.ops.kafka_security import spark_kafka_options
 from recsys.ops.kafka_topics import dlq_topic, served_topic
 from recsys.spark.delta import conform, ensure_table
 from recsys.speed import context
-from recsys.speed.redis_state import ApplyStats, apply_arrow
+from recsys.speed.redis_state import WIRE_COLUMNS, ApplyStats, apply_arrow
 from recsys.speed.served import parse_served_records, valid_served
 from recsys.speed.trending import rebuild_trending
 from recsys.speed.validation import parse_kafka_records, quarantined, valid_events
 from recsys.stores.model_store import DeltaModelStore
 
 log = logging.getLogger(__name__)
-STATS_DDL = "events BIGINT, rejected BIGINT, applied BIGINT, replayed BIGINT, lag_sum_s DOUBLE, lag_max_s DOUBLE"
+# Kafka coordinates that identify a record in each table the bronze query appends to (one topic feeds the
+# served table, so its partition and offset suffice).
+BRONZE_KEYS = ("kafka_topic", "kafka_partition", "kafka_offset")
+QUARANTINE_KEYS = ("kafka_topic", "kafka_partition", "kafka_offset")
+SERVED_KEYS = ("kafka_partition", "kafka_offset")
+STATS_DDL = ("events BIGINT, rejected BIGINT, applied BIGINT, replayed BIGINT, lag_sum_s DOUBLE, lag_max_s DOUBLE, "
+             "duplicates BIGINT, erased BIGINT")
 STATS_SCHEMA = pa.schema([("events", pa.int64()), ("rejected", pa.int64()), ("applied", pa.int64()),
-                          ("replayed", pa.int64()), ("lag_sum_s", pa.float64()), ("lag_max_s", pa.float64())])
+                          ("replayed", pa.int64()), ("lag_sum_s", pa.float64()), ("lag_max_s", pa.float64()),
+                          ("duplicates", pa.int64()), ("erased", pa.int64())])
 
 
-def kafka_source(spark: SparkSession, settings: Settings, topics: list[str] | None = None) -> DataFrame:
-    """The Kafka stream of `topics` (default: the events topic only)."""
+def kafka_source(spark: SparkSession, settings: Settings, topics: list[str] | None = None,
+                 fail_on_data_loss: bool = False) -> DataFrame:
+    """The Kafka stream of `topics` (default: the events topic only).
+
+    fail_on_data_loss: the bronze query, the system of record, fails when offsets it has not read are gone
+    (retention or a deleted topic ran ahead of it) instead of skipping them silently (DataLossError,
+    docs/operations.md). The realtime query skips them: Redis state is a cache the batch layer rebuilds.
+    """
     reader = (spark.readStream.format("kafka")
               .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
               .option("subscribe", ",".join(topics or [settings.kafka.events_topic]))
               .option("startingOffsets", settings.stream.starting_offsets)
               .option("maxOffsetsPerTrigger", settings.stream.max_offsets_per_trigger)
-              .option("failOnDataLoss", "false"))
+              .option("failOnDataLoss", str(fail_on_data_loss).lower()))
     for key, value in spark_kafka_options(settings.kafka.security).items():
         reader = reader.option(key, value)
     return reader.load()
@@ -89,35 +105,74 @@ def _valid_and_rejected(parsed: DataFrame) -> tuple[int, int]:
     return row["ok"], row["bad"]
 
 
+def _not_yet_written(df: DataFrame, path: str, keys: tuple[str, ...]) -> DataFrame:
+    """Rows of `df` whose Kafka coordinates `keys` the table at `path` does not hold yet.
+
+    Delta's txnAppId/txnVersion make a replay of the same query commit nothing twice, but a lost checkpoint is
+    a new query id that starts again from stream.starting_offsets: this anti join on the coordinates keeps
+    those records out too. Only files whose offset statistics overlap the batch's range are read.
+    """
+    if not DeltaTable.isDeltaTable(df.sparkSession, path):
+        return df
+    bounds = df.agg(F.min("kafka_offset").alias("lo"), F.max("kafka_offset").alias("hi")).first()
+    if bounds["lo"] is None:
+        return df
+    written = (df.sparkSession.read.format("delta").load(path)
+               .where(F.col("kafka_offset").between(bounds["lo"], bounds["hi"])).select(*keys).distinct())
+    return df.join(written, list(keys), "left_anti")
+
+
+def _erasures(spark: SparkSession, settings: Settings) -> DataFrame | None:
+    """The user_erasures table (written by DELETE /v1/users/<id>), or None before the first erasure."""
+    path = settings.table_path(USER_ERASURES.name)
+    return spark.read.format("delta").load(path) if DeltaTable.isDeltaTable(spark, path) else None
+
+
 def write_bronze_batch(batch: DataFrame, batch_id: int, settings: Settings, app_id: str) -> dict[str, int]:
     """Append one micro-batch to bronze, recommendations_served and quarantine; callable directly from tests
-    with a static DataFrame. Records of the served topic are served records, any other topic's are events."""
+    with a static DataFrame. Records of the served topic are served records, any other topic's are events.
+
+    Exactly once per Kafka record: records already in a table (same topic, partition, offset) are not
+    appended again, and the events of erased users ingested before their erasure are dropped (`erased`).
+    """
     spark = batch.sparkSession
     started = time.time()
     raw = batch.persist()  # read from Kafka once, then split by topic
     is_served = F.col("topic") == served_topic(settings)
     parsed = parse_kafka_records(raw.where(~is_served), settings).persist()
     served = parse_served_records(raw.where(is_served), settings).persist()
+    frames: list[DataFrame] = [raw, parsed, served]
     try:
-        (valid, bad_events), (shown, bad_served) = _valid_and_rejected(parsed), _valid_and_rejected(served)
-        counts = {"valid": valid, "served": shown, "quarantined": bad_events + bad_served}
-        good = conform(valid_events(parsed), spark, EVENTS_BRONZE)
-        lists = conform(valid_served(served), spark, RECOMMENDATIONS_SERVED)
+        valid = _not_yet_written(conform(valid_events(parsed), spark, EVENTS_BRONZE),
+                                 settings.table_path(EVENTS_BRONZE.name), BRONZE_KEYS)
+        erasures = _erasures(spark, settings)
+        good = (valid if erasures is None else drop_erased(valid, erasures)).persist()
+        lists = _not_yet_written(conform(valid_served(served), spark, RECOMMENDATIONS_SERVED),
+                                 settings.table_path(RECOMMENDATIONS_SERVED.name), SERVED_KEYS).persist()
         rejects = conform(quarantined(parsed), spark, EVENTS_QUARANTINE)
-        bad = rejects.unionByName(conform(quarantined(served), spark, EVENTS_QUARANTINE))  # one commit per table
-        for df, spec, n in ((good, EVENTS_BRONZE, valid), (lists, RECOMMENDATIONS_SERVED, shown),
-                            (bad, EVENTS_QUARANTINE, counts["quarantined"])):
+        bad = _not_yet_written(rejects.unionByName(conform(quarantined(served), spark, EVENTS_QUARANTINE)),
+                               settings.table_path(EVENTS_QUARANTINE.name), QUARANTINE_KEYS).persist()
+        frames += [good, lists, bad]
+        n_valid, n_good = valid.count(), good.count()
+        counts = {"valid": n_good, "served": lists.count(), "quarantined": bad.count(), "erased": n_valid - n_good}
+        for df, spec, n in ((good, EVENTS_BRONZE, counts["valid"]), (lists, RECOMMENDATIONS_SERVED, counts["served"])):
             if n:
                 _idempotent_append(df, settings.table_path(spec.name), app_id, batch_id, spec.partition_by)
-        if bad_events:  # the dead-letter topic is the events topic's: served rejects stay in the table
-            _to_dead_letter_topic(rejects, settings)
+        if counts["quarantined"]:
+            # The dead-letter topic is the events topic's (served rejects stay in the table). Sent before the
+            # quarantine commit: a crash in between resends them on replay (at least once), never drops them.
+            events_bad = bad.where(F.col("kafka_topic") != served_topic(settings))
+            if not events_bad.isEmpty():
+                _to_dead_letter_topic(events_bad, settings)
+            _idempotent_append(bad, settings.table_path(EVENTS_QUARANTINE.name), app_id, batch_id,
+                               EVENTS_QUARANTINE.partition_by)
     finally:
-        for df in (parsed, served, raw):
+        for df in reversed(frames):
             df.unpersist()
     seconds = time.time() - started
     record_progress(settings, BRONZE_QUERY, {"batch_id": batch_id, **counts, "seconds": round(seconds, 3)})
-    log.info("bronze batch %s: %s valid, %s served, %s quarantined in %.2fs", batch_id, counts["valid"],
-             counts["served"], counts["quarantined"], seconds)
+    log.info("bronze batch %s: %s valid, %s served, %s quarantined, %s of erased users in %.2fs", batch_id,
+             counts["valid"], counts["served"], counts["quarantined"], counts["erased"], seconds)
     return counts
 
 
@@ -125,7 +180,8 @@ def apply_realtime_batch(batch: DataFrame, batch_id: int, settings: Settings, qu
                          model_version: str | None) -> ApplyStats:
     """Apply one micro-batch's valid events to Redis on the executors; only per-partition counts come back."""
     started = time.time()
-    values = batch.select("value")  # validated on the executors (recsys.speed.wire): a trivial plan
+    # Validated on the executors (recsys.speed.wire): a trivial plan. The coordinates key the offset watermark.
+    values = batch.select(*WIRE_COLUMNS[:-1], F.col("timestamp").cast("double").alias(WIRE_COLUMNS[-1]))
 
     def apply_partition(batches):
         stats = apply_arrow(batches, settings, context.catalogue(settings),
@@ -140,7 +196,7 @@ def apply_realtime_batch(batch: DataFrame, batch_id: int, settings: Settings, qu
     if stats.events:
         record_progress(settings, REALTIME_QUERY, {
             "batch_id": batch_id, "events": stats.events, "rejected": stats.rejected, "applied": stats.applied,
-            "replayed": stats.replayed,
+            "replayed": stats.replayed, "duplicates": stats.duplicates, "erased": stats.erased,
             "lag_mean_s": round(stats.lag_sum_s / max(stats.applied, 1), 3), "lag_max_s": round(stats.lag_max_s, 3),
             "seconds": round(seconds, 3), "model_version": model_version or ""})
         log.info("realtime batch %s: %d events (%d replayed) in %.3fs, model %s", batch_id, stats.events,
@@ -223,7 +279,8 @@ class ModelVersionWatcher:
 
 
 def _start(spark: SparkSession, settings: Settings, name: str, trigger_s: float, available_now: bool,
-           handle: Callable[[DataFrame, int, str], None], topics: list[str] | None = None) -> StreamingQuery:
+           handle: Callable[[DataFrame, int, str], None], topics: list[str] | None = None,
+           fail_on_data_loss: bool = False) -> StreamingQuery:
     """Start a foreachBatch query whose batches know the query's id (stable across restarts)."""
     query_id: dict[str, str] = {}
     started = threading.Event()
@@ -232,7 +289,7 @@ def _start(spark: SparkSession, settings: Settings, name: str, trigger_s: float,
         started.wait()  # the id is known once start() returns; a batch may begin just before
         handle(df, batch_id, f"{name}-{query_id['id']}")
 
-    writer = (kafka_source(spark, settings, topics).writeStream.queryName(name)
+    writer = (kafka_source(spark, settings, topics, fail_on_data_loss).writeStream.queryName(name)
               .option("checkpointLocation", settings.checkpoint_path(name))
               .foreachBatch(run_batch))
     writer = writer.trigger(availableNow=True) if available_now else writer.trigger(
@@ -248,7 +305,8 @@ def start_bronze_query(spark: SparkSession, settings: Settings, available_now: b
         ensure_table(spark, settings, spec)
     return _start(spark, settings, BRONZE_QUERY, settings.stream.bronze_trigger_s, available_now,
                   lambda df, batch_id, app_id: write_bronze_batch(df, batch_id, settings, app_id),
-                  topics=[settings.kafka.events_topic, served_topic(settings)])
+                  topics=[settings.kafka.events_topic, served_topic(settings)],
+                  fail_on_data_loss=settings.stream.bronze_fail_on_data_loss)
 
 
 def start_realtime_query(spark: SparkSession, settings: Settings, available_now: bool = False) -> StreamingQuery:
@@ -279,6 +337,26 @@ def start_streams(spark: SparkSession, settings: Settings, available_now: bool =
     return {name: start(spark, settings, available_now) for name, start in STARTERS.items()}
 
 
+class DataLossError(RuntimeError):
+    """Kafka no longer holds offsets the bronze query has not read: events acknowledged to clients are gone."""
+
+
+def data_loss(error: BaseException | None) -> bool:
+    """Whether a query failed because Kafka lost offsets it had not read (Spark's KAFKA_DATA_LOSS errors)."""
+    text = str(error or "")
+    return "KAFKA_DATA_LOSS" in text or "data loss" in text.lower() or "failOnDataLoss" in text
+
+
+def _data_loss_error(name: str, error: BaseException) -> DataLossError:
+    return DataLossError(
+        f"query {name} stopped: Kafka no longer holds offsets it has not read, so acknowledged events were "
+        f"lost before reaching bronze (retention or a recreated topic ran ahead of the stream). It will not "
+        f"restart by itself. Recovery (docs/operations.md, 'Lost Kafka offsets'): re-send or backfill the "
+        f"missing events if a source still has them, then run the stream once with "
+        f"RECSYS__STREAM__BRONZE_FAIL_ON_DATA_LOSS=false to skip the gap, and restart it normally. "
+        f"Spark said: {str(error).splitlines()[0] if str(error) else error!r}")
+
+
 def run_streams(spark: SparkSession, settings: Settings, available_now: bool = False,
                 stop: threading.Event | None = None) -> None:
     """Run both queries until stopped; restart a failed one from its checkpoint after stream.query_restart_s."""
@@ -293,6 +371,10 @@ def run_streams(spark: SparkSession, settings: Settings, available_now: bool = F
             if error is None:  # finished (availableNow) or stopped on purpose
                 queries.pop(name)
                 continue
+            if data_loss(error):  # restarting would fail again, or skip the gap silently: an operator decides
+                for other in queries.values():
+                    other.stop()
+                raise _data_loss_error(name, error)
             log.error("query %s failed, restarting from its checkpoint in %.0fs: %s", name,
                       settings.stream.query_restart_s, error)
             time.sleep(settings.stream.query_restart_s)

@@ -88,6 +88,8 @@ def valid_events(parsed: DataFrame) -> DataFrame:
         F.col("offset").alias("kafka_offset"),
         F.current_timestamp().alias("ingested_at"),
         F.to_date(F.col("e.ts")).alias("event_date"),
+        F.col("topic").alias("kafka_topic"),
+        F.col("timestamp").alias("kafka_timestamp"),
     )
 
 

@@ -24,8 +24,15 @@ class WireDecoder:
         self.rejected = 0
 
     def decode(self, values: Iterable[bytes | None]) -> Iterator[SpeedEvent]:
+        """Values without their Kafka coordinates (tests, tools)."""
+        return self.decode_records((value, None, None, None, None) for value in values)
+
+    def decode_records(self, records: Iterable[tuple[bytes | None, str | None, int | None, int | None,
+                                                     float | None]]) -> Iterator[SpeedEvent]:
+        """(value, topic, partition, offset, Kafka timestamp in epoch seconds) -> valid SpeedEvents: the
+        coordinates key the stream's offset watermark, the timestamp is the ingestion time erasures compare."""
         latest = datetime.now(UTC) + self._skew
-        for value in values:
+        for value, topic, partition, offset, ingested_at in records:
             try:
                 ev = WireEvent.model_validate_json(value or b"")
             except ValidationError:
@@ -35,4 +42,4 @@ class WireDecoder:
                 self.rejected += 1
                 continue
             yield SpeedEvent(ev.user_id, ev.item_id, ev.event_type, ev.ts.timestamp(), ev.session_id,
-                             ev.quantity or 1)
+                             ev.quantity or 1, ev.event_id, topic, partition, offset, ingested_at)

@@ -6,10 +6,11 @@ skip what they can); delta_rs.max_history_events bounds what one call returns, n
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Protocol
 
 from recsys.config import Settings
-from recsys.contracts.tables import EVENT_PAYLOAD_DDL, EVENTS_BRONZE, TableSpec
+from recsys.contracts.tables import EVENT_PAYLOAD_DDL, EVENTS_BRONZE, USER_ERASURES, TableSpec
 from recsys.stores.delta_rs import id_literal, open_table
 from recsys.stores.model_store import query_delta
 
@@ -35,9 +36,25 @@ class DeltaEventLog:
         table = open_table(self._settings, EVENTS_BRONZE)
         if table is None:
             return []
+        predicate += self._after_erasure(user_id, {f.name for f in table.schema().fields})
         rows = query_delta(table, f"SELECT {', '.join(_PAYLOAD)} FROM t WHERE {predicate} "
                                   f"ORDER BY ts DESC, event_id DESC LIMIT {int(limit)}").to_pylist()
         for row in rows:
             if row["context"] is not None:
                 row["context"] = dict(row["context"])
         return rows
+
+    def _after_erasure(self, user_id: str, columns: set[str]) -> str:
+        """A predicate keeping only events ingested after the user's latest erasure ('' when never erased):
+        an event still in Kafka when they were erased can reach bronze in a commit racing the erasure."""
+        erasures = open_table(self._settings, USER_ERASURES)
+        if erasures is None:
+            return ""
+        latest = query_delta(erasures, f"SELECT MAX(erased_at) AS at FROM t WHERE user_id = {id_literal(user_id)}"
+                             ).column("at")[0].as_py()
+        if latest is None:
+            return ""
+        ingested = [c for c in ("kafka_timestamp", "ingested_at") if c in columns]
+        when = f"COALESCE({', '.join(ingested)})" if len(ingested) > 1 else ingested[0]
+        utc = "Timestamp(Microsecond, Some(\"UTC\"))"
+        return f" AND {when} > arrow_cast('{latest.astimezone(UTC).isoformat()}', '{utc}')"

@@ -62,6 +62,7 @@ class FactorModel:
     content: ContentProfiles | None = None  # catalogue profiles: how items ALS has not seen get ranked
     catalogue: ItemCatalogue | None = None  # category, brand, price of the catalogue (ITEMS table)
     similar: SimilarItems | None = None  # the version's batch similar-items lists
+    trained_at: float | None = None  # registry created_at (epoch s): a user erased after it has no row here to use
     item_index: dict[str, int] = field(init=False)
     new_item_rows: np.ndarray = field(init=False)  # content rows of catalogue items without factors
     new_item_profiles: sparse.csr_matrix | None = field(init=False)  # those rows, sliced once per model
@@ -132,6 +133,25 @@ def _matrix(column) -> np.ndarray:
     return flat.reshape(len(values), -1)
 
 
+class FactorDimensionError(ValueError):
+    """A version's user and item factors do not all have one rank: rows of different fits were mixed."""
+
+
+def check_factor_dimensions(version: str, *columns) -> None:
+    """Every factor row of the version (users and items) has the same length, or FactorDimensionError.
+
+    Two runs writing one version (a race the registry claim now prevents) could leave user factors of one fit
+    next to item factors of another; scoring them would be silently wrong, so loading refuses."""
+    lengths: set[int] = set()
+    for column in columns:
+        values = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+        if len(values):
+            lengths.update(n for n in pc.unique(pc.list_value_length(values)).to_pylist() if n is not None)
+    if len(lengths) > 1:
+        raise FactorDimensionError(f"model version {version} mixes factor ranks {sorted(lengths)}: "
+                                   "its user and item factors come from different fits; retrain it")
+
+
 class DeltaModelStore:
     """Reads the registry and factor partitions from the Delta tables named in the contract."""
 
@@ -164,6 +184,8 @@ class DeltaModelStore:
         items = query_delta(items_t, f"SELECT item_id, factors, popularity FROM t {where}")
         if items.num_rows == 0:
             raise LookupError(f"model version {version} has no item factors")
+        check_factor_dimensions(version, users.column("factors"), items.column("factors"))
+        user_factors, item_factors = _matrix(users.column("factors")), _matrix(items.column("factors"))
         popular_t = self._table(POPULAR_ITEMS.name)
         segments: dict[str, list[str]] = {}
         if extras and popular_t is not None:  # versions trained before the table existed have none
@@ -174,15 +196,21 @@ class DeltaModelStore:
         return FactorModel(
             version=version,
             user_ids={u: i for i, u in enumerate(users.column("user_id").to_pylist())},
-            user_factors=_matrix(users.column("factors")),
+            user_factors=user_factors,
             item_ids=items.column("item_id").to_pylist(),
-            item_factors=_matrix(items.column("factors")),
+            item_factors=item_factors,
             popularity=np.asarray(items.column("popularity").to_numpy(), dtype=np.float32),
             segment_popular=segments,
             content=self._content(where) if extras else None,
             catalogue=self._catalogue() if extras else None,
             similar=self._similar(where) if extras else None,
+            trained_at=self._trained_at(version),
         )
+
+    def _trained_at(self, version: str) -> float | None:
+        row = next((r for r in self.registry() if r["model_version"] == version), None)
+        created = None if row is None else row.get("created_at")
+        return None if created is None else created.timestamp()
 
     def _catalogue(self) -> ItemCatalogue | None:
         """The latest attributes per item; None without an ITEMS table (then filters match nothing)."""

@@ -27,6 +27,7 @@ class RealtimeState:
     cart: list[str] = field(default_factory=list)  # latest last
     interests: dict[str, float] = field(default_factory=dict)  # "c:<category>" / "b:<brand>", decayed, strongest first
     vector: np.ndarray | None = None  # folded-in vector, only when computed against the served version
+    erased_at: float | None = None  # the user was forgotten then (deny-list): older batch factors are not theirs to use
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ class RedisOnlineStore:
         pipe = self._raw.pipeline(transaction=False)
         pipe.zrevrange(self._keys.recent_items(user_id), 0, recent_limit - 1)
         pipe.get(self._keys.profile(user_id))
-        recent, raw_profile = pipe.execute()
+        pipe.hget(self._keys.erased_users(), user_id)
+        recent, raw_profile, erased_at = pipe.execute()
         fields, vector = decode_profile(raw_profile)
         live = None
         if model_version is not None and fields.get(rk.PROFILE_MODEL) == model_version:
@@ -110,6 +112,7 @@ class RedisOnlineStore:
             cart=list(fields.get(rk.PROFILE_CART, [])),
             interests=dict(sorted(weights.items(), key=lambda kv: -kv[1])),
             vector=live,
+            erased_at=None if erased_at is None else float(erased_at),
         )
 
     def item_signals(self, item_ids: Sequence[str], co_view_k: int, trending_k: int) -> ItemSignals:

@@ -27,16 +27,16 @@ class UnknownVersionError(LookupError):
 
 
 class RejectedVersionError(UnknownVersionError):
-    """The version exists but the gate rejected it (activate it on purpose with allow_rejected)."""
+    """The version exists but has not passed the gate (rejected, a candidate, or still training): never
+    activated, by anyone."""
 
 
-def activate_version(settings: Settings, version: str, allow_rejected: bool = False) -> tuple[str | None, str]:
+def activate_version(settings: Settings, version: str) -> tuple[str | None, str]:
     """Make `version` the current model; returns (previous current version, `version`).
 
     Raises UnknownVersionError when the version is not in the registry or has no item factors (serving
-    could not load it), and its subclass RejectedVersionError when the gate rejected it (unless
-    allow_rejected: the Spark rollback command may still activate a rejected version on purpose).
-    A commit conflict is re-run on the new registry.
+    could not load it), and its subclass RejectedVersionError when it is not approved or published
+    (mv.ACTIVATABLE). A commit conflict is re-run on the new registry.
     """
     if not isinstance(version, str) or not re.fullmatch(mv.VERSION_PATTERN, version):
         raise UnknownVersionError(f"model version {version!r} is not registered")
@@ -44,7 +44,7 @@ def activate_version(settings: Settings, version: str, allow_rejected: bool = Fa
     def activate() -> tuple[str | None, str]:
         registry = open_table(settings, MODEL_REGISTRY)
         rows = [] if registry is None else query_delta(registry, "SELECT * FROM t").to_pylist()
-        _check_activatable(settings, version, rows, allow_rejected)
+        _check_activatable(settings, version, rows)
         previous = mv.current_version(rows)
         stamps = [r["published_at"] for r in rows if r.get("published_at") is not None]
         published_at = max([datetime.now(UTC), *(s + _TICK for s in stamps)])
@@ -55,18 +55,26 @@ def activate_version(settings: Settings, version: str, allow_rejected: bool = Fa
     return with_commit_retries(settings.delta_rs, f"activate model version {version}", activate)
 
 
+def not_activatable(version: str, status: str, gate_reason: str | None) -> str:
+    """Why a version that did not pass the gate cannot be made current (both activation paths say it)."""
+    if status == mv.REJECTED:
+        return f"model version {version!r} was rejected by the gate and cannot be activated: {gate_reason}"
+    return (f"model version {version!r} is {status}, not approved or published: only a version that passed "
+            "the gate can be activated")
+
+
 def _micros(when: datetime) -> int:
     """Exact epoch microseconds: delta-rs' own datetime conversion (new_values) goes through a float and
     can lose the last microsecond, which is the one that makes the activated version current."""
     return (when - _EPOCH) // _TICK
 
 
-def _check_activatable(settings: Settings, version: str, rows: list[dict], allow_rejected: bool) -> None:
+def _check_activatable(settings: Settings, version: str, rows: list[dict]) -> None:
     row = next((r for r in rows if r["model_version"] == version), None)
     if row is None:
         raise UnknownVersionError(f"model version {version!r} is not registered")
-    if row["status"] == mv.REJECTED and not allow_rejected:
-        raise RejectedVersionError(f"model version {version!r} was rejected by the gate: {row.get('gate_reason')}")
+    if row["status"] not in mv.ACTIVATABLE:
+        raise RejectedVersionError(not_activatable(version, row["status"], row.get("gate_reason")))
     factors = open_table(settings, ITEM_FACTORS)
     count = 0 if factors is None else query_delta(
         factors, f"SELECT COUNT(*) AS n FROM t WHERE model_version = '{version}'").column("n")[0].as_py()

@@ -27,7 +27,7 @@ class StoredUserState:
 class UserStateStore(Protocol):
     def state(self, user_id: str) -> StoredUserState: ...
 
-    def forget(self, user_id: str) -> int: ...
+    def forget(self, user_id: str, erased_at: float) -> int: ...
 
 
 class RedisUserStateStore:
@@ -53,13 +53,16 @@ class RedisUserStateStore:
         return StoredUserState(recent=[(_text(item), float(ts)) for item, ts in recent], profile=fields,
                          has_vector=vector is not None)
 
-    def forget(self, user_id: str) -> int:
-        """Delete every per-user key, and the user's entry in the served index; returns how many keys existed."""
+    def forget(self, user_id: str, erased_at: float) -> int:
+        """Deny-list the user as of erased_at (epoch seconds), delete every per-user key and the user's entry in
+        the served index, in one transaction (the stream's chunks WATCH the deny-list, so none writes the user
+        back from events ingested before); returns how many keys existed."""
         check_id(user_id)
-        pipe = self._client.pipeline(transaction=True)
-        pipe.delete(*self._keys.user_keys(user_id))
-        pipe.zrem(self._keys.served_index(), user_id)
-        return int(pipe.execute()[0])
+        with self._client.pipeline(transaction=True) as tx:
+            tx.hset(self._keys.erased_users(), user_id, repr(float(erased_at)))
+            tx.delete(*self._keys.user_keys(user_id))
+            tx.zrem(self._keys.served_index(), user_id)
+            return int(tx.execute()[1])
 
 
 def _text(value: bytes | str) -> str:

@@ -183,10 +183,10 @@ def test_trending_reads_the_live_view_and_filters_by_category(lake, model, redis
 
 # --- catalogue, admin ----------------------------------------------------------------------------------
 
-def _register_rejected(settings: Settings, version: str) -> None:
+def _register_rejected(settings: Settings, version: str, status: str = mv.REJECTED) -> None:
     ensure_table(settings, MODEL_REGISTRY)
     row = {"model_version": version, "created_at": datetime.now(UTC), "run_date": "2026-01-03",
-           "status": mv.REJECTED, "params": "{}", "metrics": "{}", "gate_reason": "ndcg below the floor"}
+           "status": status, "params": "{}", "metrics": "{}", "gate_reason": "ndcg below the floor"}
     write_deltalake(settings.table_path(MODEL_REGISTRY.name),
                     pa.Table.from_pylist([row], schema=arrow_schema(MODEL_REGISTRY)), mode="append")
 
@@ -215,6 +215,9 @@ def test_put_items_is_served_from_the_next_model_and_activation_switches_it(lake
     _register_rejected(lake, "2026-01-03.1")
     rejected = api.post("/v1/admin/models/2026-01-03.1/activate")
     assert rejected.status_code == 409 and rejected.json["error"] == "version_rejected"
+    _register_rejected(lake, "2026-01-03.2", mv.CANDIDATE)  # never gated: not activatable either
+    candidate = api.post("/v1/admin/models/2026-01-03.2/activate")
+    assert candidate.status_code == 409 and "not approved or published" in candidate.json["detail"]
     assert api.post("/v1/admin/models/bad%20version/activate").status_code == 400
     too_many = [{"item_id": f"x{n}"} for n in range(lake.delta_rs.max_upsert_rows + 1)]
     assert api.put("/v1/items", json=too_many).status_code == 400

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from recsys.batch import registry
+from recsys.contracts import model_version as mv
 from recsys.contracts import redis_keys as rk
 from recsys.contracts.tables import ITEM_FACTORS, USER_FACTORS
 from recsys.spark.delta import conform, ensure_table
@@ -28,13 +29,14 @@ def _publish(spark, settings, version: str, items: dict[str, list[float]]) -> No
          .partitionBy(*spec.partition_by).save(settings.table_path(spec.name)))
     registry.record_candidate(spark, settings, registry.RegistryEntry(
         version, "2026-11-01", {}, None, None, 1, len(items), 0))
+    registry.set_status(spark, settings, version, mv.APPROVED)  # only a version past the gate is activated
     registry.activate(spark, settings, version)
 
 
 def _view(spark, user: str, item: str, offset: int):
     value = json.dumps({"event_id": f"{user}-{offset}", "user_id": user, "item_id": item, "event_type": "click",
                         "ts": datetime.now(UTC).isoformat()}).encode()
-    return spark.createDataFrame([(value, "t", 0, offset, datetime.now(UTC))], KAFKA_ROWS)
+    return spark.createDataFrame([(value, f"t-{user}", 0, offset, datetime.now(UTC))], KAFKA_ROWS)
 
 
 def test_the_stream_folds_into_a_newly_published_model_without_a_restart(spark, own_lake, redis_client):

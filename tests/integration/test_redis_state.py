@@ -117,3 +117,57 @@ def test_redis_down_past_the_retry_budget_fails_the_batch_and_the_replay_applies
     writer.apply(_events(user, 5), "q-down", 0, 0)  # the query restarts and replays batch 0
     assert events_applied(cfg, user) == 5
     assert decode_vector(stored_profile(cfg, user)[1], 2) is not None
+
+
+def _kafka_events(user: str, topic: str, offsets: range, ids: list[str] | None = None,
+                  ingested_at: float | None = None) -> list[SpeedEvent]:
+    """Events as the realtime query decodes them: with Kafka coordinates, an event_id and an ingestion time."""
+    now = time.time()
+    return [SpeedEvent(user, ITEMS[o % 4], "view", now - 10 + n, None, 1, (ids or [f"e{o}" for o in offsets])[n],
+                       topic, 0, o, ingested_at or now) for n, o in enumerate(offsets)]
+
+
+def test_a_replay_after_the_markers_expired_or_under_a_new_query_id_is_not_applied_twice(settings, redis_client):
+    user, topic = f"wm-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:6]}"
+    keys = RedisKeys(settings.redis.key_prefix)
+    writer = RedisStateWriter(settings, {}, MODEL)
+    assert writer.apply(_kafka_events(user, topic, range(0, 6)), "q-old", 0, 0).applied == 6
+    for key in redis_client.scan_iter(keys.applied_marker("q-old", "*", "*", "*")):
+        redis_client.delete(key)  # the markers' TTL ran out (Kafka still holds the events for days)
+    again = writer.apply(_kafka_events(user, topic, range(0, 6)), "q-old", 0, 0)
+    fresh = writer.apply(_kafka_events(user, topic, range(0, 8)), "q-new", 0, 0)  # a lost checkpoint: new query id
+    assert (again.applied, again.replayed, fresh.applied, fresh.replayed) == (0, 6, 2, 6)
+    assert events_applied(settings, user) == 8
+    assert redis_client.ttl(keys.stream_offset(rk.REALTIME_QUERY, topic, 0)) == -1  # no TTL
+    writer.close()
+
+
+def test_a_client_retry_with_the_same_event_id_is_applied_once_and_other_users_ids_do_not_collide(
+        settings, redis_client):
+    alice, bob, topic = f"al-{uuid.uuid4().hex[:8]}", f"bo-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:6]}"
+    writer = RedisStateWriter(settings, {}, MODEL)
+    first = writer.apply(_kafka_events(alice, topic, range(0, 2), ["1", "2"]), "q-retry", 0, 0)
+    # The client got a 503 and sent both again; they are new Kafka records, at new offsets, in a later batch.
+    retry = writer.apply(_kafka_events(alice, topic, range(2, 5), ["1", "2", "3"]), "q-retry", 1, 0)
+    other = writer.apply(_kafka_events(bob, topic, range(5, 7), ["1", "2"]), "q-retry", 2, 0)
+    assert (first.applied, retry.applied, retry.duplicates, other.applied, other.duplicates) == (2, 1, 2, 2, 0)
+    assert (events_applied(settings, alice), events_applied(settings, bob)) == (3, 2)
+    writer.close()
+
+
+def test_events_of_an_erased_user_ingested_before_the_erasure_are_dropped_even_when_future_dated(
+        settings, redis_client):
+    user, topic = f"er-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:6]}"
+    keys = RedisKeys(settings.redis.key_prefix)
+    erased_at = time.time()
+    redis_client.hset(keys.erased_users(), user, erased_at)
+    before = [SpeedEvent(user, "a1", "view", erased_at + 7200, None, 1, f"f{o}", topic, 0, o, erased_at - 5)
+              for o in range(3)]  # posted before the erasure, dated two hours ahead
+    after = _kafka_events(user, topic, range(3, 5), ingested_at=erased_at + 1)  # the shopper came back
+    writer = RedisStateWriter(settings, {}, MODEL)
+    dropped = writer.apply(before, "q-erase", 0, 0)
+    assert (dropped.applied, dropped.erased) == (0, 3)
+    assert redis_client.exists(keys.profile(user)) == 0  # nothing of them is recreated
+    assert writer.apply(after, "q-erase", 1, 0).applied == 2
+    assert events_applied(settings, user) == 2
+    writer.close()

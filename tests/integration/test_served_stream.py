@@ -38,7 +38,8 @@ def test_a_bronze_batch_routes_served_records_by_topic_exactly_once(spark, own_l
     rows += [(value, topic, 1, offset, now) for offset, value in enumerate(bad_served)]
     batch = spark.createDataFrame(rows, KAFKA_ROWS)
     app_id = f"served-test-{tag}"
-    assert write_bronze_batch(batch, 3, settings, app_id) == {"valid": 1, "served": 1, "quarantined": 2}
+    assert write_bronze_batch(batch, 3, settings, app_id) == {"valid": 1, "served": 1, "quarantined": 2,
+                                                                "erased": 0}
     write_bronze_batch(batch, 3, settings, app_id)  # a replayed batch commits nothing again
 
     lists = read_table(spark, settings, RECOMMENDATIONS_SERVED).where(f"user_id = '{tag}'").collect()

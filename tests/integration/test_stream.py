@@ -63,7 +63,8 @@ def test_replayed_micro_batches_are_not_written_twice(spark, settings, redis_cli
     user = f"replay-{uuid.uuid4().hex[:8]}"
     value = json.dumps({"event_id": f"{user}-1", "user_id": user, "item_id": "i9", "event_type": "click",
                         "ts": datetime.now(UTC).isoformat()}).encode()
-    batch = spark.createDataFrame([(value, "t", 0, 1, datetime.now(UTC))], KAFKA_ROWS)
+    # Kafka coordinates of its own: the same (topic, partition, offset) is one record to bronze and Redis
+    batch = spark.createDataFrame([(value, f"t-{user}", 0, 1, datetime.now(UTC))], KAFKA_ROWS)
     app_id = f"replay-test-{uuid.uuid4().hex[:8]}"  # a writer of its own, apart from the stream's
     assert write_bronze_batch(batch, 7, settings, app_id)["valid"] == 1
     write_bronze_batch(batch, 7, settings, app_id)  # Spark replays a batch after a crash

@@ -29,8 +29,8 @@ from recsys.stores.attribute_store import DeltaAttributeStore, UpsertCounts
 from recsys.stores.delta_rs import CommitConflictError, arrow_schema, ensure_table, open_table, with_commit_retries
 from recsys.stores.erasure_store import DeltaErasureStore
 from recsys.stores.event_log import DeltaEventLog
-from recsys.stores.model_store import DeltaModelStore, query_delta
-from recsys.stores.registry_store import UnknownVersionError, activate_version
+from recsys.stores.model_store import DeltaModelStore, FactorDimensionError, query_delta
+from recsys.stores.registry_store import RejectedVersionError, UnknownVersionError, activate_version
 
 pytestmark = pytest.mark.integration
 NOTHING = {spec.name: 0 for spec in USER_DATA_TABLES}  # what forgetting an unknown user deletes
@@ -181,9 +181,11 @@ def test_activating_an_earlier_version_makes_it_current_in_one_commit(lake):
     assert store.current_version() == "2026-11-01.1"
     table = DeltaTable(lake.table_path(MODEL_REGISTRY.name))
     assert table.version() == registry_version + 1 and table.history(1)[0]["operation"] == "UPDATE"
-    assert activate_version(lake, "2026-11-03.1") == ("2026-11-01.1", "2026-11-03.1")  # forward, past the gate
-    assert store.current_version() == "2026-11-03.1"
-    assert store.load("2026-11-03.1").item_ids == ["i1"]
+    with pytest.raises(RejectedVersionError, match="candidate, not approved or published"):
+        activate_version(lake, "2026-11-03.1")  # a candidate has not passed the gate
+    assert activate_version(lake, "2026-11-02.1") == ("2026-11-01.1", "2026-11-02.1")  # forward again
+    assert store.current_version() == "2026-11-02.1"
+    assert store.load("2026-11-02.1").item_ids == ["i1"]
 
 
 def test_activation_wins_even_against_a_published_at_from_a_clock_ahead(lake):
@@ -196,7 +198,7 @@ def test_activation_wins_even_against_a_published_at_from_a_clock_ahead(lake):
     assert stamps["2026-11-01.1"] == ahead + timedelta(microseconds=1)
 
 
-def test_only_registered_loadable_unrejected_versions_can_be_activated(lake):
+def test_only_registered_loadable_approved_or_published_versions_can_be_activated(lake):
     _registry(lake, ("2026-11-01.1", mv.PUBLISHED, datetime(2026, 11, 2, tzinfo=UTC), True),
               ("2026-11-02.1", mv.REJECTED, None, True), ("2026-11-03.1", mv.APPROVED, None, False))
     for version, reason in (("2026-12-01.1", "not registered"), ("2026-11-02.1", "rejected"),
@@ -204,7 +206,16 @@ def test_only_registered_loadable_unrejected_versions_can_be_activated(lake):
         with pytest.raises(UnknownVersionError, match=reason):
             activate_version(lake, version)
     assert DeltaModelStore(lake).current_version() == "2026-11-01.1"
-    assert activate_version(lake, "2026-11-02.1", allow_rejected=True) == ("2026-11-01.1", "2026-11-02.1")
+
+
+def test_a_version_whose_user_and_item_factors_come_from_different_fits_is_not_loaded(lake):
+    _registry(lake, ("2026-11-01.1", mv.PUBLISHED, datetime(2026, 11, 2, tzinfo=UTC), True))
+    assert DeltaModelStore(lake).load("2026-11-01.1").user_factors.shape == (1, 2)
+    # a second run of the date wrote its rank-3 user factors into the same version (the race claims prevent)
+    write_deltalake(lake.table_path(USER_FACTORS.name), rows(USER_FACTORS, {
+        "model_version": "2026-11-01.1", "user_id": "u2", "factors": [0.1, 0.2, 0.3]}), mode="append")
+    with pytest.raises(FactorDimensionError, match=r"mixes factor ranks \[2, 3\]"):
+        DeltaModelStore(lake).load("2026-11-01.1")
 
 
 def test_activating_without_a_registry_is_an_unknown_version(lake):
@@ -234,6 +245,20 @@ def test_a_users_latest_events_come_newest_first(lake):
     assert log.latest_events("nobody", 5) == []
     with pytest.raises(ValueError):
         log.latest_events("u1", lake.delta_rs.max_history_events + 1)
+
+
+def test_history_leaves_out_events_ingested_before_the_latest_erasure_whatever_their_ts(lake):
+    erased = datetime(2026, 11, 3, 12, tzinfo=UTC)
+    _bronze(lake, _event("late", "u1", "i1", erased + timedelta(hours=2),  # future-dated, sent before the erasure
+                         kafka_timestamp=erased - timedelta(minutes=1)),
+            _event("back", "u1", "i2", erased + timedelta(hours=1), kafka_timestamp=erased + timedelta(hours=1)),
+            _event("old", "u1", "i3", erased - timedelta(days=1)),  # backfilled: ingested_at decides
+            _event("other", "u2", "i1", erased - timedelta(days=1)))
+    log = DeltaEventLog(lake)
+    assert [e["event_id"] for e in log.latest_events("u1", 10)] == ["late", "back", "old"]
+    DeltaErasureStore(lake).record_erasure("u1", erased)
+    assert [e["event_id"] for e in log.latest_events("u1", 10)] == ["back"]
+    assert [e["event_id"] for e in log.latest_events("u2", 10)] == ["other"]
 
 
 def test_deleting_a_user_removes_their_rows_from_every_user_table(lake):

@@ -5,7 +5,7 @@ test_stages trains on.
 """
 
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -31,17 +31,22 @@ def own(tmp_path):
     return load_settings("test", environ=environ)
 
 
-def test_drop_erased_keeps_other_users_and_events_after_the_latest_erasure(spark):
+def test_drop_erased_keeps_other_users_and_events_ingested_after_the_latest_erasure(spark):
     hour = timedelta(hours=1)
+    # (event_id, user_id, item_id, client ts, Kafka timestamp, ingested_at): the ingestion time decides.
     events = spark.createDataFrame(
-        [("e1", "u1", "i1", START), ("e2", "u1", "i2", START + 2 * hour), ("e3", "u1", "i3", START + 4 * hour),
-         ("e4", "u2", "i1", START), ("e5", "u3", "i1", START + 9 * hour)],
-        "event_id STRING, user_id STRING, item_id STRING, ts TIMESTAMP")
-    erasures = spark.createDataFrame(  # u1 was erased twice: the latest counts; ts == erased_at is dropped
+        [("e1", "u1", "i1", START, START, START), ("e2", "u1", "i2", START, START + 2 * hour, START + 3 * hour),
+         ("e3", "u1", "i3", START, START + 4 * hour, START + 4 * hour), ("e4", "u2", "i1", START, START, START),
+         ("e5", "u3", "i1", START, START + 9 * hour, START + 9 * hour),
+         ("e6", "u1", "i4", START + 10 * hour, START + hour, START + hour),  # future-dated, sent before erasure
+         ("e7", "u1", "i5", START, None, START + 5 * hour)],  # backfilled (no Kafka): when bronze got it
+        "event_id STRING, user_id STRING, item_id STRING, ts TIMESTAMP, kafka_timestamp TIMESTAMP, "
+        "ingested_at TIMESTAMP")
+    erasures = spark.createDataFrame(  # u1 was erased twice: the latest counts; ingested == erased_at is dropped
         [("u1", START + hour), ("u1", START + 2 * hour), ("u3", START)], "user_id STRING, erased_at TIMESTAMP")
     kept = drop_erased(events, erasures)
     assert kept.columns == events.columns
-    assert sorted(r["event_id"] for r in kept.collect()) == ["e3", "e4", "e5"]
+    assert sorted(r["event_id"] for r in kept.collect()) == ["e3", "e4", "e5", "e7"]
 
 
 def test_training_interactions_leave_out_events_of_erased_users(spark, own):
@@ -50,8 +55,8 @@ def test_training_interactions_leave_out_events_of_erased_users(spark, own):
     assert interactions.select("user_id").distinct().count() == 40
     interactions.unpersist()
     erasures = DeltaErasureStore(own)  # as DELETE /v1/users/<id> records them, with delta-rs
-    erasures.record_erasure("u0", START + timedelta(days=1))  # after all of u0's events
-    erasures.record_erasure("u1", START - timedelta(days=1))  # before u1's events: they are new activity
+    erasures.record_erasure("u0", datetime.now(UTC))  # after all of u0's events reached bronze
+    erasures.record_erasure("u1", START - timedelta(days=1))  # before u1's events arrived: they are new activity
     interactions, _ = stages.interactions_up_to(spark, own, RUN_DATE)
     users = {r["user_id"] for r in interactions.select("user_id").distinct().collect()}
     interactions.unpersist()

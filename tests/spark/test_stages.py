@@ -139,9 +139,10 @@ def test_gate_refuses_a_bad_model_and_rollback_restores_an_older_one(published, 
     assert store.current_version() == good  # serving keeps the old model
     assert registry.get_version(spark, settings, bad)["tuning"] == []
 
-    registry.activate(spark, settings, bad)  # roll forward by hand...
-    assert store.current_version() == bad
-    registry.activate(spark, settings, good)  # ...and back
+    with pytest.raises(registry.NotActivatableError, match="rejected by the gate"):
+        registry.activate(spark, settings, bad)  # a version that failed the gate is never made current
+    assert store.current_version() == good
+    registry.activate(spark, settings, good)  # a rollback to a published version is one commit
     assert store.current_version() == good
 
 

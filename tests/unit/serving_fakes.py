@@ -12,12 +12,13 @@ from recsys.stores.online_store import ItemSignals, RealtimeState
 
 class FakeOnline:
     def __init__(self, recent=(), purchased=(), down=False, vector=None, interests=None, co_views=None,
-                 trending=None, cart=(), signals_down=False, version="v1"):
+                 trending=None, cart=(), signals_down=False, version="v1", erased_at=None):
         self.recent, self.bought, self.down, self.vector = list(recent), set(purchased), down, vector
         self.interests, self.cart = dict(interests or {}), list(cart)
         self.co_view_lists = dict(co_views or {})
         self.trending_list = list(trending or [])
         self.signals_down, self.version = signals_down, version
+        self.erased_at = erased_at  # the deny-list entry of every user asked about
         self.calls: list[str] = []
 
     def _check(self, name: str, down: bool) -> None:
@@ -29,7 +30,8 @@ class FakeOnline:
         self._check("user_state", self.down)
         vector = self.vector if model_version == self.version else None
         return RealtimeState(recent=self.recent[:recent_limit], purchased=frozenset(self.bought), cart=self.cart,
-                             interests=self.interests, vector=None if vector is None else np.asarray(vector))
+                             interests=self.interests, vector=None if vector is None else np.asarray(vector),
+                             erased_at=self.erased_at)
 
     def item_signals(self, item_ids, co_view_k, trending_k):
         self._check("item_signals", self.down or self.signals_down)

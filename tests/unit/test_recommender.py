@@ -37,6 +37,18 @@ def test_known_user_ranked_by_factors_with_purchases_excluded():
     assert REASON_TASTE in rec.items[0].reasons
 
 
+def test_an_erased_users_batch_factors_are_not_used_until_a_model_trained_after_the_erasure():
+    trained = datetime(2026, 11, 2, tzinfo=UTC).timestamp()
+    erased = FakeOnline(erased_at=trained + 3600)  # forgotten an hour after this model was trained
+    old = replace(model(), trained_at=trained)
+    rec = Recommender(lambda: old, erased, CFG).recommend("ua", RecommendationQuery(3))
+    assert [i.item_id for i in rec.items] == ["b1", "b2", "b3"]  # cold start: popularity, not their taste
+    assert all(REASON_TASTE not in i.reasons for i in rec.items)
+    newer = replace(model(), trained_at=trained + 7200)  # trained without their erased events
+    assert [i.item_id for i in Recommender(lambda: newer, erased, CFG).recommend("ua", RecommendationQuery(3)).items
+            ] == ["a1", "a2", "a3"]
+
+
 def test_folded_in_vector_supersedes_the_batch_vector():
     # ua's batch vector points at the a* items; the stream has moved it towards the b* items.
     rec = Recommender(model, FakeOnline(vector=np.array([0.0, 1.0])), CFG).recommend("ua", RecommendationQuery(2))

@@ -131,7 +131,8 @@ def test_redis_user_state_is_one_pipeline_round_trip():
                       ("get", keys.profile("u1")): rk.encode_profile(fields, encode_vector(np.array([0.5, -1.0])))})
     store = RedisOnlineStore(settings.redis, client=FakeClient({}), raw_client=raw)
     state = store.user_state("u1", "v1", 2, 10, half_life_s=3600)
-    assert raw.executed == [2]
+    assert raw.executed == [3]  # recent, profile and the deny-list entry: still one round trip
+    assert state.erased_at is None
     assert state.recent == ["r2", "r1"] and state.purchased == {"p1"} and state.cart == ["c1"]
     assert list(state.interests) == ["b:acme", "c:shoes"]
     assert state.interests["b:acme"] == pytest.approx(4.0, rel=1e-2)  # one half-life since `it`
