@@ -17,14 +17,16 @@ from recsys.data.mapping import FieldSpec
 
 # An explicit offset or zone at the end of a time string: parsed as such, not in the mapping's timezone.
 _HAS_OFFSET = re.compile(r"(?:[zZ]|[+-]\d\d:?\d\d|\s?(?:UTC|GMT))\s*$")
+_FLOAT_INTEGER = re.compile(r"-?\d+\.0+")
 _NUMERIC = re.compile(r"^\s*[+-]?\d+(?:\.\d+)?\s*$")
-# Epoch magnitudes: below 1e11 seconds reach year 5138, so larger numbers are finer units.
-_EPOCH_UNITS = ((1e11, "s"), (1e14, "ms"), (1e17, "us"))
 _CURRENCY = re.compile(r"^(?:[£$€¥₹]|[A-Z]{3})\s*|\s*(?:[£$€¥₹]|[A-Z]{3})$")
 
 
 def id_text(values: pd.Series) -> pd.Series:
-    """Ids as text; integral floats (a numeric id column with gaps reads as float) lose their '.0'."""
+    """Ids as text; integral floats lose their '.0' (a numeric id column with gaps reads, or was saved, as floats).
+
+    In a text column only when every value looks like one, so a genuine id such as "12.0" among others stays.
+    """
     if pd.api.types.is_float_dtype(values):
         integral = values.notna() & (values == np.floor(values.fillna(0)))
         text = values.astype(object).where(values.notna(), None)
@@ -35,6 +37,9 @@ def id_text(values: pd.Series) -> pd.Series:
         return values.astype(str).astype(object)
     text = values.astype(object).where(values.notna(), None)
     stripped = text.map(lambda v: None if v is None else (str(v).strip() or None))
+    present = stripped.dropna().astype(str)
+    if len(present) and present.str.fullmatch(_FLOAT_INTEGER).all():  # a numeric id column saved as floats
+        return stripped.map(lambda v: None if v is None else v.split(".")[0])
     return stripped
 
 
@@ -90,11 +95,13 @@ def _localize(values: pd.Series, timezone: str) -> pd.Series:
 
 
 def _epoch(numbers: pd.Series, spec: FieldSpec) -> pd.Series:
-    unit = spec.unit
-    if unit is None:
-        magnitude = numbers.abs().median()
-        unit = next((u for limit, u in _EPOCH_UNITS if magnitude < limit), "ns") if pd.notna(magnitude) else "s"
-    return pd.to_datetime(numbers, unit=unit, errors="coerce", utc=True).astype(TS_DTYPE)
+    """Epoch numbers in the spec's unit, or each in the unit its magnitude implies (s, ms, us or ns)."""
+    if spec.unit is not None:
+        return pd.to_datetime(numbers, unit=spec.unit, errors="coerce", utc=True).astype(TS_DTYPE)
+    magnitude = numbers.abs()
+    # nanoseconds per unit: below 1e11 seconds reach year 5138, so larger numbers are finer units
+    scale = np.select([magnitude < 1e11, magnitude < 1e14, magnitude < 1e17], [1e9, 1e6, 1e3], 1.0)
+    return pd.to_datetime((numbers * scale).round(), unit="ns", errors="coerce", utc=True).astype(TS_DTYPE)
 
 
 def parse_numbers(values: pd.Series, spec: FieldSpec) -> pd.Series:
