@@ -64,7 +64,10 @@ def store_uri(cfg: TrackingConfig, settings: Settings) -> str:
     return path.as_uri()
 
 
-def artifact_uri(cfg: TrackingConfig, settings: Settings) -> str:
+def artifact_uri(cfg: TrackingConfig, settings: Settings) -> str | None:
+    """Where a new experiment keeps artifacts; None (empty in config) leaves it to the tracking server."""
+    if not cfg.artifact_root:
+        return None
     if "://" in cfg.artifact_root:
         return cfg.artifact_root
     path = Path(settings.path(cfg.artifact_root))
@@ -75,7 +78,7 @@ def artifact_uri(cfg: TrackingConfig, settings: Settings) -> str:
 class MlflowTracker:
     """Writes through MlflowClient (no global active run), so stages in one process cannot mix runs."""
 
-    def __init__(self, uri: str, experiment: str, artifact_root: str) -> None:
+    def __init__(self, uri: str, experiment: str, artifact_root: str | None) -> None:
         from mlflow.tracking import MlflowClient  # heavy import: only when tracking is on
 
         self.client = MlflowClient(tracking_uri=uri)
@@ -131,7 +134,7 @@ class MlflowTracker:
 
 
 @lru_cache(maxsize=4)
-def _mlflow_tracker(uri: str, experiment: str, artifact_root: str) -> MlflowTracker:
+def _mlflow_tracker(uri: str, experiment: str, artifact_root: str | None) -> MlflowTracker:
     return MlflowTracker(uri, experiment, artifact_root)
 
 
