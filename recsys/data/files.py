@@ -1,7 +1,7 @@
 """Read a shop's CSV, Parquet or JSON-lines file in chunks, reporting progress as it goes.
 
-CSV and JSON values are kept as text (ids such as 00123 keep their zeros; the mapping's parsers decide
-what a value means); Parquet keeps its own types. Compressed files (.gz, .bz2, .zip, .xz, .zst) are read
+CSV values are kept as text (ids such as 00123 keep their zeros; the mapping's parsers decide what a
+value means); JSON lines and Parquet keep their own types. Compressed files (.gz, .bz2, .zip, .xz, .zst) are read
 as their inner format.
 """
 
@@ -73,5 +73,6 @@ def read_file(path: str | Path, fmt: str | None = None, chunk_rows: int = 100_00
     if not chunks:
         return pd.DataFrame()
     frame = pd.concat(chunks, ignore_index=True)
-    report(1.0, len(frame))
+    if fmt != "parquet" and path.suffix.lower() in _COMPRESSED:
+        report(1.0, len(frame))  # chunks of a compressed file could not tell how far they were
     return frame
