@@ -214,11 +214,11 @@ def map_events(raw: pd.DataFrame, spec: EventsMapping, namespace: str, source: s
                     "bad_id:duplicate event_id ", event_id)
 
     ok = rejects.ok
-    accepted = raw[ok]
+    user_ids, item_ids = _sanitized(user[ok], "user_id"), _sanitized(item[ok], "item_id")
     events = events_frame({
         "event_id": _sanitized(event_id[ok], "event_id").to_numpy(),
-        "user_id": _sanitized(user[ok], "user_id").to_numpy(),
-        "item_id": _sanitized(item[ok], "item_id").to_numpy(),
+        "user_id": user_ids.to_numpy(),
+        "item_id": item_ids.to_numpy(),
         "event_type": event_type[ok].to_numpy(),
         "ts": ts[ok].array,
         "session_id": None if session is None else _sanitized(session[ok], "session_id").to_numpy(),
@@ -227,8 +227,8 @@ def map_events(raw: pd.DataFrame, spec: EventsMapping, namespace: str, source: s
         "context": context[ok].to_numpy(),
     })
     # the accepted raw rows (file order) with their contract values: what items and users derive from
-    accepted = accepted.assign(_user_id=_sanitized(user[ok], "user_id"), _item_id=_sanitized(item[ok], "item_id"),
-                               _ts=ts[ok], _type=event_type[ok], _price=price[ok])
+    accepted = raw[ok].assign(_user_id=user_ids, _item_id=item_ids, _ts=ts[ok], _type=event_type[ok],
+                              _price=price[ok])
     return events, accepted, rejects.frame(raw, "events", source)
 
 
