@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from recsys.config import PROJECT_ROOT
+from recsys.data.file_catalogue import categorize as _categorize
 from recsys.data.file_loader import FileSources, LoadResult, TimeBounds, load_files
-from recsys.data.file_loader import categorize as _categorize
 from recsys.data.frames import ShopData
 from recsys.data.mapping import MAPPINGS_DIR, read_mapping
 

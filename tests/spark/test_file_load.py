@@ -87,9 +87,18 @@ def test_files_load_into_bronze_once_and_rejects_into_quarantine_once(loaded, sp
     assert (catalogue["category"], catalogue["brand"], catalogue["price"]) == ("garden", "brand-a", 8.0)
 
 
-def test_load_rejects_do_not_count_as_the_streams_quarantine(loaded, spark, lake):
-    today = str(read_table(spark, lake, EVENTS_QUARANTINE).first()["quarantine_date"])
-    assert check_events(spark, lake, today).day_quarantined == 0
+def test_load_rejects_do_not_count_as_the_streams_quarantine(spark, settings, tmp_path):
+    own = settings.model_copy(update={"storage": settings.storage.model_copy(update={
+        "delta_root": str(tmp_path / "delta")})})
+    rejects = pd.DataFrame({"table": ["events"], "source": ["/x/sales.csv"], "row": [7], "reason": ["bad_ts"],
+                            "detail": ["bad_ts:soon"], "raw": ['{"when": "soon"}']})
+    quarantine_rejects(spark, own, rejects)
+    today = str(read_table(spark, own, EVENTS_QUARANTINE).first()["quarantine_date"])
+    assert check_events(spark, own, today).day_quarantined == 0
+    stream_row = read_table(spark, own, EVENTS_QUARANTINE).withColumn("kafka_topic", F.lit("shop-events")) \
+        .withColumn("detail", F.lit("missing_field:user_id"))
+    stream_row.write.format("delta").mode("append").save(own.table_path(EVENTS_QUARANTINE.name))
+    assert check_events(spark, own, today).day_quarantined == 1  # the stream's rejects still count
 
 
 def test_every_stage_is_tracked_in_mlflow(loaded, spark, lake):
