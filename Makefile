@@ -24,7 +24,7 @@ down:  ## stop Redis, Kafka and Airflow
 status:  ## show which local services run
 	bash docker/local/services.sh status
 
-load:  ## backfill generated shop history into Delta (ARGS="--source online-retail" for UCI data)
+load:  ## backfill history into Delta: generated, ARGS="--source online-retail", or your files (docs/bring-your-own-data.md)
 	$(SUBMIT) spark_jobs/load_data.py $(ARGS)
 
 train:  ## batch pipeline via spark-submit: check, tune + train, evaluate, gate + report, publish (FORCE=1 retrains)

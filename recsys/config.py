@@ -340,6 +340,21 @@ class DemoConfig(_Section):
     report_versions: int = Field(gt=0)
 
 
+class LoaderConfig(_Section):
+    """Reading a shop's own files (spark_jobs/load_data.py --source files)."""
+
+    chunk_rows: int = Field(gt=0)
+
+
+class TrackingConfig(_Section):
+    """MLflow tracking of tuning trials, evaluations, gate decisions and publications (recsys/tracking/)."""
+
+    enabled: bool
+    uri: str
+    artifact_root: str
+    experiment: str = Field(min_length=1)
+
+
 class ServicesConfig(_Section):
     state_dir: str
     redis_port: int
@@ -381,6 +396,8 @@ class Settings(_Section):
     privacy: PrivacyConfig
     delta_rs: DeltaRsConfig
     demo: DemoConfig
+    loader: LoaderConfig
+    tracking: TrackingConfig
     services: ServicesConfig
     airflow: AirflowConfig
 

@@ -7,6 +7,7 @@ de-duplicated by (user_id, event_id) so a repeated load adds nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 from delta.tables import DeltaTable
@@ -14,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recsys.config import Settings
-from recsys.contracts.tables import EVENT_PAYLOAD_DDL, EVENTS_BRONZE, ITEMS, USERS, TableSpec
+from recsys.contracts.tables import EVENT_PAYLOAD_DDL, EVENTS_BRONZE, EVENTS_QUARANTINE, ITEMS, USERS, TableSpec
 from recsys.spark.delta import conform, ensure_table
 
 
@@ -62,6 +63,35 @@ def upsert_items(spark: SparkSession, settings: Settings, items: pd.DataFrame | 
 
 def upsert_users(spark: SparkSession, settings: Settings, users: pd.DataFrame | DataFrame) -> None:
     upsert_rows(spark, settings, USERS, "user_id", users)
+
+
+def quarantine_rejects(spark: SparkSession, settings: Settings, rejects: pd.DataFrame) -> int:
+    """Merge a file load's rejects (recsys.data.file_loader) into events_quarantine; returns the rows given.
+
+    Each row keeps its reason, a detail naming the file (by name) and row, and its raw values as JSON; a
+    row already quarantined with the same detail and raw values is left alone, so loading again adds
+    nothing. The Kafka columns stay NULL: that is how the data-quality check tells loads from the stream.
+    """
+    if rejects.empty:
+        return 0
+    names = rejects["source"].map(lambda source: Path(str(source)).name)
+    pdf = pd.DataFrame({
+        "reason": rejects["reason"].to_numpy(),
+        "detail": (names + " " + rejects["table"] + " row " + rejects["row"].astype(str) + ": "
+                   + rejects["detail"]).to_numpy(),
+        "raw": rejects["raw"].map(lambda text: text.encode()).to_numpy(),
+    })
+    rows = (spark.createDataFrame(pdf, "reason STRING, detail STRING, raw BINARY")
+            .dropDuplicates(["detail", "raw"])
+            .withColumn("quarantined_at", F.current_timestamp())
+            .withColumn("quarantine_date", F.current_date()))
+    for column in ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp"):
+        rows = rows.withColumn(column, F.lit(None))
+    table = ensure_table(spark, settings, EVENTS_QUARANTINE)
+    (table.alias("t").merge(conform(rows, spark, EVENTS_QUARANTINE).alias("s"),
+                            "t.kafka_topic IS NULL AND t.detail = s.detail AND t.raw = s.raw")
+     .whenNotMatchedInsertAll().execute())
+    return len(rejects)
 
 
 def load_shop(spark: SparkSession, settings: Settings, shop,

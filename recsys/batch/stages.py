@@ -14,6 +14,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from recsys import tracking
 from recsys.batch import registry
 from recsys.batch.als import als_checkpoints, factor_frames, fit_als
 from recsys.batch.content import item_profiles
@@ -133,6 +134,8 @@ def _train(spark: SparkSession, settings: Settings, run_date: str, version: str)
         data_from=span["lo"], data_to=span["hi"], n_users=n_users, n_items=n_items,
         n_interactions=interactions.count(), tuning=[asdict(t) for t in tuned.trials]))
     interactions.unpersist()
+    tracking.log_stage(settings, version, "train", params={"als": tuned.best.model_dump(), "run_date": run_date},
+                       metrics={"n_users": n_users, "n_items": n_items}, trials=tuned.trials)
     return StageResult("train", version, mv.CANDIDATE, f"{n_users} users, {n_items} items, "
                        f"{len(tuned.trials)} tuning trials")
 
@@ -159,6 +162,7 @@ def evaluate_stage(spark: SparkSession, settings: Settings, run_date: str) -> St
         metrics = evaluate_models(interactions, settings, AlsConfig(**entry["params"]["als"]), profiles)
     interactions.unpersist()
     registry.update_version(spark, settings, version, metrics=metrics)
+    tracking.log_stage(settings, version, "evaluate", metrics=metrics)
     k = settings.evaluation.k
     return StageResult("evaluate", version, entry["status"],
                        ", ".join(f"{m} NDCG@{k} {v['ndcg']:.4f}" for m, v in metrics.items()))
@@ -190,6 +194,8 @@ def gate_stage(spark: SparkSession, settings: Settings, run_date: str) -> StageR
     }, settings.evaluation.k), report_uri)
     registry.update_version(spark, settings, version, status=status, gate_reason=decision.reason,
                             report_uri=report_uri)
+    tracking.log_stage(settings, version, "gate", tags={"status": status, "gate_reason": decision.reason},
+                       artifacts=[report_uri])
     log.info("gate %s %s: %s (report %s)", version, status, decision.reason, report_uri)
     return StageResult("gate", version, status, decision.reason)
 
@@ -206,6 +212,7 @@ def publish_stage(spark: SparkSession, settings: Settings, run_date: str) -> Sta
         return StageResult("publish", version, mv.APPROVED, detail)
     if status == mv.APPROVED:
         registry.set_status(spark, settings, version, mv.PUBLISHED)
+        tracking.log_stage(settings, version, "publish", tags={"status": mv.PUBLISHED})
         log.info("published %s", version)
         return StageResult("publish", version, mv.PUBLISHED, entry["gate_reason"] or "")
     if status in mv.FINISHED:
