@@ -44,6 +44,7 @@ class SparkConfig(_Section):
     python: str
     driver_memory: str
     shuffle_partitions: int = Field(gt=0)
+    blas_threads: int = Field(gt=0)
     extra_conf: dict[str, str]
 
 
