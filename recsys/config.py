@@ -300,6 +300,11 @@ class ServicesConfig(_Section):
     kafka_port: int
     kafka_controller_port: int
     airflow_port: int
+    spark_master_port: int
+    spark_master_ui_port: int
+    spark_worker_ui_port: int
+    spark_worker_cores: int = Field(gt=0)
+    spark_worker_memory: str
 
 
 class AirflowConfig(_Section):
