@@ -29,10 +29,12 @@ spark_home() {
 master_pid() { our_pid "$DIR/master.pid" "$MASTER_CLASS"; }
 worker_pid() { our_pid "$DIR/worker.pid" "$WORKER_CLASS"; }
 
-# start NAME CLASS ARGS...: the daemon in the background (spark-class execs java, so $! is the JVM).
+# start NAME CLASS ARGS...: the daemon in the background (spark-class execs java, so $! is the JVM). The
+# worker deletes the folders of finished applications after spark.worker.cleanup.appDataTtl (7 days).
 start() {
   local name=$1; shift
   SPARK_HOME="$HOME_DIR" SPARK_LOCAL_IP=127.0.0.1 \
+    SPARK_WORKER_OPTS="-Dspark.worker.cleanup.enabled=true ${SPARK_WORKER_OPTS:-}" \
     SPARK_DAEMON_JAVA_OPTS="$MARK ${SPARK_DAEMON_JAVA_OPTS:-}" SPARK_DAEMON_MEMORY="${SPARK_DAEMON_MEMORY:-512m}" \
     nohup "$HOME_DIR/bin/spark-class" "$@" >>"$DIR/$name.log" 2>&1 </dev/null &
   echo $! >"$DIR/$name.pid"
