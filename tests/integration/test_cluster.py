@@ -29,7 +29,7 @@ from confluent_kafka import Producer
 
 from recsys.config import PROJECT_ROOT, Settings, load_settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.timeout(1800)]
 CLUSTER_SH = PROJECT_ROOT / "docker" / "local" / "cluster.sh"
 JOB_TIMEOUT_S = 600
 
