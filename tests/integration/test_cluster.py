@@ -177,3 +177,31 @@ def test_load_batch_and_stream_run_on_a_standalone_cluster(cluster: Cluster):
         shipped = {p.name for d in executor_dirs for p in d.iterdir()}
         assert "recsys.zip" in shipped, (app["name"], shipped)
         assert any(name.startswith("delta-spark") for name in shipped), (app["name"], shipped)
+
+
+def _script_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    master, master_ui, worker_ui = _free_ports(3)
+    return {**os.environ, "RECSYS_ENV": "test", "RECSYS__SERVICES__STATE_DIR": str(tmp_path),
+            "RECSYS__SERVICES__SPARK_MASTER_PORT": str(master),
+            "RECSYS__SERVICES__SPARK_MASTER_UI_PORT": str(master_ui),
+            "RECSYS__SERVICES__SPARK_WORKER_UI_PORT": str(worker_ui), **overrides}
+
+
+def test_status_and_down_without_a_cluster(tmp_path: Path):
+    env = _script_env(tmp_path)
+    status = subprocess.run(["bash", str(CLUSTER_SH), "status"], env=env, capture_output=True, text=True, timeout=60)
+    assert status.returncode == 1 and "not running" in status.stdout
+    down = subprocess.run(["bash", str(CLUSTER_SH), "down"], env=env, capture_output=True, text=True, timeout=60)
+    assert down.returncode == 0, down.stderr
+
+
+def test_up_refuses_a_taken_port_and_starts_nothing(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = _script_env(tmp_path, RECSYS__SERVICES__SPARK_MASTER_PORT=str(port))
+        up = subprocess.run(["bash", str(CLUSTER_SH), "up"], env=env, capture_output=True, text=True, timeout=60)
+    assert up.returncode != 0
+    assert f"port {port} is already in use" in up.stderr and "RECSYS__SERVICES__SPARK_MASTER_PORT" in up.stderr
+    assert not list(tmp_path.glob("spark-cluster/*.pid"))
