@@ -41,6 +41,9 @@ def base_conf(settings: Settings) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.executorEnv.RECSYS_ENV": settings.env,
+        # Relative paths (storage.*) hang off the project root; executors on a cluster import recsys from the
+        # --py-files zip, whose location says nothing about it (recsys.config.PROJECT_ROOT).
+        "spark.executorEnv.RECSYS_HOME": str(PROJECT_ROOT),
     }
     # One native BLAS thread per task: Spark already runs a task per core (executors on a cluster; the
     # driver's own environment in local mode, set by recsys.spark.submit and get_spark).
