@@ -2,7 +2,7 @@ import zipfile
 
 import pytest
 
-from recsys.config import load_settings
+from recsys.config import PROJECT_ROOT, load_settings
 from recsys.spark.blas import NATIVE_JVM_CLASSES, BlasReport
 from recsys.spark.conf import base_conf, driver_env, submit_args
 from recsys.spark.package import build_package_zip
@@ -51,3 +51,10 @@ def test_blas_report_tells_native_from_java_fallback():
                        executor_lapack=(NATIVE_JVM_CLASSES[1],))
     assert not mixed.jvm_native
     assert "executors=JNIBLAS,VectorBLAS/JNILAPACK (JAVA FALLBACK)" in mixed.line()
+
+
+def test_executors_resolve_relative_paths_against_the_project_root():
+    """On a cluster executors import recsys from the --py-files zip; without RECSYS_HOME, PROJECT_ROOT (and so
+    every relative storage path their delta-rs reads use) would point inside the zip."""
+    conf = base_conf(load_settings("test", environ={}))
+    assert conf["spark.executorEnv.RECSYS_HOME"] == str(PROJECT_ROOT)
