@@ -6,7 +6,7 @@ RUN_DATE ?= $(shell date -u +%F)
 DATA ?= synthetic
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status load train maintain rollback stream serve demo test test-unit lint bench bench-speed bench-serving bench-soak bench-trigger bench-quality bench-cost airflow airflow-down airflow-test lock clean
+.PHONY: help setup up down status cluster-up cluster-down load train maintain rollback stream serve demo test test-unit lint bench bench-speed bench-serving bench-soak bench-trigger bench-quality bench-cost airflow airflow-down airflow-test lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -17,12 +17,19 @@ setup:  ## install everything (apt, venvs, jars); idempotent
 up: setup  ## start Redis and Kafka (loopback), create topics
 	bash docker/local/services.sh up
 
-down:  ## stop Redis, Kafka and Airflow
+down:  ## stop Redis, Kafka, Airflow and the local Spark cluster (also one left by a killed test run)
 	-bash docker/local/airflow.sh down
+	-bash docker/local/cluster.sh clean
 	bash docker/local/services.sh down
 
 status:  ## show which local services run
 	bash docker/local/services.sh status
+
+cluster-up: setup  ## standalone Spark master + worker on 127.0.0.1:7077; then e.g. RECSYS__SPARK__MASTER=spark://127.0.0.1:7077 make train
+	bash docker/local/cluster.sh up
+
+cluster-down:  ## stop the standalone Spark master and worker
+	bash docker/local/cluster.sh down
 
 load:  ## backfill history into Delta: generated, ARGS="--source online-retail", or your files (docs/bring-your-own-data.md)
 	$(SUBMIT) spark_jobs/load_data.py $(ARGS)

@@ -13,7 +13,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import DAG, chain
 
 from recsys.config import PROJECT_ROOT, get_settings
-from recsys.spark.conf import base_conf, connector_jars
+from recsys.spark.conf import base_conf, connector_jars, driver_env
 from recsys.spark.package import PACKAGE_ZIP
 
 STAGES = ("check", "train", "evaluate", "gate", "publish", "maintain")
@@ -33,7 +33,7 @@ def stage_task(stage: str) -> SparkSubmitOperator:
         py_files=str(PACKAGE_ZIP) if PACKAGE_ZIP.exists() else None,  # built by make setup
         conf=base_conf(settings),
         driver_memory=settings.spark.driver_memory,
-        env_vars={"RECSYS_ENV": settings.env, "RECSYS_HOME": str(PROJECT_ROOT)},
+        env_vars=driver_env(settings),
         name=f"{settings.spark.app_name}-{stage}",
         verbose=False,
     )

@@ -44,6 +44,7 @@ class SparkConfig(_Section):
     python: str
     driver_memory: str
     shuffle_partitions: int = Field(gt=0)
+    blas_threads: int = Field(gt=0)
     extra_conf: dict[str, str]
 
 
@@ -364,6 +365,11 @@ class ServicesConfig(_Section):
     kafka_port: int
     kafka_controller_port: int
     airflow_port: int
+    spark_master_port: int
+    spark_master_ui_port: int
+    spark_worker_ui_port: int
+    spark_worker_cores: int = Field(gt=0)
+    spark_worker_memory: str
 
 
 class AirflowConfig(_Section):

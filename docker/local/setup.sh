@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the project needs on this machine; idempotent, safe to re-run.
-#   system: Java 17 + Maven (jars), redis-server, chromium + chromium-driver (browser test)  (Debian, apt)
+#   system: Java 17 + Maven (jars), redis-server, chromium + chromium-driver (browser test), OpenBLAS  (Debian, apt)
 #   .venv:          the project (pinned by requirements/lock.txt)
 #   .venv-airflow:  Airflow + Spark provider (pinned by requirements/airflow-lock.txt)
 #   .local/:        Spark connector jars and the Kafka broker, from Maven Central
@@ -16,12 +16,24 @@ command -v mvn >/dev/null || missing+=(maven)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v chromium >/dev/null || missing+=(chromium)  # the demo page's browser test (tests/integration/test_demo_page.py)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+# Native BLAS/LAPACK for Spark ALS: netlib dlopens libblas.so.3 and liblapack.so.3, which Debian's OpenBLAS
+# provides through update-alternatives (else ALS runs on a Java fallback; each Spark job logs which loaded).
+openblas_is_system_blas() {
+  local lib
+  for lib in libblas.so.3 liblapack.so.3; do
+    lib="$(/sbin/ldconfig -p 2>/dev/null | awk -v l="$lib" '$1 == l {print $NF; exit}')"
+    [[ -n "$lib" && "$(readlink -f "$lib")" == *openblas* ]] || return 1
+  done
+}
+openblas_is_system_blas || missing+=(libopenblas0-pthread)
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing system packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+openblas_is_system_blas || echo "note: libblas.so.3/liblapack.so.3 are not OpenBLAS; select it with" \
+  "update-alternatives --config libblas.so.3-$(uname -m)-linux-gnu (and liblapack.so.3-$(uname -m)-linux-gnu)"
 # A packaged redis-server may start a system instance on 6379; the project runs its own.
 if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
   echo "note: a system redis-server is running; stop it (systemctl stop redis-server) to free port 6379"

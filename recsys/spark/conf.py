@@ -9,7 +9,8 @@ from __future__ import annotations
 import glob
 import os
 
-from recsys.config import Settings
+from recsys.config import PROJECT_ROOT, Settings
+from recsys.serving.blas_threads import BLAS_THREAD_VARIABLES
 from recsys.spark.package import PACKAGE_ZIP
 
 
@@ -40,9 +41,23 @@ def base_conf(settings: Settings) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.executorEnv.RECSYS_ENV": settings.env,
+        # Relative paths (storage.*) hang off the project root; executors on a cluster import recsys from the
+        # --py-files zip, whose location says nothing about it (recsys.config.PROJECT_ROOT).
+        "spark.executorEnv.RECSYS_HOME": str(PROJECT_ROOT),
     }
+    # One native BLAS thread per task: Spark already runs a task per core (executors on a cluster; the
+    # driver's own environment in local mode, set by recsys.spark.submit and get_spark).
+    conf.update({f"spark.executorEnv.{name}": str(settings.spark.blas_threads) for name in BLAS_THREAD_VARIABLES})
     conf.update(settings.spark.extra_conf)
     return conf
+
+
+def driver_env(settings: Settings) -> dict[str, str]:
+    """Environment of a spark-submit driver (recsys.spark.submit, the Airflow DAG): in local mode the driver
+    JVM runs the tasks, so it gets the executors' BLAS thread limit too."""
+    env = {"RECSYS_ENV": settings.env, "RECSYS_HOME": str(PROJECT_ROOT)}
+    env.update({name: str(settings.spark.blas_threads) for name in BLAS_THREAD_VARIABLES})
+    return env
 
 
 def launch_conf(settings: Settings) -> dict[str, str]:

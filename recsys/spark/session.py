@@ -12,6 +12,8 @@ import os
 from pyspark.sql import SparkSession
 
 from recsys.config import Settings
+from recsys.serving.blas_threads import limit_blas_threads
+from recsys.spark.blas import log_blas
 from recsys.spark.conf import base_conf, launch_conf, python_executable
 
 
@@ -20,8 +22,13 @@ def _launched_by_spark_submit() -> bool:
 
 
 def get_spark(settings: Settings, app: str) -> SparkSession:
-    """Return the process's SparkSession, creating it from configuration on first use."""
+    """Return the process's SparkSession, creating it from configuration on first use.
+
+    A new session logs which BLAS its JVMs and numpy loaded (recsys.spark.blas).
+    """
     os.environ.setdefault("PYSPARK_PYTHON", python_executable(settings))
+    limit_blas_threads(settings.spark.blas_threads)  # read by a JVM this process launches (local mode)
+    existing = SparkSession.getActiveSession()
     builder = SparkSession.builder.appName(f"{settings.spark.app_name}-{app}")
     conf = base_conf(settings)
     if not _launched_by_spark_submit():
@@ -30,4 +37,6 @@ def get_spark(settings: Settings, app: str) -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    if existing is None:
+        log_blas(spark)
     return spark

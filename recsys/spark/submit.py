@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from recsys.config import PROJECT_ROOT, get_settings
-from recsys.spark.conf import python_executable, submit_args
+from recsys.spark.conf import driver_env, python_executable, submit_args
 from recsys.spark.package import build_package_zip
 
 
@@ -29,8 +29,10 @@ def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
     build_package_zip()
     home = spark_home()
-    env = {**os.environ, "SPARK_HOME": home, "PYSPARK_PYTHON": python_executable(settings),
-           "RECSYS_ENV": settings.env, "RECSYS_HOME": str(PROJECT_ROOT)}
+    # An operator's own BLAS thread variables win over the configured limit.
+    env = {**driver_env(settings), **os.environ, "SPARK_HOME": home,
+           "PYSPARK_PYTHON": python_executable(settings), "RECSYS_ENV": settings.env,
+           "RECSYS_HOME": str(PROJECT_ROOT)}
     command = [str(Path(home) / "bin" / "spark-submit"), *submit_args(settings), *argv]
     print(f"spark-submit: {shlex.join(command[:3])} ... {shlex.join(argv)}", file=sys.stderr, flush=True)
     os.execvpe(command[0], command, env)

@@ -2,8 +2,9 @@ import zipfile
 
 import pytest
 
-from recsys.config import load_settings
-from recsys.spark.conf import base_conf, submit_args
+from recsys.config import PROJECT_ROOT, load_settings
+from recsys.spark.blas import NATIVE_JVM_CLASSES, BlasReport
+from recsys.spark.conf import base_conf, driver_env, submit_args
 from recsys.spark.package import build_package_zip
 
 pytestmark = pytest.mark.unit
@@ -29,3 +30,31 @@ def test_package_zip_holds_the_shared_package(tmp_path):
     names = zipfile.ZipFile(build_package_zip(tmp_path / "r.zip")).namelist()
     assert "recsys/contracts/events.py" in names and "recsys/speed/stream.py" in names
     assert not any(n.startswith("tests/") for n in names)
+
+
+def test_blas_threads_reach_executors_and_the_driver():
+    settings = load_settings("test", environ={"RECSYS__SPARK__BLAS_THREADS": "3"})
+    conf = base_conf(settings)
+    env = driver_env(settings)
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        assert conf[f"spark.executorEnv.{name}"] == "3"
+        assert env[name] == "3"
+    assert env["RECSYS_ENV"] == "test"
+
+
+def test_blas_report_tells_native_from_java_fallback():
+    native = BlasReport(*NATIVE_JVM_CLASSES, executor_blas=(NATIVE_JVM_CLASSES[0],),
+                        executor_lapack=(NATIVE_JVM_CLASSES[1],), numpy=("openblas 0.3.30 (1 threads, x.so)",))
+    assert native.jvm_native and "(native)" in native.line()
+    # one executor on the Java fallback (a node without libopenblas) is enough to flag the run
+    mixed = BlasReport(*NATIVE_JVM_CLASSES, executor_blas=(NATIVE_JVM_CLASSES[0], "dev.ludovic.netlib.blas.VectorBLAS"),
+                       executor_lapack=(NATIVE_JVM_CLASSES[1],))
+    assert not mixed.jvm_native
+    assert "executors=JNIBLAS,VectorBLAS/JNILAPACK (JAVA FALLBACK)" in mixed.line()
+
+
+def test_executors_resolve_relative_paths_against_the_project_root():
+    """On a cluster executors import recsys from the --py-files zip; without RECSYS_HOME, PROJECT_ROOT (and so
+    every relative storage path their delta-rs reads use) would point inside the zip."""
+    conf = base_conf(load_settings("test", environ={}))
+    assert conf["spark.executorEnv.RECSYS_HOME"] == str(PROJECT_ROOT)
