@@ -68,7 +68,7 @@ bench-serving: up  ## serving: wrk against gunicorn, 100k items x 64 factors wit
 	command -v wrk >/dev/null || (apt-get install -y wrk || sudo apt-get install -y wrk)
 	$(PY) bench/serving_load.py --items 100000 --rank 64 --seconds 20
 
-bench-quality:  ## offline quality: tuned ALS vs implicit, item-kNN, content, popularity on MovieLens 100k and UCI retail
+bench-quality:  ## offline quality: the served ranking vs its signals, implicit ALS, item-kNN, content, popularity (UCI retail, MovieLens 100k)
 	$(PY) bench/quality.py
 
 bench-cost:  ## time and peak memory of train + evaluate, Spark ALS vs implicit, 1M and 10M synthetic events

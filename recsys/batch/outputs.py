@@ -45,6 +45,25 @@ def user_history(interactions: DataFrame, keep: int) -> DataFrame:
             .select("user_id", "item_id", "last_ts", "owned_ts"))
 
 
+def als_outputs(interactions: DataFrame, als: AlsConfig, popularity: DataFrame) -> dict[TableSpec, DataFrame]:
+    """The tables that depend on the ALS parameters: user factors, item factors with their popularity."""
+    user_factors, item_factors = factor_frames(fit_als(interactions, als))
+    return {USER_FACTORS: user_factors, ITEM_FACTORS: item_factors.join(popularity, "item_id")}
+
+
+def other_outputs(interactions: DataFrame, settings: Settings, items: DataFrame,
+                  users: DataFrame) -> dict[TableSpec, DataFrame]:
+    """The tables that do not depend on ALS (tuning computes them once for all its trials)."""
+    similar = item_similarities(interactions, settings.outputs.similar_items).select(
+        "item_id", F.col("other_id").alias("similar_id"), F.col("sim").alias("score"), "rank")
+    return {
+        SIMILAR_ITEMS: similar,
+        POPULAR_ITEMS: popular_items(interactions, users, settings.outputs),
+        ITEM_CONTENT: item_profiles(items, settings.content),
+        USER_HISTORY: user_history(interactions, settings.outputs.history_items),
+    }
+
+
 def build_outputs(interactions: DataFrame, settings: Settings, als: AlsConfig, items: DataFrame,
                   users: DataFrame, as_of_s: float) -> dict[TableSpec, DataFrame]:
     """Fit ALS with `als` on `interactions` and derive every per-version table (lazy DataFrames).
@@ -52,15 +71,5 @@ def build_outputs(interactions: DataFrame, settings: Settings, als: AlsConfig, i
     `interactions` needs owned_ts (build_interactions with serving.repurchase.owned_events); `as_of_s` is
     the run's end (epoch seconds), the age that popularity decays from.
     """
-    user_factors, item_factors = factor_frames(fit_als(interactions, als))
     popularity = decayed_popularity(interactions, as_of_s, settings.outputs.popularity_half_life_days)
-    similar = item_similarities(interactions, settings.outputs.similar_items).select(
-        "item_id", F.col("other_id").alias("similar_id"), F.col("sim").alias("score"), "rank")
-    return {
-        USER_FACTORS: user_factors,
-        ITEM_FACTORS: item_factors.join(popularity, "item_id"),
-        SIMILAR_ITEMS: similar,
-        POPULAR_ITEMS: popular_items(interactions, users, settings.outputs),
-        ITEM_CONTENT: item_profiles(items, settings.content),
-        USER_HISTORY: user_history(interactions, settings.outputs.history_items),
-    }
+    return {**als_outputs(interactions, als, popularity), **other_outputs(interactions, settings, items, users)}

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -65,11 +66,16 @@ def catalogue_of(items: DataFrame) -> ItemCatalogue | None:
         rows.column("category").to_pylist(), rows.column("brand").to_pylist(), rows.column("price").to_pylist()))
 
 
-def served_model(outputs: dict[TableSpec, DataFrame], settings: Settings, catalogue: ItemCatalogue | None,
-                 version: str = "evaluation") -> FactorModel:
-    """The model serving would load had these outputs been published."""
-    tables = {spec.name: df.drop("model_version").toArrow() if "model_version" in df.columns else df.toArrow()
-              for spec, df in outputs.items()}
+def to_arrow(outputs: dict[TableSpec, DataFrame]) -> dict[str, pa.Table]:
+    """Batch outputs collected to the driver, keyed by contract table name (what model_from_tables reads)."""
+    return {spec.name: df.toArrow() for spec, df in outputs.items()}
+
+
+def served_model(outputs: dict[TableSpec, DataFrame] | dict[str, pa.Table], settings: Settings,
+                 catalogue: ItemCatalogue | None, version: str = "evaluation") -> FactorModel:
+    """The model serving would load had these outputs (DataFrames or collected tables) been published."""
+    tables = {key: value for key, value in outputs.items() if isinstance(key, str)}
+    tables.update(to_arrow({key: value for key, value in outputs.items() if not isinstance(key, str)}))
     return model_from_tables(version, tables, settings.content.num_features, catalogue)
 
 
@@ -78,6 +84,11 @@ def truth_of(held_out: DataFrame) -> dict[str, set[str]]:
     rows = held_out.groupBy("user_id").agg(F.collect_set("item_id").alias("items")).toArrow()
     return {u: set(items) for u, items in zip(rows.column("user_id").to_pylist(), rows.column("items").to_pylist(),
                                               strict=True)}
+
+
+def signal_key(name: str) -> str:
+    """How a signal scored alone is named in metrics (apart from the Spark baselines of the same name)."""
+    return f"signal:{name}"
 
 
 def only(name: str) -> MergeWeights:
@@ -111,7 +122,7 @@ class ServedEvaluator:
         """The served ranking and each configured signal alone (evaluation.signals)."""
         results = {SERVED: self.score(weights)}
         for name in self.settings.evaluation.signals:
-            results[name] = self.score(only(name))
+            results[signal_key(name)] = self.score(only(name))
         return results
 
 

@@ -19,9 +19,9 @@ import optuna
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from recsys.batch.outputs import build_outputs, decayed_popularity
+from recsys.batch.outputs import als_outputs, decayed_popularity, other_outputs
 from recsys.batch.report import Trial
-from recsys.batch.served_evaluation import ServedEvaluator, catalogue_of, served_model, truth_of
+from recsys.batch.served_evaluation import ServedEvaluator, catalogue_of, served_model, to_arrow, truth_of
 from recsys.batch.splits import last_days_split
 from recsys.config import AlsConfig, MergeWeights, Settings, TuningConfig
 from recsys.stores.model_store import FactorModel
@@ -61,11 +61,13 @@ def tune_als(train: DataFrame, settings: Settings, items: DataFrame, users: Data
     cfg, k = settings.tuning, settings.evaluation.k
     half_life = settings.outputs.popularity_half_life_days
     fit_part, truth, now_s, catalogue = validation_setup(train, settings, items)
+    popularity = decayed_popularity(fit_part, now_s, half_life).persist()
+    fixed = to_arrow(other_outputs(fit_part, settings, items, users))  # the same for every trial
     if not cfg.enabled:  # the configured model, still scored on validation: the gate needs the figures
-        model = served_model(build_outputs(fit_part, settings, settings.als, items, users, now_s), settings,
-                             catalogue)
+        model = served_model({**fixed, **als_outputs(fit_part, settings.als, popularity)}, settings, catalogue)
         validation = ServedEvaluator(model, truth, settings, now_s).report(settings.serving.merge)
         fit_part.unpersist()
+        popularity.unpersist()
         return TuningResult(settings.als, settings.serving.merge, half_life, [], validation)
     weights = settings.serving.merge
     trials: list[Trial] = []
@@ -79,7 +81,7 @@ def tune_als(train: DataFrame, settings: Settings, items: DataFrame, users: Data
             "alpha": trial.suggest_float("alpha", *cfg.alpha, log=True),
         })
         started = time.time()
-        model = served_model(build_outputs(fit_part, settings, als, items, users, now_s), settings, catalogue)
+        model = served_model({**fixed, **als_outputs(fit_part, als, popularity)}, settings, catalogue)
         score = ServedEvaluator(model, truth, settings, now_s).score(weights)["ndcg"]
         best_so_far = max((t.score for t in trials), default=-1.0)
         if score > best_so_far:
@@ -99,6 +101,7 @@ def tune_als(train: DataFrame, settings: Settings, items: DataFrame, users: Data
     weights, half_life, model = _ascend(model, truth, settings, now_s, fit_part, weights, half_life)
     validation = ServedEvaluator(model, truth, settings, now_s).report(weights)
     fit_part.unpersist()
+    popularity.unpersist()
     log.info("tuning chose %s, merge %s, popularity half-life %s d after %d trials (served validation "
              "NDCG@%d %.4f)", study.best_params, weights.model_dump(), half_life, len(trials), k,
              validation["served"]["ndcg"])
