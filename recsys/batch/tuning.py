@@ -21,14 +21,13 @@ from pyspark.sql import functions as F
 
 from recsys.batch.outputs import als_outputs, decayed_popularity, other_outputs
 from recsys.batch.report import Trial
-from recsys.batch.served_evaluation import ServedEvaluator, catalogue_of, served_model, to_arrow, truth_of
+from recsys.batch.served_evaluation import ServedEvaluator, catalogue_of, only, served_model, to_arrow, truth_of
 from recsys.batch.splits import last_days_split
 from recsys.config import AlsConfig, MergeWeights, Settings, TuningConfig
 from recsys.stores.model_store import FactorModel
 
 log = logging.getLogger(__name__)
 TUNED = ("rank", "max_iter", "reg_param", "alpha")
-ANCHOR = "factors"  # stays at its configured weight: the scale the other weights are relative to
 
 
 @dataclass(frozen=True)
@@ -110,16 +109,23 @@ def tune_als(train: DataFrame, settings: Settings, items: DataFrame, users: Data
 
 def _ascend(model: FactorModel, truth: dict[str, set[str]], settings: Settings, now_s: float, fit_part: DataFrame,
             weights: MergeWeights, half_life: float) -> tuple[MergeWeights, float, FactorModel]:
-    """Coordinate ascent: each merge weight (but the anchor), then the popularity half-life, set in turn to
-    the value of its grid that scores best; tuning.weight_rounds passes. Ties keep the current value."""
+    """Coordinate ascent from the best of the configured weights and each tuned signal alone: each merge
+    weight of tuning.weights, then the popularity half-life, set in turn to the value of its grid that scores
+    best; tuning.weight_rounds passes. Ties keep the current value, so the served ranking ends at least as
+    good on validation as any signal alone."""
     cfg = settings.tuning
     popular = {d: _popularity_of(model, fit_part, now_s, d) for d in {half_life, *cfg.popularity_half_life_days}}
     models = {d: dataclasses.replace(model, popularity=p) for d, p in popular.items()}
     current = models[half_life]
     score = ServedEvaluator(current, truth, settings, now_s).score(weights)["ndcg"]
+    if cfg.weight_rounds > 0:
+        for name in cfg.weights:
+            got = ServedEvaluator(current, truth, settings, now_s).score(only(name))["ndcg"]
+            if got > score:
+                weights, score = only(name), got
     for round_ in range(cfg.weight_rounds):
         before = score
-        for name in (n for n in cfg.weights if n != ANCHOR):
+        for name in cfg.weights:
             for value in cfg.weight_steps:
                 if value == getattr(weights, name):
                     continue
