@@ -111,6 +111,7 @@ class ValidationConfig(_Section):
 
     last_days: float = Field(gt=0)  # hold out what each shopper first had in the last N days of their history
     max_fraction: float = Field(gt=0, lt=1)  # but never more than this share of a shopper's items
+    max_users: int = Field(ge=0)  # score tuning on at most this many held-out shoppers (0 = all)
 
 
 class TuningConfig(_Section):

@@ -9,6 +9,7 @@ the ones that serve. Each signal alone is the same ranking with only that signal
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,6 +85,14 @@ def truth_of(held_out: DataFrame) -> dict[str, set[str]]:
     rows = held_out.groupBy("user_id").agg(F.collect_set("item_id").alias("items")).toArrow()
     return {u: set(items) for u, items in zip(rows.column("user_id").to_pylist(), rows.column("items").to_pylist(),
                                               strict=True)}
+
+
+def sample(truth: dict[str, set[str]], n: int) -> dict[str, set[str]]:
+    """At most n shoppers of `truth` (0 = all), the same ones on every call: those with the smallest hash."""
+    if n <= 0 or len(truth) <= n:
+        return truth
+    chosen = sorted(truth, key=lambda user: hashlib.blake2b(user.encode(), digest_size=8).digest())[:n]
+    return {user: truth[user] for user in chosen}
 
 
 def signal_key(name: str) -> str:

@@ -21,7 +21,15 @@ from pyspark.sql import functions as F
 
 from recsys.batch.outputs import als_outputs, decayed_popularity, other_outputs
 from recsys.batch.report import Trial
-from recsys.batch.served_evaluation import ServedEvaluator, catalogue_of, only, served_model, to_arrow, truth_of
+from recsys.batch.served_evaluation import (
+    ServedEvaluator,
+    catalogue_of,
+    only,
+    sample,
+    served_model,
+    to_arrow,
+    truth_of,
+)
 from recsys.batch.splits import last_days_split
 from recsys.config import AlsConfig, MergeWeights, Settings, TuningConfig
 from recsys.stores.model_store import FactorModel
@@ -49,7 +57,7 @@ def validation_setup(train: DataFrame, settings: Settings, items: DataFrame
     """(fit part, held-out truth, now, catalogue) of the time-aware validation split of `train`."""
     fit_part, valid = last_days_split(train, settings.validation)
     fit_part = fit_part.persist()
-    return fit_part, truth_of(valid), end_s(fit_part), catalogue_of(items)
+    return fit_part, sample(truth_of(valid), settings.validation.max_users), end_s(fit_part), catalogue_of(items)
 
 
 def tune_als(train: DataFrame, settings: Settings, items: DataFrame, users: DataFrame) -> TuningResult:

@@ -66,7 +66,7 @@ class Merge:
         self.recent_set = {model.all_index[i] for i in shopper.recent if i in model.all_index}
         self.signals: dict[str, Signal] = {}
         self._co_source: dict[int, str] = {}
-        self._knn_source: dict[int, str] = {}
+        self._knn_pairs: tuple[np.ndarray, ...] | None = None  # (row, weighted part, source code): for reasons
         self._segment_rows: set[int] = set()
         self._interest = (np.zeros(1, dtype=np.float32), np.zeros(1, dtype=np.float32))
         self._seen_content: tuple[list[str], object] | None = None
@@ -114,28 +114,29 @@ class Merge:
         self.signals["popularity"] = Signal(values)
 
     def _item_knn(self) -> None:
-        """The batch similar items of everything the shopper had, summed with each source's recency weight."""
+        """The batch similar items of everything the shopper had, summed with each source's recency weight:
+        one gather over the CSR lists of the history items and one bincount, no per-pair Python."""
         similar = self.model.similar
         if not self._on("item_knn") or similar is None or not self.shopper.history:
             return
-        totals: dict[int, float] = {}
-        best: dict[int, float] = {}
-        for source, weight in self.shopper.history.items():
-            code = similar.row.get(source)
-            if code is None or weight <= 0:
-                continue
-            start, end = int(similar.indptr[code]), int(similar.indptr[code + 1])
-            for other, score in zip(similar.neighbours[start:end].tolist(), similar.scores[start:end].tolist(),
-                                    strict=True):
-                row = self.model.all_index.get(similar.vocabulary[other])
-                if row is None or score <= 0:
-                    continue
-                part = weight * score
-                totals[row] = totals.get(row, 0.0) + part
-                if part > best.get(row, 0.0):
-                    best[row], self._knn_source[row] = part, source
-        if totals:
-            self.signals["item_knn"] = _sparse(totals)
+        known = [(similar.row[item], weight) for item, weight in self.shopper.history.items()
+                 if weight > 0 and item in similar.row]
+        if not known:
+            return
+        codes = np.fromiter((c for c, _ in known), dtype=np.int64, count=len(known))
+        weights = np.fromiter((w for _, w in known), dtype=np.float32, count=len(known))
+        starts, lengths = similar.indptr[codes], similar.indptr[codes + 1] - similar.indptr[codes]
+        if lengths.sum() == 0:
+            return
+        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        rows = self.model.similar_rows[similar.neighbours[offsets]]
+        parts = similar.scores[offsets] * np.repeat(weights, lengths)
+        keep = (rows >= 0) & (parts > 0)
+        if not keep.any():
+            return
+        totals = np.bincount(rows[keep], weights=parts[keep], minlength=len(self.model.all_item_ids))
+        self._knn_pairs = (rows[keep], parts[keep], np.repeat(codes, lengths)[keep])
+        self.signals["item_knn"] = Signal((totals / totals.max()).astype(np.float32))
 
     def _interests(self) -> None:
         if not self._on("interests") or not self.shopper.interests:
@@ -248,8 +249,7 @@ class Merge:
         if name == "interests":
             return self._interest_reason(row)
         if name == "item_knn":
-            source = self._knn_source.get(row)
-            return None if source is None else why.similar_to(source)
+            return self._knn_reason(row)
         if name == "recent":
             return self._recent_reason(row)
         if name == "new_items" and self._seen_content is not None:
@@ -257,6 +257,16 @@ class Merge:
             similarity = (matrix @ model.new_item_profiles[row - model.n_items].T).toarray().ravel()
             return why.new_like(seen[int(np.argmax(similarity))])
         return None
+
+    def _knn_reason(self, row: int) -> str | None:
+        """The history item whose weighted similarity to the row's item is the largest."""
+        if self._knn_pairs is None or self.model.similar is None:
+            return None
+        rows, parts, sources = self._knn_pairs
+        hit = np.flatnonzero(rows == row)
+        if hit.size == 0:
+            return None
+        return why.similar_to(self.model.similar.vocabulary[int(sources[hit[np.argmax(parts[hit])]])])
 
     def _recent_reason(self, row: int) -> str | None:
         """The most similar other recent item, when at least serving.reason_min_similarity alike."""

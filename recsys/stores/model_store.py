@@ -107,6 +107,14 @@ class FactorModel:
         return len(self.item_ids)
 
     @cached_property
+    def similar_rows(self) -> np.ndarray:
+        """Row in all_item_ids of each item of the similar-items vocabulary (-1: not ranked), built once."""
+        if self.similar is None:
+            return np.zeros(0, dtype=np.int64)
+        return np.fromiter((self.all_index.get(item, -1) for item in self.similar.vocabulary), dtype=np.int64,
+                           count=len(self.similar.vocabulary))
+
+    @cached_property
     def fold_in(self) -> FoldIn:
         """The speed layer's fold-in over this version's items, built on first use (anonymous visitors)."""
         return FoldIn(self.item_ids, self.item_factors)
