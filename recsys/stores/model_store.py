@@ -218,13 +218,15 @@ def model_from_tables(version: str, tables: dict[str, pa.Table], num_features: i
     Serving (read from Delta) and the offline evaluation (the batch outputs it has just computed) both
     build their model here, so the evaluation ranks with exactly what serving would load.
     """
-    users, items = tables[USER_FACTORS.name], tables[ITEM_FACTORS.name]
+    # Sorted by id: the same rows in the same order however the tables were read, so ties rank alike.
+    users = _sorted(tables[USER_FACTORS.name], "user_id")
+    items = _sorted(tables[ITEM_FACTORS.name], "item_id")
     if items.num_rows == 0:
         raise LookupError(f"model version {version} has no item factors")
     segments: dict[str, list[str]] = {}
     popular = tables.get(POPULAR_ITEMS.name)
     if popular is not None and popular.num_rows:
-        popular = popular.sort_by([("segment", "ascending"), ("rank", "ascending")])
+        popular = _sorted(popular, "segment", "rank")
         for segment, item in zip(popular.column("segment").to_pylist(), popular.column("item_id").to_pylist(),
                                  strict=True):
             segments.setdefault(segment, []).append(item)
@@ -241,6 +243,15 @@ def model_from_tables(version: str, tables: dict[str, pa.Table], num_features: i
         similar=_similar(tables.get(SIMILAR_ITEMS.name)),
         history=_history(tables.get(USER_HISTORY.name)),
     )
+
+
+def _sorted(table: pa.Table, *keys: str) -> pa.Table:
+    """The table sorted by the keys. delta-rs answers string_view columns, which Arrow can neither sort nor
+    take from: those are cast to plain strings first."""
+    views = {i for i, f in enumerate(table.schema) if pa.types.is_string_view(f.type)}
+    for i in sorted(views):
+        table = table.set_column(i, table.schema.field(i).name, pc.cast(table.column(i), pa.string()))
+    return table.sort_by([(key, "ascending") for key in keys])
 
 
 def _codes(rows: pa.Table, columns: tuple[str, str]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -279,7 +290,7 @@ def _history(rows: pa.Table | None) -> UserHistory | None:
 def _content(rows: pa.Table | None, num_features: int) -> ContentProfiles | None:
     if rows is None or rows.num_rows == 0:
         return None
-    rows = rows.sort_by("item_id")
+    rows = _sorted(rows, "item_id")
     indices, weights = rows.column("indices").combine_chunks(), rows.column("weights").combine_chunks()
     indptr = np.asarray(indices.offsets.to_numpy(), dtype=np.int64) - indices.offsets[0].as_py()
     matrix = sparse.csr_matrix(
