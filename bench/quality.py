@@ -90,6 +90,9 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=900, help="ALS tuning time budget per data set (s)")
     parser.add_argument("--window-days", type=float, default=28, help="test window of the time cut (days)")
     parser.add_argument("--smoke", action="store_true", help="a tiny generated shop, to check the bench runs")
+    parser.add_argument("--baselines", nargs="*", default=None, help="Spark baselines (default evaluation.baselines)")
+    parser.add_argument("--signals", nargs="*", default=None, help="signals scored alone (default evaluation.signals)")
+    parser.add_argument("--no-spark-als", action="store_true", help="leave Spark's ALS alone out of the test table")
     args = parser.parse_args()
     setup_logging()  # tuning trials and evaluated models are logged as they finish
     base = get_settings()
@@ -102,8 +105,10 @@ def main() -> None:
 def run(spark: SparkSession, base: Settings, name: str, args: argparse.Namespace) -> str:
     """Tune on validation, score on test; the printed table."""
     protocol = PROTOCOLS[name]
+    overrides = {key: value for key, value in (("baselines", getattr(args, "baselines", None)),
+                                               ("signals", getattr(args, "signals", None))) if value is not None}
     settings = base.model_copy(update={
-        "evaluation": base.evaluation.model_copy(update={"split": "random", "test_fraction": 0.25}),
+        "evaluation": base.evaluation.model_copy(update={"split": "random", "test_fraction": 0.25, **overrides}),
         "tuning": base.tuning.model_copy(update={"max_trials": args.trials, "budget_s": args.budget}),
         "serving": base.serving.model_copy(update={"repurchase": base.serving.repurchase.model_copy(
             update={"owned_events": protocol.owned_events})}),
@@ -125,7 +130,8 @@ def run(spark: SparkSession, base: Settings, name: str, args: argparse.Namespace
                                                 "max_iter": IMPLICIT_DEFAULTS["iterations"]}),
                                    IMPLICIT_DEFAULTS["regularization"])
     results = evaluate_models(train, chosen, tuned.best, profiles, extra={"implicit_als": implicit},
-                              served=(items, users), split=(train, test))
+                              served=(items, users), split=(train, test),
+                              spark_als=not getattr(args, "no_spark_als", False))
     k = settings.evaluation.k
     lines = [f"\n{name}: {train.count()} train interactions, {test.count()} held-out pairs of "
              f"{test.select('user_id').distinct().count()} shoppers, {described}, k={k}",
@@ -140,9 +146,9 @@ def run(spark: SparkSession, base: Settings, name: str, args: argparse.Namespace
         lines.append(f"{model:<14}{m['ndcg']:9.4f}{m['precision']:9.4f}{m['map']:9.4f}{m['recall']:9.4f}"
                      f"{m['coverage']:10.4f}")
     served, als = results[SERVED]["ndcg"], results["implicit_als"]["ndcg"]
-    knn = results.get("item_knn", {}).get("ndcg", 0.0)
+    knn = {name: m["ndcg"] for name, m in results.items() if name in ("item_knn", "signal:item_knn")}
     lines.append(f"served / implicit ALS (rank {tuned.best.rank}, defaults) = {served / max(als, 1e-12):.2f}x; "
-                 f"served - item-kNN = {served - knn:+.4f}")
+                 + "; ".join(f"served - {name} = {served - v:+.4f}" for name, v in knn.items()))
     report = base.report_path(f"bench-{name}")
     write_report(render_report(f"bench-{name}", results, tuned.trials, {
         "data set": name, "split": described, "ALS": str(tuned.best.model_dump()),

@@ -44,13 +44,15 @@ def evaluate_models(interactions: DataFrame, settings: Settings, als: AlsConfig,
                     profiles: DataFrame | None = None,
                     extra: dict[str, CandidateModel] | None = None,
                     served: tuple[DataFrame, DataFrame] | None = None,
-                    split: tuple[DataFrame, DataFrame] | None = None) -> dict[str, dict[str, float]]:
+                    split: tuple[DataFrame, DataFrame] | None = None,
+                    spark_als: bool = True) -> dict[str, dict[str, float]]:
     """Fit ALS (with the given parameters) and the baselines on the train split, score all on the test split.
 
     With `served` = (items, users) the served ranking and each signal alone come first (evaluate_served).
     The content baseline needs item profiles; without a catalogue it is skipped (and logged). `extra`
     models (benchmarks compare other libraries) are trained and scored on the very same split. `split`
     gives (train, test) explicitly (a time cut); by default it is evaluation.split of `interactions`.
+    spark_als=False leaves Spark's ALS alone out (a benchmark short of time has the factors signal alone).
     """
     cfg = settings.evaluation
     train, test = split or evaluation_split(interactions, cfg)
@@ -60,7 +62,9 @@ def evaluate_models(interactions: DataFrame, settings: Settings, als: AlsConfig,
         results.update(evaluate_served(train, test, settings, als, *served))
         log.info("evaluated the served ranking: %s", {m: round(v, 4) for m, v in results[SERVED].items()})
     held = HeldOut.build(train, test, cfg.k)
-    models: dict[str, Callable[[], DataFrame]] = {"als": lambda: recommend_all(fit_als(train, als), held.fetch)}
+    models: dict[str, Callable[[], DataFrame]] = {}
+    if spark_als:
+        models["als"] = lambda: recommend_all(fit_als(train, als), held.fetch)
     if "popularity" in cfg.baselines:
         models["popularity"] = lambda: popularity_candidates(train, held.seen.select("user_id"), held.fetch)
     if "item_knn" in cfg.baselines:
