@@ -56,10 +56,10 @@ def test_validation_holds_out_each_shoppers_last_days_up_to_a_share(spark):
             ("u0", "i4", day(25), day(30)), ("u1", "i1", day(0), day(60)), ("u1", "i2", day(5), day(5))]
     df = spark.createDataFrame([(u, i, 1.0, first, last) for u, i, first, last in rows],
                                "user_id STRING, item_id STRING, strength DOUBLE, first_ts TIMESTAMP, last_ts TIMESTAMP")
-    fit, valid = last_days_split(df, ValidationConfig(last_days=28, max_fraction=0.5))
+    fit, valid = last_days_split(df, ValidationConfig(last_days=28, max_fraction=0.5, max_users=0))
     assert sorted((r["user_id"], r["item_id"]) for r in valid.collect()) == [("u0", "i3"), ("u0", "i4")]
     assert fit.count() == 4 and fit.join(valid, ["user_id", "item_id"]).count() == 0
-    capped, _ = last_days_split(df, ValidationConfig(last_days=28, max_fraction=0.3))
+    capped, _ = last_days_split(df, ValidationConfig(last_days=28, max_fraction=0.3, max_users=0))
     assert capped.count() == 5  # floor(4 x 0.3) = 1: only u0's newest (i4) is held out
 
 
