@@ -78,7 +78,7 @@ bench-serving: up  ## serving: wrk against gunicorn, 100k items x 64 factors wit
 bench-soak: up  ## soak: 500 req/s for 10 min (80% reads, 20% events) against gunicorn + stream; errors, p99, RSS, Redis, bronze audit
 	$(PY) bench/soak.py --rate 500 --seconds 600
 
-bench-quality:  ## offline quality: tuned ALS vs implicit, item-kNN, content, popularity on MovieLens 100k and UCI retail
+bench-quality:  ## offline quality: the served ranking vs its signals, implicit ALS, item-kNN, content, popularity (UCI retail, MovieLens 100k)
 	$(PY) bench/quality.py
 
 bench-cost:  ## time and peak memory of train + evaluate, Spark ALS vs implicit, 1M and 10M synthetic events

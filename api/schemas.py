@@ -166,6 +166,9 @@ class RecommendationsResponse(BaseModel):
     variant: str = Field(description="the shopper's A/B variant (experiments.variants), or off")
     rec_id: str = Field(description="the list's id; events on its items are attributed to it (context.rec_id)")
     items: list[ScoredItemResponse]
+    buy_again: list[ScoredItemResponse] | SkipJsonSchema[None] = Field(
+        default=None, description="items the shopper already owns, shown on purpose and labelled; only with "
+        "serving.repurchase.buy_again_k > 0 and when there are any", json_schema_extra=_no_default)
 
 
 def _optional_query(annotation: Any, description: str, **constraints: Any) -> tuple[Any, Any]:

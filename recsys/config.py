@@ -103,18 +103,47 @@ class EvaluationConfig(_Section):
     seed: int
     baselines: list[Literal["popularity", "item_knn", "content"]]
     knn_neighbours: int = Field(gt=0)
+    signals: list[str] = Field(default_factory=list)  # merge signals also scored alone, through the served ranking
+
+    @field_validator("signals")
+    @classmethod
+    def _known_signals(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(MergeWeights.model_fields))
+        if unknown:
+            raise ValueError(f"unknown signal(s) {unknown}; known: {sorted(MergeWeights.model_fields)}")
+        return value
+
+
+class ValidationConfig(_Section):
+    """The time-aware validation split that tuning and the gate score on (never the test split)."""
+
+    last_days: float = Field(gt=0)  # hold out what each shopper first had in the last N days of their history
+    max_fraction: float = Field(gt=0, lt=1)  # but never more than this share of a shopper's items
+    max_users: int = Field(ge=0)  # score tuning on at most this many held-out shoppers (0 = all)
 
 
 class TuningConfig(_Section):
     enabled: bool
     budget_s: float = Field(gt=0)
     max_trials: int = Field(gt=0)
-    validation_fraction: float = Field(gt=0, lt=1)
     seed: int
+    weights: list[str] = Field(default_factory=list)  # merge weights the ascent moves (offline-visible signals)
+    weight_rounds: int = Field(ge=0)  # coordinate-ascent passes over the merge weights per ALS trial (0 = keep)
+    weight_steps: list[float] = Field(min_length=1)  # values each merge weight is tried at
+    popularity_half_life_days: list[float] = Field(min_length=1)  # popularity half-lives tried with the weights
     rank: list[int] = Field(min_length=1)
     max_iter: list[int] = Field(min_length=1)
     reg_param: tuple[float, float]
     alpha: tuple[float, float]
+
+
+    @field_validator("weights")
+    @classmethod
+    def _known_weights(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(MergeWeights.model_fields))
+        if unknown:
+            raise ValueError(f"unknown merge weight(s) {unknown}; known: {sorted(MergeWeights.model_fields)}")
+        return value
 
 
 class ContentConfig(_Section):
@@ -126,6 +155,8 @@ class ContentConfig(_Section):
 class OutputsConfig(_Section):
     similar_items: int = Field(gt=0)
     popular_items: int = Field(gt=0)
+    history_items: int = Field(ge=0)
+    popularity_half_life_days: float = Field(gt=0)
     segment_attributes: list[str]
     min_segment_users: int = Field(gt=0)
 
@@ -146,6 +177,7 @@ class MaintenanceConfig(_Section):
 class GateConfig(_Section):
     min_ndcg: float = Field(ge=0, le=1)
     max_regression: float = Field(ge=0)
+    baseline_margin: float = Field(ge=0)  # served NDCG must beat the best single baseline by this (relative) share
 
 
 class BatchConfig(_Section):
@@ -193,6 +225,16 @@ class MergeWeights(_Section):
     trending: float = Field(ge=0)
     new_items: float = Field(ge=0)
     popularity: float = Field(ge=0)
+    item_knn: float = Field(default=0.0, ge=0)  # batch item-item neighbours of the shopper's history
+
+
+class RepurchaseConfig(_Section):
+    """Whether a shopper is shown what they already bought: a shop for discovery excludes it."""
+
+    policy: Literal["exclude", "window", "allow"]  # exclude always, exclude within window_days, or allow
+    window_days: float = Field(ge=0)  # "window": purchases older than this may be recommended again
+    owned_events: list[str] = Field(min_length=1)  # event types that make an item the shopper's own
+    buy_again_k: int = Field(ge=0)  # length of the labelled "buy again" list (0 = none)
 
 
 class SimilarWeights(_Section):
@@ -218,6 +260,9 @@ class ServingConfig(_Section):
     max_exclude: int = Field(gt=0)
     max_seen_items: int = Field(gt=0)
     recent_window: int = Field(gt=0)
+    history_window: int = Field(ge=0)
+    history_half_life_days: float = Field(gt=0)
+    repurchase: RepurchaseConfig
     reason_min_similarity: float = Field(ge=-1, le=1)
     reason_min_share: float = Field(ge=0, le=1)
     merge: MergeWeights
@@ -388,6 +433,7 @@ class Settings(_Section):
     events: EventsConfig
     als: AlsConfig
     evaluation: EvaluationConfig
+    validation: ValidationConfig
     tuning: TuningConfig
     content: ContentConfig
     outputs: OutputsConfig

@@ -46,9 +46,12 @@ def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
             attributes=attributes_of(query))
         served = svc.serve(svc.pseudonyms.user_id(path.user_id), request)
         answer = served.recommendations
-        return jsonify({"user_id": path.user_id,  # the caller's id, not the pseudonym
-                        "model_version": answer.model_version, "degraded": answer.degraded,
-                        "variant": served.variant, "rec_id": served.rec_id, "items": scored_items(answer.items)})
+        body = {"user_id": path.user_id,  # the caller's id, not the pseudonym
+                "model_version": answer.model_version, "degraded": answer.degraded,
+                "variant": served.variant, "rec_id": served.rec_id, "items": scored_items(answer.items)}
+        if answer.buy_again:
+            body["buy_again"] = scored_items(answer.buy_again)
+        return jsonify(body)
 
     @bp.post("/recommendations/anonymous",
              responses={200: AnonymousRecommendationsResponse, **error_responses(400)})

@@ -11,8 +11,11 @@ from pyspark.sql import functions as F
 from recsys.batch.als import fit_als, recommend_all
 from recsys.batch.content import content_candidates
 from recsys.batch.item_knn import item_knn_candidates
+from recsys.batch.outputs import build_outputs
 from recsys.batch.ranking import HeldOut, score_candidates
+from recsys.batch.served_evaluation import SERVED, ServedEvaluator, catalogue_of, served_model, truth_of
 from recsys.batch.splits import evaluation_split
+from recsys.batch.tuning import end_s
 from recsys.config import AlsConfig, Settings
 
 log = logging.getLogger(__name__)
@@ -28,19 +31,40 @@ def popularity_candidates(train: DataFrame, users: DataFrame, n: int) -> DataFra
 CandidateModel = Callable[[DataFrame, int], DataFrame]  # (train split, n) -> (user_id, items best first)
 
 
+def evaluate_served(train: DataFrame, test: DataFrame, settings: Settings, als: AlsConfig, items: DataFrame,
+                    users: DataFrame) -> dict[str, dict[str, float]]:
+    """The served ranking (settings.serving.merge) and each signal alone, on the batch outputs of `train`,
+    scored against the (user_id, item_id) pairs of `test` as of the last event of `train`."""
+    now_s = end_s(train)
+    model = served_model(build_outputs(train, settings, als, items, users, now_s), settings, catalogue_of(items))
+    return ServedEvaluator(model, truth_of(test), settings, now_s).report(settings.serving.merge)
+
+
 def evaluate_models(interactions: DataFrame, settings: Settings, als: AlsConfig,
                     profiles: DataFrame | None = None,
-                    extra: dict[str, CandidateModel] | None = None) -> dict[str, dict[str, float]]:
+                    extra: dict[str, CandidateModel] | None = None,
+                    served: tuple[DataFrame, DataFrame] | None = None,
+                    split: tuple[DataFrame, DataFrame] | None = None,
+                    spark_als: bool = True) -> dict[str, dict[str, float]]:
     """Fit ALS (with the given parameters) and the baselines on the train split, score all on the test split.
 
+    With `served` = (items, users) the served ranking and each signal alone come first (evaluate_served).
     The content baseline needs item profiles; without a catalogue it is skipped (and logged). `extra`
-    models (benchmarks compare other libraries) are trained and scored on the very same split.
+    models (benchmarks compare other libraries) are trained and scored on the very same split. `split`
+    gives (train, test) explicitly (a time cut); by default it is evaluation.split of `interactions`.
+    spark_als=False leaves Spark's ALS alone out (a benchmark short of time has the factors signal alone).
     """
     cfg = settings.evaluation
-    train, test = evaluation_split(interactions, cfg)
+    train, test = split or evaluation_split(interactions, cfg)
     train, test = train.persist(), test.persist()
+    results: dict[str, dict[str, float]] = {}
+    if served is not None:
+        results.update(evaluate_served(train, test, settings, als, *served))
+        log.info("evaluated the served ranking: %s", {m: round(v, 4) for m, v in results[SERVED].items()})
     held = HeldOut.build(train, test, cfg.k)
-    models: dict[str, Callable[[], DataFrame]] = {"als": lambda: recommend_all(fit_als(train, als), held.fetch)}
+    models: dict[str, Callable[[], DataFrame]] = {}
+    if spark_als:
+        models["als"] = lambda: recommend_all(fit_als(train, als), held.fetch)
     if "popularity" in cfg.baselines:
         models["popularity"] = lambda: popularity_candidates(train, held.seen.select("user_id"), held.fetch)
     if "item_knn" in cfg.baselines:
@@ -53,7 +77,6 @@ def evaluate_models(interactions: DataFrame, settings: Settings, als: AlsConfig,
             log.warning("content baseline skipped: the item catalogue is empty")
     for name, model in (extra or {}).items():
         models[name] = lambda model=model: model(train, held.fetch)
-    results = {}
     for name, candidates in models.items():
         results[name] = score_candidates(candidates(), held)
         log.info("evaluated %s: %s", name, {m: round(v, 4) for m, v in results[name].items()})

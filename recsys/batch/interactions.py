@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -25,18 +27,24 @@ def time_decay(as_of: Column, half_life_days: float) -> Column:
     return F.pow(F.lit(0.5), F.greatest(age_days, F.lit(0.0)) / half_life_days)
 
 
-def build_interactions(events: DataFrame, cfg: EventsConfig, as_of: Column) -> DataFrame:
-    """(user_id, item_id, strength, last_ts): weighted event counts decayed to as_of, de-duplicated by
-    (user_id, event_id): an event_id is the client's, unique per shopper only (two clients may both send "1").
+def build_interactions(events: DataFrame, cfg: EventsConfig, as_of: Column,
+                       owned_events: Sequence[str] = ()) -> DataFrame:
+    """(user_id, item_id, strength, first_ts, last_ts, owned_ts): weighted event counts decayed to as_of,
+    de-duplicated by (user_id, event_id): an event_id is the client's, unique per shopper only (two clients
+    may both send "1").
 
     Negative weights (remove_from_cart, cancellations) lower a strength; pairs that end at or below
-    zero are dropped, since implicit ALS reads them as "no preference".
+    zero are dropped, since implicit ALS reads them as "no preference". first_ts says when the shopper
+    first had the item (what a time split holds out); owned_ts is the last event of an `owned_events`
+    type (a purchase: what the repurchase policy looks at), null when there is none.
     """
     weighted = (events.dropDuplicates(["user_id", "event_id"])
                 .withColumn("w", event_weight(cfg.weights) * F.coalesce(F.col("quantity"), F.lit(1))
                             * time_decay(as_of, cfg.half_life_days)))
+    owned = F.col("event_type").isin(list(owned_events)) if owned_events else F.lit(False)
     return (weighted.groupBy("user_id", "item_id")
-            .agg(F.sum("w").alias("strength"), F.max("ts").alias("last_ts"))
+            .agg(F.sum("w").alias("strength"), F.min("ts").alias("first_ts"), F.max("ts").alias("last_ts"),
+                 F.max(F.when(owned, F.col("ts"))).alias("owned_ts"))
             .where(F.col("strength") > 0))
 
 

@@ -17,7 +17,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from pyarrow import fs
 
-CHOSEN_MODEL = "als"  # the model the batch run trains and publishes; drawn first and highlighted
+CHOSEN_MODEL = "served"  # the ranking the batch run tunes and publishes; drawn first and highlighted
+LEGACY_CHOSEN = "als"  # what versions evaluated before the served ranking was scored published
+
+
+def chosen_model(metrics: dict[str, dict[str, float]]) -> str:
+    """The published ranking's name in a version's metrics (the served ranking; ALS for older versions)."""
+    return CHOSEN_MODEL if CHOSEN_MODEL in metrics or LEGACY_CHOSEN not in metrics else LEGACY_CHOSEN
 METRIC_LABELS = {"ndcg": "NDCG@{k}", "precision": "P@{k}", "map": "MAP@{k}", "recall": "R@{k}", "coverage": "coverage"}
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}td:first-child,th:first-child{text-align:left}
@@ -55,7 +61,7 @@ def _table(header: list[str], rows: list[list[str]], row_classes: list[str] | No
 
 def _order(metrics: dict[str, dict[str, float]]) -> tuple[list[str], list[str]]:
     """Models with the chosen one first, then metric keys in the usual order (unknown ones after)."""
-    models = sorted(metrics, key=lambda m: m != CHOSEN_MODEL)  # stable: keeps the caller's order otherwise
+    models = sorted(metrics, key=lambda m: m != chosen_model(metrics))  # stable: keeps the caller's order otherwise
     seen = {key for values in metrics.values() for key in values}
     keys = [key for key in METRIC_LABELS if key in seen] + sorted(seen - METRIC_LABELS.keys())
     return models, keys
@@ -69,7 +75,7 @@ def _metrics_section(metrics: dict[str, dict[str, float]], k: int) -> str:
     ax = fig.add_subplot()
     width = 0.8 / max(len(models), 1)
     for i, model in enumerate(models):
-        chosen = model == CHOSEN_MODEL
+        chosen = model == chosen_model(metrics)
         ax.bar([j + i * width for j in range(len(keys))], [metrics[model].get(key, math.nan) for key in keys],
                width, label=f"{model} (chosen)" if chosen else model, color=f"C{i}",
                alpha=1.0 if chosen else 0.55, edgecolor="black" if chosen else "none")
@@ -86,7 +92,7 @@ def _metrics_section(metrics: dict[str, dict[str, float]], k: int) -> str:
             text = "-" if value is None else f"{value:.4f}"
             cells.append(f"<b>{text}</b>" if value is not None and value == best[key] else text)
         rows.append(cells)
-    classes = ["chosen" if model == CHOSEN_MODEL else "" for model in models]
+    classes = ["chosen" if model == chosen_model(metrics) else "" for model in models]
     return f"<h2>Metrics at k={k}</h2>{_png(fig)}" + _table(["model", *labels], rows, classes)
 
 
@@ -133,10 +139,11 @@ def comparison_chart(version: str, metrics: dict[str, dict[str, float]],
     """
     models, keys = _order(metrics)
     labels = [METRIC_LABELS.get(key, key).format(k=k) for key in keys]
-    series = [(f"{version} {model}{' (chosen)' if model == CHOSEN_MODEL else ''}", metrics[model], f"C{i}",
-               model == CHOSEN_MODEL) for i, model in enumerate(models)]
+    chosen = chosen_model(metrics)
+    series = [(f"{version} {model}{' (chosen)' if model == chosen else ''}", metrics[model], f"C{i}",
+               model == chosen) for i, model in enumerate(models)]
     greys = [str(round(0.3 + 0.5 * n / max(len(earlier), 1), 2)) for n in range(len(earlier))]
-    series += [(f"{name} {CHOSEN_MODEL}", values, grey, False)
+    series += [(f"{name} {chosen}", values, grey, False)
                for (name, values), grey in zip(earlier, greys, strict=True)]
     fig = Figure(figsize=(9, 3.8), label=f"{version} against its baselines and earlier versions")
     ax = fig.add_subplot()

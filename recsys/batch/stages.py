@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -16,26 +17,23 @@ from pyspark.sql import functions as F
 
 from recsys import tracking
 from recsys.batch import registry
-from recsys.batch.als import als_checkpoints, factor_frames, fit_als
-from recsys.batch.content import item_profiles
+from recsys.batch.als import als_checkpoints
 from recsys.batch.data_quality import require_quality
 from recsys.batch.evaluation import evaluate_models
 from recsys.batch.gate import decide
 from recsys.batch.interactions import build_interactions, drop_erased
-from recsys.batch.item_knn import item_similarities
-from recsys.batch.popular import popular_items
+from recsys.batch.outputs import build_outputs
 from recsys.batch.report import Trial, render_report, write_report
+from recsys.batch.served_evaluation import SERVED, best_baseline
 from recsys.batch.splits import evaluation_split
 from recsys.batch.tuning import tune_als
-from recsys.config import AlsConfig, Settings
+from recsys.config import AlsConfig, MergeWeights, Settings
 from recsys.contracts import model_version as mv
 from recsys.contracts.tables import (
     EVENTS_BRONZE,
     ITEM_CONTENT,
     ITEM_FACTORS,
     ITEMS,
-    POPULAR_ITEMS,
-    SIMILAR_ITEMS,
     USER_ERASURES,
     USER_FACTORS,
     USERS,
@@ -54,12 +52,18 @@ class StageResult:
     detail: str
 
 
+def end_of(run_date: str) -> float:
+    """The last second of the run date (UTC), as epoch seconds: the run's "now"."""
+    return datetime.fromisoformat(f"{run_date}T23:59:59+00:00").timestamp()
+
+
 def interactions_up_to(spark: SparkSession, settings: Settings, run_date: str) -> tuple[DataFrame, dict]:
     """The persisted interactions of every event up to run_date, and the events' time range."""
     events = read_table(spark, settings, EVENTS_BRONZE).where(F.col("event_date") <= F.lit(run_date).cast("date"))
     events = _without_erased(spark, settings, events)
-    as_of = F.lit(f"{run_date} 23:59:59").cast("timestamp")
-    interactions = build_interactions(events, settings.events, as_of).persist()
+    as_of = F.lit(end_of(run_date)).cast("timestamp")
+    interactions = build_interactions(events, settings.events, as_of,
+                                      settings.serving.repurchase.owned_events).persist()
     if interactions.isEmpty():
         raise ValueError(f"no interactions in {settings.table_path(EVENTS_BRONZE.name)} up to {run_date}")
     span = events.agg(F.min("ts").alias("lo"), F.max("ts").alias("hi")).first().asDict()
@@ -109,27 +113,21 @@ def train_stage(spark: SparkSession, settings: Settings, run_date: str, force: b
 def _train(spark: SparkSession, settings: Settings, run_date: str, version: str) -> StageResult:
     interactions, span = interactions_up_to(spark, settings, run_date)
     train, _ = evaluation_split(interactions, settings.evaluation)
-    tuned = tune_als(train, settings)
-    log.info("fitting %s on all interactions with %s", version, tuned.best)
-    user_factors, item_factors = factor_frames(fit_als(interactions, tuned.best))
-    popularity = interactions.groupBy("item_id").agg(F.countDistinct("user_id").cast("double").alias("popularity"))
-    similar = item_similarities(interactions, settings.outputs.similar_items).select(
-        "item_id", F.col("other_id").alias("similar_id"), F.col("sim").alias("score"), "rank")
-    users = read_table(spark, settings, USERS)
-    outputs = {
-        USER_FACTORS: user_factors,
-        ITEM_FACTORS: item_factors.join(popularity, "item_id"),
-        SIMILAR_ITEMS: similar,
-        POPULAR_ITEMS: popular_items(interactions, users, settings.outputs),
-        ITEM_CONTENT: item_profiles(read_table(spark, settings, ITEMS), settings.content),
-    }
+    items, users = read_table(spark, settings, ITEMS), read_table(spark, settings, USERS)
+    tuned = tune_als(train, settings, items, users)
+    log.info("fitting %s on all interactions with %s and merge %s", version, tuned.best, tuned.weights)
+    chosen = with_tuned(settings, tuned.weights, tuned.popularity_half_life_days)
+    outputs = build_outputs(interactions, chosen, tuned.best, items, users, end_of(run_date))
+    user_factors, item_factors = outputs[USER_FACTORS], outputs[ITEM_FACTORS]
     for spec, df in outputs.items():
         _write_version(df, spec, settings, version)
         log.info("wrote %s for %s", spec.name, version)
     n_users, n_items = user_factors.count(), item_factors.count()
     registry.record_candidate(spark, settings, registry.RegistryEntry(
         model_version=version, run_date=run_date,
-        params={"als": tuned.best.model_dump(), "evaluation": settings.evaluation.model_dump(),
+        params={"als": tuned.best.model_dump(), "merge": tuned.weights.model_dump(),
+                "popularity_half_life_days": tuned.popularity_half_life_days, "validation": tuned.validation,
+                "evaluation": settings.evaluation.model_dump(),
                 "events": settings.events.model_dump(include={"weights", "half_life_days"})},
         data_from=span["lo"], data_to=span["hi"], n_users=n_users, n_items=n_items,
         n_interactions=interactions.count(), tuning=[asdict(t) for t in tuned.trials]))
@@ -138,6 +136,20 @@ def _train(spark: SparkSession, settings: Settings, run_date: str, version: str)
                        metrics={"n_users": n_users, "n_items": n_items}, trials=tuned.trials)
     return StageResult("train", version, mv.CANDIDATE, f"{n_users} users, {n_items} items, "
                        f"{len(tuned.trials)} tuning trials")
+
+
+def with_tuned(settings: Settings, weights: MergeWeights, popularity_half_life_days: float) -> Settings:
+    """The settings a version was trained and is served with: its tuned merge weights and popularity."""
+    return settings.model_copy(update={
+        "serving": settings.serving.model_copy(update={"merge": weights}),
+        "outputs": settings.outputs.model_copy(update={"popularity_half_life_days": popularity_half_life_days})})
+
+
+def _version_settings(settings: Settings, params: dict) -> Settings:
+    """with_tuned for a registry row's params (rows from before tuned weights keep the configured ones)."""
+    weights = MergeWeights(**params["merge"]) if params.get("merge") else settings.serving.merge
+    return with_tuned(settings, weights, params.get("popularity_half_life_days",
+                                                    settings.outputs.popularity_half_life_days))
 
 
 def _entry_for(spark: SparkSession, settings: Settings, run_date: str, stage: str) -> dict:
@@ -151,15 +163,17 @@ def _entry_for(spark: SparkSession, settings: Settings, run_date: str, stage: st
 
 
 def evaluate_stage(spark: SparkSession, settings: Settings, run_date: str) -> StageResult:
-    """Score the version's ALS parameters and every baseline on the held-out test split."""
+    """Score the version's served ranking, each signal alone and every baseline on the held-out test split."""
     entry = _entry_for(spark, settings, run_date, "evaluate")
     version = entry["model_version"]
     if entry["status"] in mv.FINISHED:
         return StageResult("evaluate", version, entry["status"], "already decided")
     interactions, _ = interactions_up_to(spark, settings, run_date)
     profiles = read_table(spark, settings, ITEM_CONTENT).where(F.col("model_version") == version)
+    chosen = _version_settings(settings, entry["params"])
     with als_checkpoints(spark, settings):
-        metrics = evaluate_models(interactions, settings, AlsConfig(**entry["params"]["als"]), profiles)
+        metrics = evaluate_models(interactions, chosen, AlsConfig(**entry["params"]["als"]), profiles,
+                                  served=(read_table(spark, settings, ITEMS), read_table(spark, settings, USERS)))
     interactions.unpersist()
     registry.update_version(spark, settings, version, metrics=metrics)
     tracking.log_stage(settings, version, "evaluate", metrics=metrics)
@@ -169,10 +183,14 @@ def evaluate_stage(spark: SparkSession, settings: Settings, run_date: str) -> St
 
 
 def _current_ndcg(spark: SparkSession, settings: Settings, excluding: str) -> float | None:
+    """The current version's served NDCG on its validation window (its ALS NDCG for older rows)."""
     rows = [r for r in registry.list_versions(spark, settings) if r["model_version"] != excluding]
     current = mv.current_version(rows)
-    metrics = next((r["metrics"] for r in rows if r["model_version"] == current), None) or {}
-    return metrics.get("als", {}).get("ndcg")
+    row = next((r for r in rows if r["model_version"] == current), None)
+    if row is None:
+        return None
+    validation = (row["params"] or {}).get("validation") or {}
+    return validation.get(SERVED, {}).get("ndcg", (row["metrics"] or {}).get("als", {}).get("ndcg"))
 
 
 def gate_stage(spark: SparkSession, settings: Settings, run_date: str) -> StageResult:
@@ -183,14 +201,23 @@ def gate_stage(spark: SparkSession, settings: Settings, run_date: str) -> StageR
         return StageResult("gate", version, entry["status"], entry["gate_reason"] or "already decided")
     if not entry["metrics"]:
         raise LookupError(f"gate: {version} has no metrics; run the evaluate stage first")
-    decision = decide(entry["metrics"]["als"]["ndcg"], _current_ndcg(spark, settings, version), settings.gate)
+    validation = entry["params"].get("validation") or {}
+    if SERVED not in validation:
+        raise LookupError(f"gate: {version} has no validation figures; run the train stage again")
+    baseline = best_baseline(validation)
+    decision = decide(validation[SERVED]["ndcg"], _current_ndcg(spark, settings, version), settings.gate,
+                      baseline if baseline[0] != "none" else None)
     status = mv.APPROVED if decision.publish else mv.REJECTED
     report_uri = settings.report_path(version)
-    write_report(render_report(version, entry["metrics"], [Trial(**t) for t in entry["tuning"] or []], {
+    shown = {**entry["metrics"], **{f"validation {name}": m for name, m in validation.items()}}
+    write_report(render_report(version, shown, [Trial(**t) for t in entry["tuning"] or []], {
         "status": status, "gate": decision.reason, "run date": run_date,
         "data": f"{entry['data_from']} .. {entry['data_to']}",
         "size": f"{entry['n_users']} users, {entry['n_items']} items, {entry['n_interactions']} interactions",
         "ALS parameters": ", ".join(f"{k}={v}" for k, v in entry["params"]["als"].items()),
+        "merge weights": ", ".join(f"{k}={v}" for k, v in (entry["params"].get("merge") or {}).items()),
+        "popularity half-life (days)": str(entry["params"].get("popularity_half_life_days")),
+        "best single baseline (validation)": f"{baseline[0]} {baseline[1]:.4f}",
     }, settings.evaluation.k), report_uri)
     registry.update_version(spark, settings, version, status=status, gate_reason=decision.reason,
                             report_uri=report_uri)

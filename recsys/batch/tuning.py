@@ -1,23 +1,38 @@
-"""ALS hyper-parameter search: Optuna's TPE sampler within a time budget, scored on a validation split.
+"""Tuning as one simple learning-to-rank: ALS, the merge weights and popularity's half-life, chosen
+together for the NDCG of the served ranking on a time-aware validation split.
 
-The validation split is cut from the training split only, so the test split that evaluation reports
-never influences which parameters win.
+The validation split is cut from the training split only (each shopper's last `validation.last_days`),
+so the test split that evaluation reports never influences what wins. Optuna's TPE searches the ALS
+parameters, each trial scored as served with the current weights; then coordinate ascent moves one merge
+weight (and the popularity half-life) at a time to the value that scores best, on the best ALS model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import optuna
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
-from recsys.batch.als import fit_als, recommend_all
-from recsys.batch.ranking import HeldOut, score_candidates
+from recsys.batch.outputs import als_outputs, decayed_popularity, other_outputs
 from recsys.batch.report import Trial
-from recsys.batch.splits import split_per_user
-from recsys.config import AlsConfig, Settings, TuningConfig
+from recsys.batch.served_evaluation import (
+    ServedEvaluator,
+    catalogue_of,
+    only,
+    sample,
+    served_model,
+    to_arrow,
+    truth_of,
+)
+from recsys.batch.splits import last_days_split
+from recsys.config import AlsConfig, MergeWeights, Settings, TuningConfig
+from recsys.stores.model_store import FactorModel
 
 log = logging.getLogger(__name__)
 TUNED = ("rank", "max_iter", "reg_param", "alpha")
@@ -26,20 +41,44 @@ TUNED = ("rank", "max_iter", "reg_param", "alpha")
 @dataclass(frozen=True)
 class TuningResult:
     best: AlsConfig
+    weights: MergeWeights
+    popularity_half_life_days: float
     trials: list[Trial]
+    validation: dict[str, dict[str, float]]  # the served ranking and each signal alone on the validation window
 
 
-def tune_als(train: DataFrame, settings: Settings) -> TuningResult:
-    """Search rank, iterations, regParam and alpha; the configured ALS is always the first trial.
+def end_s(interactions: DataFrame) -> float:
+    """The latest event of the interactions (epoch seconds): "now" for a split cut from them."""
+    return float(interactions.agg(F.max(F.col("last_ts").cast("double"))).first()[0] or 0.0)
 
-    With tuning disabled the configured ALS comes back unchanged and without trials.
+
+def validation_setup(train: DataFrame, settings: Settings, items: DataFrame
+                     ) -> tuple[DataFrame, dict[str, set[str]], float, object]:
+    """(fit part, held-out truth, now, catalogue) of the time-aware validation split of `train`."""
+    fit_part, valid = last_days_split(train, settings.validation)
+    fit_part = fit_part.persist()
+    return fit_part, sample(truth_of(valid), settings.validation.max_users), end_s(fit_part), catalogue_of(items)
+
+
+def tune_als(train: DataFrame, settings: Settings, items: DataFrame, users: DataFrame) -> TuningResult:
+    """Search ALS (the configured ALS is always the first trial), then the merge weights, on validation.
+
+    With tuning disabled the configured ALS and weights come back unchanged, without trials.
     """
-    cfg, ev = settings.tuning, settings.evaluation
-    if not cfg.enabled:
-        return TuningResult(settings.als, [])
-    fit_part, valid = split_per_user(train, cfg.validation_fraction, ev.split, cfg.seed)
-    held_out = HeldOut.build(fit_part.persist(), valid.persist(), ev.k)
+    cfg, k = settings.tuning, settings.evaluation.k
+    half_life = settings.outputs.popularity_half_life_days
+    fit_part, truth, now_s, catalogue = validation_setup(train, settings, items)
+    popularity = decayed_popularity(fit_part, now_s, half_life).persist()
+    fixed = to_arrow(other_outputs(fit_part, settings, items, users))  # the same for every trial
+    if not cfg.enabled:  # the configured model, still scored on validation: the gate needs the figures
+        model = served_model({**fixed, **als_outputs(fit_part, settings.als, popularity)}, settings, catalogue)
+        validation = ServedEvaluator(model, truth, settings, now_s).report(settings.serving.merge)
+        fit_part.unpersist()
+        popularity.unpersist()
+        return TuningResult(settings.als, settings.serving.merge, half_life, [], validation)
+    weights = settings.serving.merge
     trials: list[Trial] = []
+    models: dict[int, FactorModel] = {}
 
     def objective(trial: optuna.Trial) -> float:
         als = settings.als.model_copy(update={
@@ -49,24 +88,76 @@ def tune_als(train: DataFrame, settings: Settings) -> TuningResult:
             "alpha": trial.suggest_float("alpha", *cfg.alpha, log=True),
         })
         started = time.time()
-        recs = recommend_all(fit_als(fit_part, als), held_out.fetch)
-        score = score_candidates(recs, held_out)["ndcg"]
+        model = served_model({**fixed, **als_outputs(fit_part, als, popularity)}, settings, catalogue)
+        score = ServedEvaluator(model, truth, settings, now_s).score(weights)["ndcg"]
+        best_so_far = max((t.score for t in trials), default=-1.0)
+        if score > best_so_far:
+            models.clear()
+            models[trial.number] = model
         trials.append(Trial(trial.number, {p: getattr(als, p) for p in TUNED}, score, time.time() - started))
-        log.info("tuning trial %d/%d: %s -> validation NDCG@%d %.4f (%.0fs)", trial.number + 1,
-                 cfg.max_trials, trials[-1].params, ev.k, score, trials[-1].seconds)
+        log.info("tuning trial %d/%d: %s -> served validation NDCG@%d %.4f (%.0fs)", trial.number + 1,
+                 cfg.max_trials, trials[-1].params, k, score, trials[-1].seconds)
         return score
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.seed))
     study.enqueue_trial({p: _inside(p, getattr(settings.als, p), cfg) for p in TUNED})
     study.optimize(objective, n_trials=cfg.max_trials, timeout=cfg.budget_s)
-    held_out.unpersist()
-    fit_part.unpersist()
-    valid.unpersist()
     best = settings.als.model_copy(update=study.best_params)
-    log.info("tuning chose %s after %d trials (validation NDCG@%d %.4f)", study.best_params, len(trials),
-             ev.k, study.best_value)
-    return TuningResult(best, trials)
+    model = next(iter(models.values()))
+    weights, half_life, model = _ascend(model, truth, settings, now_s, fit_part, weights, half_life)
+    validation = ServedEvaluator(model, truth, settings, now_s).report(weights)
+    fit_part.unpersist()
+    popularity.unpersist()
+    log.info("tuning chose %s, merge %s, popularity half-life %s d after %d trials (served validation "
+             "NDCG@%d %.4f)", study.best_params, weights.model_dump(), half_life, len(trials), k,
+             validation["served"]["ndcg"])
+    return TuningResult(best, weights, half_life, trials, validation)
+
+
+def _ascend(model: FactorModel, truth: dict[str, set[str]], settings: Settings, now_s: float, fit_part: DataFrame,
+            weights: MergeWeights, half_life: float) -> tuple[MergeWeights, float, FactorModel]:
+    """Coordinate ascent from the best of the configured weights and each tuned signal alone: each merge
+    weight of tuning.weights, then the popularity half-life, set in turn to the value of its grid that scores
+    best; tuning.weight_rounds passes. Ties keep the current value, so the served ranking ends at least as
+    good on validation as any signal alone."""
+    cfg = settings.tuning
+    popular = {d: _popularity_of(model, fit_part, now_s, d) for d in {half_life, *cfg.popularity_half_life_days}}
+    models = {d: dataclasses.replace(model, popularity=p) for d, p in popular.items()}
+    current = models[half_life]
+    score = ServedEvaluator(current, truth, settings, now_s).score(weights)["ndcg"]
+    if cfg.weight_rounds > 0:
+        for name in cfg.weights:
+            got = ServedEvaluator(current, truth, settings, now_s).score(only(name))["ndcg"]
+            if got > score:
+                weights, score = only(name), got
+    for round_ in range(cfg.weight_rounds):
+        before = score
+        for name in cfg.weights:
+            for value in cfg.weight_steps:
+                if value == getattr(weights, name):
+                    continue
+                trial = weights.model_copy(update={name: value})
+                got = ServedEvaluator(current, truth, settings, now_s).score(trial)["ndcg"]
+                if got > score:
+                    weights, score = trial, got
+        for days, candidate in models.items():
+            if days != half_life:
+                got = ServedEvaluator(candidate, truth, settings, now_s).score(weights)["ndcg"]
+                if got > score:
+                    half_life, current, score = days, candidate, got
+        log.info("merge weights, round %d: %s, popularity half-life %s d -> served validation NDCG %.4f",
+                 round_ + 1, weights.model_dump(), half_life, score)
+        if score <= before:
+            break
+    return weights, half_life, current
+
+
+def _popularity_of(model: FactorModel, interactions: DataFrame, now_s: float, days: float) -> np.ndarray:
+    """The model's popularity column recomputed with another half-life, aligned to its items."""
+    rows = decayed_popularity(interactions, now_s, days).toArrow()
+    lookup = dict(zip(rows.column("item_id").to_pylist(), rows.column("popularity").to_pylist(), strict=True))
+    return np.array([lookup.get(item, 0.0) for item in model.item_ids], dtype=np.float32)
 
 
 def _inside(name: str, value: float, cfg: TuningConfig) -> float:

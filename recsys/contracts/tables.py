@@ -144,7 +144,17 @@ USER_ERASURES = TableSpec(
     "catches events still in Kafka when they were erased, whatever ts the client gave them.",
 )
 
-VERSIONED_TABLES: tuple[TableSpec, ...] = (USER_FACTORS, ITEM_FACTORS, SIMILAR_ITEMS, POPULAR_ITEMS, ITEM_CONTENT)
+USER_HISTORY = TableSpec(
+    name="user_history",
+    ddl="model_version STRING, user_id STRING, item_id STRING, last_ts TIMESTAMP, owned_ts TIMESTAMP",
+    partition_by=("model_version",),
+    doc="Each user's most recent items at training time (outputs.history_items, newest first by last_ts); "
+    "owned_ts = the last event of a serving.repurchase.owned_events type (null: never owned). Serving reads it "
+    "for the item-kNN and recent-items signals and the repurchase policy.",
+)
+
+VERSIONED_TABLES: tuple[TableSpec, ...] = (USER_FACTORS, ITEM_FACTORS, SIMILAR_ITEMS, POPULAR_ITEMS, ITEM_CONTENT,
+                                           USER_HISTORY)
 
 ALL_TABLES: tuple[TableSpec, ...] = (
     EVENTS_BRONZE, EVENTS_QUARANTINE, RECOMMENDATIONS_SERVED, ITEMS, USERS, *VERSIONED_TABLES, MODEL_REGISTRY,

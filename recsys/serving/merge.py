@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recsys.config import MergeWeights, ServingConfig
+from recsys.config import MergeWeights, RepurchaseConfig, ServingConfig
 from recsys.serving import reasons as why
-from recsys.serving.ranking import scaled
+from recsys.serving.ranking import scaled, top_rows
+from recsys.serving.results import RecommendationQuery, ScoredItem
 from recsys.stores.model_store import NORM_FLOOR, FactorModel
 
 CATEGORY_PREFIX, BRAND_PREFIX = "c", "b"  # interest keys: "c:<category>", "b:<brand>" (redis_keys contract)
@@ -30,6 +31,8 @@ class Shopper:
     co_views: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # recent item -> co-viewed items
     trending: list[tuple[str, float]] = field(default_factory=list)
     segment: list[str] = field(default_factory=list)  # the cold-start segment's favourites, most popular first
+    history: dict[str, float] = field(default_factory=dict)  # items had before -> recency weight in (0, 1]
+    owned: dict[str, float] = field(default_factory=dict)  # items owned -> when last owned (epoch seconds)
 
 
 @dataclass(frozen=True)
@@ -63,11 +66,13 @@ class Merge:
         self.recent_set = {model.all_index[i] for i in shopper.recent if i in model.all_index}
         self.signals: dict[str, Signal] = {}
         self._co_source: dict[int, str] = {}
+        self._knn_pairs: tuple[np.ndarray, ...] | None = None  # (row, weighted part, source code): for reasons
         self._segment_rows: set[int] = set()
         self._interest = (np.zeros(1, dtype=np.float32), np.zeros(1, dtype=np.float32))
         self._seen_content: tuple[list[str], object] | None = None
         self._factors_and_recent()
         self._popularity()
+        self._item_knn()
         self._interests()
         self._co_views()
         self._trending()
@@ -107,6 +112,31 @@ class Merge:
             values[segment] = 1.0 + (len(segment) - np.arange(len(segment))) / len(segment)
             self._segment_rows = set(segment)
         self.signals["popularity"] = Signal(values)
+
+    def _item_knn(self) -> None:
+        """The batch similar items of everything the shopper had, summed with each source's recency weight:
+        one gather over the CSR lists of the history items and one bincount, no per-pair Python."""
+        similar = self.model.similar
+        if not self._on("item_knn") or similar is None or not self.shopper.history:
+            return
+        known = [(similar.row[item], weight) for item, weight in self.shopper.history.items()
+                 if weight > 0 and item in similar.row]
+        if not known:
+            return
+        codes = np.fromiter((c for c, _ in known), dtype=np.int64, count=len(known))
+        weights = np.fromiter((w for _, w in known), dtype=np.float32, count=len(known))
+        starts, lengths = similar.indptr[codes], similar.indptr[codes + 1] - similar.indptr[codes]
+        if lengths.sum() == 0:
+            return
+        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        rows = self.model.similar_rows[similar.neighbours[offsets]]
+        parts = similar.scores[offsets] * np.repeat(weights, lengths)
+        keep = (rows >= 0) & (parts > 0)
+        if not keep.any():
+            return
+        totals = np.bincount(rows[keep], weights=parts[keep], minlength=len(self.model.all_item_ids))
+        self._knn_pairs = (rows[keep], parts[keep], np.repeat(codes, lengths)[keep])
+        self.signals["item_knn"] = Signal((totals / totals.max()).astype(np.float32))
 
     def _interests(self) -> None:
         if not self._on("interests") or not self.shopper.interests:
@@ -218,6 +248,8 @@ class Merge:
             return None if source is None else why.viewed_together(source)
         if name == "interests":
             return self._interest_reason(row)
+        if name == "item_knn":
+            return self._knn_reason(row)
         if name == "recent":
             return self._recent_reason(row)
         if name == "new_items" and self._seen_content is not None:
@@ -225,6 +257,16 @@ class Merge:
             similarity = (matrix @ model.new_item_profiles[row - model.n_items].T).toarray().ravel()
             return why.new_like(seen[int(np.argmax(similarity))])
         return None
+
+    def _knn_reason(self, row: int) -> str | None:
+        """The history item whose weighted similarity to the row's item is the largest."""
+        if self._knn_pairs is None or self.model.similar is None:
+            return None
+        rows, parts, sources = self._knn_pairs
+        hit = np.flatnonzero(rows == row)
+        if hit.size == 0:
+            return None
+        return why.similar_to(self.model.similar.vocabulary[int(sources[hit[np.argmax(parts[hit])]])])
 
     def _recent_reason(self, row: int) -> str | None:
         """The most similar other recent item, when at least serving.reason_min_similarity alike."""
@@ -248,3 +290,64 @@ class Merge:
             return None
         name = attributes.category_of(row) if by_category >= by_brand else attributes.brand_of(row)
         return why.interest_in(name) if name else None
+
+
+SECONDS_PER_DAY = 86_400.0
+
+
+def repurchase_excluded(owned: dict[str, float], policy: RepurchaseConfig, now_s: float) -> set[str]:
+    """The owned items the repurchase policy keeps off a list: all of them, those bought within the
+    window, or none."""
+    if policy.policy == "allow":
+        return set()
+    if policy.policy == "exclude":
+        return set(owned)
+    horizon = now_s - policy.window_days * SECONDS_PER_DAY
+    return {item for item, when in owned.items() if when > horizon}
+
+
+def rank_items(model: FactorModel, cfg: ServingConfig, weights: MergeWeights, shopper: Shopper,
+               query: RecommendationQuery, now_s: float) -> Ranked:
+    """THE ranking: merge, repurchase policy, exclusions, business filters, category cap, page, reasons.
+
+    Serving (Recommender) and the offline evaluation (recsys.batch.served_evaluation) both call this, so
+    what is evaluated is what is served. A later candidate-generation stage goes in front of the merge here.
+    """
+    merge = Merge(model, cfg, weights, shopper)
+    scores = merge.scores()
+    owned_out = repurchase_excluded(shopper.owned, cfg.repurchase, now_s)
+    excluded = [model.all_index[i] for i in owned_out | query.exclude if i in model.all_index]
+    base = scores.copy() if cfg.repurchase.buy_again_k > 0 else None
+    scores[excluded] = -np.inf
+    keep = model.attributes.mask(query.category, query.brand, query.min_price, query.max_price)
+    if keep is not None:
+        scores[~keep] = -np.inf
+    cap = 0 if query.category is not None else cfg.max_per_category  # one category asked: no cap
+    rows = top_rows(scores, query.k, query.offset, model.attributes.category, cap)
+    items = [_scored(model, merge, row, float(scores[row]), query.explain, shopper.owned) for row in rows.tolist()]
+    again: list[ScoredItem] = []
+    if base is not None:
+        mine = np.full(base.shape, -np.inf, dtype=np.float32)
+        own_rows = [model.all_index[i] for i in shopper.owned if i in model.all_index and i not in query.exclude]
+        mine[own_rows] = base[own_rows]
+        if keep is not None:
+            mine[~keep] = -np.inf
+        again = [ScoredItem(model.all_item_ids[row], float(mine[row]), [why.REASON_BUY_AGAIN],
+                            merge.contributions(row) if query.explain else None)
+                 for row in top_rows(mine, cfg.repurchase.buy_again_k).tolist()]
+    return Ranked(items, again)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    items: list[ScoredItem]
+    buy_again: list[ScoredItem] = field(default_factory=list)  # owned items shown on purpose, labelled
+
+
+def _scored(model: FactorModel, merge: Merge, row: int, score: float, explain: bool,
+            owned: dict[str, float]) -> ScoredItem:
+    parts = merge.contributions(row)
+    reasons = merge.reasons(row, parts)
+    if model.all_item_ids[row] in owned:  # the policy let an own item through: say so
+        reasons = [why.REASON_BUY_AGAIN, *reasons]
+    return ScoredItem(model.all_item_ids[row], score, reasons, parts if explain else None)

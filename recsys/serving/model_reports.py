@@ -34,7 +34,7 @@ class VersionSummary:
     n_items: int | None = None
     n_interactions: int | None = None
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    chosen: dict[str, float] = field(default_factory=dict)  # the trained model's metrics (metrics[CHOSEN_MODEL])
+    chosen: dict[str, float] = field(default_factory=dict)  # the published ranking's metrics (report.chosen_model)
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # the other models'
 
 
@@ -64,10 +64,10 @@ def _summary(row: dict, current: str | None, chosen_model: str) -> VersionSummar
 
 def version_summaries(rows: list[dict]) -> list[VersionSummary]:
     """The registry rows (DeltaModelStore.registry()), newest first."""
-    from recsys.batch.report import CHOSEN_MODEL
+    from recsys.batch.report import chosen_model
 
     current = mv.current_version(rows)
-    summaries = [_summary(row, current, CHOSEN_MODEL) for row in rows]
+    summaries = [_summary(row, current, chosen_model(_metrics(row.get("metrics")))) for row in rows]
     return sorted(summaries, key=lambda s: (s.created_at or _OLDEST, mv.sequence_of(s.version), s.version),
                   reverse=True)
 

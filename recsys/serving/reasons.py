@@ -32,3 +32,4 @@ def new_like(item: str) -> str:
 
 def similar_to(item: str) -> str:
     return f"similar to {item}"
+REASON_BUY_AGAIN = "you bought this before"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from itertools import islice
 
@@ -19,7 +20,7 @@ import redis
 from recsys.config import MergeWeights, ServingConfig
 from recsys.contracts.segments import EVERYONE, segment_keys
 from recsys.serving import reasons as why
-from recsys.serving.merge import Merge, Shopper
+from recsys.serving.merge import SECONDS_PER_DAY, Shopper, rank_items
 from recsys.serving.neighbours import blend_similar, fallback_similar
 from recsys.serving.ranking import top_rows
 from recsys.serving.reasons import REASON_NEW, REASON_POPULAR, REASON_SEEN, REASON_SEGMENT, REASON_TASTE
@@ -33,6 +34,8 @@ from recsys.serving.results import (
 )
 from recsys.stores.model_store import FactorModel
 from recsys.stores.online_store import ItemSignals, OnlineStore, RealtimeState
+from recsys.stores.user_history import EMPTY as EMPTY_HISTORY
+from recsys.stores.user_history import UserItems
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,9 @@ class Recommender:
     """
 
     def __init__(self, model: Callable[[], FactorModel | None], online: OnlineStore, cfg: ServingConfig,
-                 segment_attributes: list[str] | None = None, *, interest_half_life_s: float | None = None) -> None:
+                 segment_attributes: list[str] | None = None, *, interest_half_life_s: float | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock  # "now" for the repurchase window and history recency (evaluation: the cut)
         self._model = model
         self._online = online
         self._cfg = cfg
@@ -60,7 +65,7 @@ class Recommender:
     def recommend(self, user_id: str, query: RecommendationQuery) -> Recommendations:
         """The user's page of recommendations: their taste, recent items, interests and the live signals."""
         model = self._model()
-        weights = query.weights or self._cfg.merge
+        weights = self._weights(model, query)
         state, degraded = self._user_state(user_id, model)
         if model is None:
             return Recommendations(user_id, None, degraded, [])
@@ -68,11 +73,16 @@ class Recommender:
         if failed:  # batch-only: no part of the real-time state is trusted
             state, degraded = RealtimeState(), True
         taste = self._taste(model, user_id, state)
-        shopper = Shopper(recent=state.recent, taste=taste, interests=state.interests, co_views=signals.co_views,
-                          trending=signals.trending,
+        now = self._clock()
+        had = model.history.of(user_id) if model.history is not None else EMPTY_HISTORY
+        history = self._history(state.recent, had, now)
+        owned = {**had.owned(), **dict.fromkeys(state.purchased, now)}  # a purchase the stream saw is the newest
+        recent = state.recent or had.items[:self._cfg.recent_window]
+        shopper = Shopper(recent=recent, taste=taste, interests=state.interests, co_views=signals.co_views,
+                          trending=signals.trending, history=history, owned=owned,
                           segment=self._segment(model, query.attributes) if taste is None else [])
-        items = self._rank(model, Merge(model, self._cfg, weights, shopper), state.purchased, query)
-        return Recommendations(user_id, model.version, degraded, items)
+        ranked = rank_items(model, self._cfg, weights, shopper, query, now)
+        return Recommendations(user_id, model.version, degraded, ranked.items, ranked.buy_again)
 
     def anonymous(self, seen_items: Sequence[str], query: RecommendationQuery) -> Recommendations:
         """A visitor without an id: a temporary vector folded in from the items seen this session
@@ -80,15 +90,16 @@ class Recommender:
         model = self._model()
         if model is None:
             return Recommendations(None, None, False, [])
-        weights = query.weights or self._cfg.merge
+        weights = self._weights(model, query)
         seen = list(dict.fromkeys(seen_items))
         recent = seen[::-1]  # newest first, as the speed layer keeps a user's recent items
         signals, degraded = self._item_signals(recent, weights)
         taste = self._fold(model, seen)
         shopper = Shopper(recent=recent, taste=taste, co_views=signals.co_views, trending=signals.trending,
+                          history=dict.fromkeys(recent[:self._cfg.history_window], 1.0),
                           segment=self._segment(model, query.attributes) if taste is None else [])
-        items = self._rank(model, Merge(model, self._cfg, weights, shopper), frozenset(seen), query)
-        return Recommendations(None, model.version, degraded, items)
+        ranked = rank_items(model, self._cfg, weights, shopper, query.with_exclude(seen), self._clock())
+        return Recommendations(None, model.version, degraded, ranked.items)
 
     def similar(self, item_id: str, k: int) -> list[ScoredItem]:
         """Items like `item_id`: the batch neighbours blended with its live co-views (serving.similar).
@@ -198,22 +209,20 @@ class Recommender:
         key = next((key for key in keys if key != EVERYONE and key in model.segment_popular), None)
         return [] if key is None else model.segment_popular[key]
 
-    def _rank(self, model: FactorModel, merge: Merge, purchased: frozenset[str],
-              query: RecommendationQuery) -> list[ScoredItem]:
-        scores = merge.scores()
-        excluded = [model.all_index[i] for i in purchased | query.exclude if i in model.all_index]
-        scores[excluded] = -np.inf
-        keep = model.attributes.mask(query.category, query.brand, query.min_price, query.max_price)
-        if keep is not None:
-            scores[~keep] = -np.inf
-        cap = 0 if query.category is not None else self._cfg.max_per_category  # one category asked: no cap
-        rows = top_rows(scores, query.k, query.offset, model.attributes.category, cap)
-        items = []
-        for row in rows.tolist():
-            parts = merge.contributions(row)
-            items.append(ScoredItem(model.all_item_ids[row], float(scores[row]), merge.reasons(row, parts),
-                                    parts if query.explain else None))
-        return items
+    def _weights(self, model: FactorModel | None, query: RecommendationQuery) -> MergeWeights:
+        """The query's weights (an A/B variant's), else those tuned with the model, else serving.merge."""
+        return query.weights or (model.merge if model is not None else None) or self._cfg.merge
+
+    def _history(self, recent: list[str], had: UserItems, now: float) -> dict[str, float]:
+        """Item -> recency weight: the stream's recent items count fully, batch items halve every
+        serving.history_half_life_days (at most serving.history_window items in all)."""
+        weights = dict.fromkeys(recent, 1.0)
+        half_life = self._cfg.history_half_life_days * SECONDS_PER_DAY
+        for item, last in zip(had.items, had.last_s.tolist(), strict=True):
+            if len(weights) >= self._cfg.history_window:
+                break
+            weights.setdefault(item, float(0.5 ** (max(now - last, 0.0) / half_life)))
+        return weights
 
     def _popular(self, model: FactorModel | None, k: int, category: str | None) -> list[ScoredItem]:
         """The model's most popular items (of `category`): what trending falls back to."""

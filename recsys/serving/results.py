@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from recsys.config import MergeWeights
 
@@ -26,6 +26,7 @@ class Recommendations:
     model_version: str | None
     degraded: bool  # served without (some) real-time state because Redis failed
     items: list[ScoredItem] = field(default_factory=list)
+    buy_again: list[ScoredItem] = field(default_factory=list)  # own items, labelled (serving.repurchase.buy_again_k)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ class RecommendationQuery:
             raise ValueError(f"k must be at least 1 and offset at least 0, got k={self.k} offset={self.offset}")
         if not isinstance(self.exclude, frozenset):
             object.__setattr__(self, "exclude", frozenset(self._ids(self.exclude)))
+
+    def with_exclude(self, items: Iterable[str]) -> RecommendationQuery:
+        """The same query that also never returns `items`."""
+        return replace(self, exclude=self.exclude | frozenset(items))
 
     @staticmethod
     def _ids(items: Iterable[str] | str) -> Iterable[str]:

@@ -43,7 +43,8 @@ def serve_list(user_id: str, query: RecommendationQuery, cfg: ExperimentsConfig,
     record the list and remember it for attribution. `recommender_for(version)` serves a pinned model
     version (None: the current model)."""
     variant = assign_variant(user_id, cfg)
-    weighted = replace(query, weights=merge_weights(base, variant))
+    # A variant without overrides serves the model version's own tuned weights (the recommender's default).
+    weighted = replace(query, weights=merge_weights(base, variant)) if variant.merge else query
     answer = recommender_for(variant.model_version).recommend(user_id, weighted)
     served = ServedRecommendation(user_id=user_id, experiment=experiment_name(cfg), variant=variant.name,
                                   model_version=answer.model_version, item_ids=[i.item_id for i in answer.items])

@@ -7,6 +7,8 @@ abort the interpreter at exit ("terminate called without an active exception", d
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,7 +21,7 @@ from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
 from scipy import sparse
 
-from recsys.config import Settings
+from recsys.config import MergeWeights, Settings
 from recsys.contracts import model_version as mv
 from recsys.contracts.tables import (
     ITEM_CONTENT,
@@ -29,10 +31,12 @@ from recsys.contracts.tables import (
     POPULAR_ITEMS,
     SIMILAR_ITEMS,
     USER_FACTORS,
+    USER_HISTORY,
 )
 from recsys.speed.foldin import FoldIn
 from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue
 from recsys.stores.similar_items import SimilarItems
+from recsys.stores.user_history import UserHistory
 
 _VERSION = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 NORM_FLOOR = 1e-9  # a zero factor row gets cosine 0 with everything instead of a division by zero
@@ -63,6 +67,8 @@ class FactorModel:
     catalogue: ItemCatalogue | None = None  # category, brand, price of the catalogue (ITEMS table)
     similar: SimilarItems | None = None  # the version's batch similar-items lists
     trained_at: float | None = None  # registry created_at (epoch s): a user erased after it has no row here to use
+    history: UserHistory | None = None  # each known user's items at training time, with what they own
+    merge: MergeWeights | None = None  # the merge weights tuned with this version (None: serving.merge)
     item_index: dict[str, int] = field(init=False)
     new_item_rows: np.ndarray = field(init=False)  # content rows of catalogue items without factors
     new_item_profiles: sparse.csr_matrix | None = field(init=False)  # those rows, sliced once per model
@@ -100,6 +106,14 @@ class FactorModel:
     def n_items(self) -> int:
         """ALS items; rows at and after this index of all_item_ids are new items."""
         return len(self.item_ids)
+
+    @cached_property
+    def similar_rows(self) -> np.ndarray:
+        """Row in all_item_ids of each item of the similar-items vocabulary (-1: not ranked), built once."""
+        if self.similar is None:
+            return np.zeros(0, dtype=np.int64)
+        return np.fromiter((self.all_index.get(item, -1) for item in self.similar.vocabulary), dtype=np.int64,
+                           count=len(self.similar.vocabulary))
 
     @cached_property
     def fold_in(self) -> FoldIn:
@@ -172,40 +186,34 @@ class DeltaModelStore:
         return mv.current_version(self.registry())
 
     def load(self, version: str, extras: bool = True) -> FactorModel:
-        """The factors of `version`; extras (segment favourites, content profiles, catalogue, similar items)
-        only when asked: the speed layer loads a version on every executor and needs only the factors."""
+        """The factors of `version`; extras (segment favourites, content profiles, catalogue, similar items,
+        user history) only when asked: the speed layer loads a version on every executor and needs only the
+        factors."""
         users_t, items_t = self._table(USER_FACTORS.name), self._table(ITEM_FACTORS.name)
         if users_t is None or items_t is None:
             raise LookupError("factor tables do not exist yet")
         if not _VERSION.match(version):
             raise ValueError(f"malformed model version {version!r}")
         where = f"WHERE model_version = '{version}'"
-        users = query_delta(users_t, f"SELECT user_id, factors FROM t {where}")
-        items = query_delta(items_t, f"SELECT item_id, factors, popularity FROM t {where}")
-        if items.num_rows == 0:
-            raise LookupError(f"model version {version} has no item factors")
-        check_factor_dimensions(version, users.column("factors"), items.column("factors"))
-        user_factors, item_factors = _matrix(users.column("factors")), _matrix(items.column("factors"))
-        popular_t = self._table(POPULAR_ITEMS.name)
-        segments: dict[str, list[str]] = {}
-        if extras and popular_t is not None:  # versions trained before the table existed have none
-            rows = query_delta(popular_t, f"SELECT segment, item_id FROM t {where} ORDER BY segment, rank")
-            for segment, item in zip(rows.column("segment").to_pylist(), rows.column("item_id").to_pylist(),
-                                     strict=True):
-                segments.setdefault(segment, []).append(item)
-        return FactorModel(
-            version=version,
-            user_ids={u: i for i, u in enumerate(users.column("user_id").to_pylist())},
-            user_factors=user_factors,
-            item_ids=items.column("item_id").to_pylist(),
-            item_factors=item_factors,
-            popularity=np.asarray(items.column("popularity").to_numpy(), dtype=np.float32),
-            segment_popular=segments,
-            content=self._content(where) if extras else None,
-            catalogue=self._catalogue() if extras else None,
-            similar=self._similar(where) if extras else None,
-            trained_at=self._trained_at(version),
-        )
+        tables = {USER_FACTORS.name: query_delta(users_t, f"SELECT user_id, factors FROM t {where}"),
+                  ITEM_FACTORS.name: query_delta(items_t, f"SELECT item_id, factors, popularity FROM t {where}")}
+        if extras:
+            for spec, columns in ((POPULAR_ITEMS, "segment, item_id, rank"), (SIMILAR_ITEMS, SIMILAR_COLUMNS),
+                                  (ITEM_CONTENT, "item_id, indices, weights"), (USER_HISTORY, HISTORY_COLUMNS)):
+                table = self._table(spec.name)  # versions trained before a table existed have none
+                if table is not None:
+                    tables[spec.name] = query_delta(table, f"SELECT {columns} FROM t {where}")
+            catalogue = self._catalogue()
+        model = model_from_tables(version, tables, self._settings.content.num_features,
+                                  catalogue if extras else None)
+        model = dataclasses.replace(model, trained_at=self._trained_at(version))
+        return dataclasses.replace(model, merge=self._tuned_weights(version)) if extras else model
+
+    def _tuned_weights(self, version: str) -> MergeWeights | None:
+        """The merge weights the version was tuned with (registry params), None for older versions."""
+        row = next((r for r in self.registry() if r["model_version"] == version), None)
+        params = json.loads(row["params"]) if row is not None and row.get("params") else {}
+        return MergeWeights(**params["merge"]) if params.get("merge") else None
 
     def _trained_at(self, version: str) -> float | None:
         row = next((r for r in self.registry() if r["model_version"] == version), None)
@@ -224,32 +232,96 @@ class DeltaModelStore:
         return ItemCatalogue(rows.column("item_id").to_pylist(), AttributeArrays.from_values(
             rows.column("category").to_pylist(), rows.column("brand").to_pylist(), rows.column("price").to_pylist()))
 
-    def _similar(self, where: str) -> SimilarItems | None:
-        """The version's similar-items pairs, encoded by Arrow (millions of rows, no Python loop)."""
-        table = self._table(SIMILAR_ITEMS.name)
-        if table is None:
-            return None
-        rows = query_delta(table, f"SELECT item_id, similar_id, score, rank FROM t {where}")
-        if rows.num_rows == 0:
-            return None
-        ids = pa.chunked_array([pc.cast(rows.column(c).combine_chunks(), pa.string())
-                                for c in ("item_id", "similar_id")]).combine_chunks()
-        encoded = pc.dictionary_encode(ids)
-        codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-        return SimilarItems.build(encoded.dictionary.to_pylist(), codes[:rows.num_rows], codes[rows.num_rows:],
-                                  rows.column("score").to_numpy(), rows.column("rank").to_numpy())
 
-    def _content(self, where: str) -> ContentProfiles | None:
-        table = self._table(ITEM_CONTENT.name)
-        if table is None:
-            return None
-        rows = query_delta(table, f"SELECT item_id, indices, weights FROM t {where} ORDER BY item_id")
-        if rows.num_rows == 0:
-            return None
-        indices, weights = rows.column("indices").combine_chunks(), rows.column("weights").combine_chunks()
-        indptr = np.asarray(indices.offsets.to_numpy(), dtype=np.int64) - indices.offsets[0].as_py()
-        matrix = sparse.csr_matrix(
-            (np.asarray(pc.list_flatten(weights).to_numpy(zero_copy_only=False), dtype=np.float32),
-             np.asarray(pc.list_flatten(indices).to_numpy(zero_copy_only=False), dtype=np.int32), indptr),
-            shape=(rows.num_rows, self._settings.content.num_features))
-        return ContentProfiles(rows.column("item_id").to_pylist(), matrix)
+SIMILAR_COLUMNS = "item_id, similar_id, score, rank"
+HISTORY_COLUMNS = "user_id, item_id, last_ts, owned_ts"
+
+
+def model_from_tables(version: str, tables: dict[str, pa.Table], num_features: int,
+                      catalogue: ItemCatalogue | None = None) -> FactorModel:
+    """A FactorModel from the Arrow tables of one version's batch outputs, keyed by contract table name.
+
+    Serving (read from Delta) and the offline evaluation (the batch outputs it has just computed) both
+    build their model here, so the evaluation ranks with exactly what serving would load.
+    """
+    # Sorted by id: the same rows in the same order however the tables were read, so ties rank alike.
+    users = _sorted(tables[USER_FACTORS.name], "user_id")
+    items = _sorted(tables[ITEM_FACTORS.name], "item_id")
+    if items.num_rows == 0:
+        raise LookupError(f"model version {version} has no item factors")
+    check_factor_dimensions(version, users.column("factors"), items.column("factors"))
+    segments: dict[str, list[str]] = {}
+    popular = tables.get(POPULAR_ITEMS.name)
+    if popular is not None and popular.num_rows:
+        popular = _sorted(popular, "segment", "rank")
+        for segment, item in zip(popular.column("segment").to_pylist(), popular.column("item_id").to_pylist(),
+                                 strict=True):
+            segments.setdefault(segment, []).append(item)
+    return FactorModel(
+        version=version,
+        user_ids={u: i for i, u in enumerate(users.column("user_id").to_pylist())},
+        user_factors=_matrix(users.column("factors")),
+        item_ids=items.column("item_id").to_pylist(),
+        item_factors=_matrix(items.column("factors")),
+        popularity=np.asarray(items.column("popularity").to_numpy(), dtype=np.float32),
+        segment_popular=segments,
+        content=_content(tables.get(ITEM_CONTENT.name), num_features),
+        catalogue=catalogue,
+        similar=_similar(tables.get(SIMILAR_ITEMS.name)),
+        history=_history(tables.get(USER_HISTORY.name)),
+    )
+
+
+def _sorted(table: pa.Table, *keys: str) -> pa.Table:
+    """The table sorted by the keys. delta-rs answers string_view columns, which Arrow can neither sort nor
+    take from: those are cast to plain strings first."""
+    views = {i for i, f in enumerate(table.schema) if pa.types.is_string_view(f.type)}
+    for i in sorted(views):
+        table = table.set_column(i, table.schema.field(i).name, pc.cast(table.column(i), pa.string()))
+    return table.sort_by([(key, "ascending") for key in keys])
+
+
+def _codes(rows: pa.Table, columns: tuple[str, str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Two string columns encoded with one shared vocabulary by Arrow (millions of rows, no Python loop)."""
+    ids = pa.chunked_array([pc.cast(rows.column(c).combine_chunks(), pa.string()) for c in columns]).combine_chunks()
+    encoded = pc.dictionary_encode(ids)
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return encoded.dictionary.to_pylist(), codes[:rows.num_rows], codes[rows.num_rows:]
+
+
+def _similar(rows: pa.Table | None) -> SimilarItems | None:
+    """The version's similar-items pairs as CSR arrays."""
+    if rows is None or rows.num_rows == 0:
+        return None
+    vocabulary, items, similar = _codes(rows, ("item_id", "similar_id"))
+    return SimilarItems.build(vocabulary, items, similar, rows.column("score").to_numpy(),
+                              rows.column("rank").to_numpy())
+
+
+def _epoch_s(column) -> np.ndarray:
+    """A timestamp column as float epoch seconds, NaN for nulls."""
+    values = pc.cast(column.combine_chunks() if hasattr(column, "combine_chunks") else column, pa.timestamp("us"))
+    micros = pc.cast(values, pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    micros[~np.asarray(pc.is_valid(values).to_numpy(zero_copy_only=False), dtype=bool)] = np.nan
+    return micros / 1e6
+
+
+def _history(rows: pa.Table | None) -> UserHistory | None:
+    if rows is None or rows.num_rows == 0:
+        return None
+    vocabulary, users, items = _codes(rows, ("user_id", "item_id"))
+    return UserHistory.build(vocabulary, vocabulary, users, items, _epoch_s(rows.column("last_ts")),
+                             _epoch_s(rows.column("owned_ts")))
+
+
+def _content(rows: pa.Table | None, num_features: int) -> ContentProfiles | None:
+    if rows is None or rows.num_rows == 0:
+        return None
+    rows = _sorted(rows, "item_id")
+    indices, weights = rows.column("indices").combine_chunks(), rows.column("weights").combine_chunks()
+    indptr = np.asarray(indices.offsets.to_numpy(), dtype=np.int64) - indices.offsets[0].as_py()
+    matrix = sparse.csr_matrix(
+        (np.asarray(pc.list_flatten(weights).to_numpy(zero_copy_only=False), dtype=np.float32),
+         np.asarray(pc.list_flatten(indices).to_numpy(zero_copy_only=False), dtype=np.int32), indptr),
+        shape=(rows.num_rows, num_features))
+    return ContentProfiles(rows.column("item_id").to_pylist(), matrix)

@@ -9,7 +9,8 @@ from recsys.batch.interactions import build_interactions
 from recsys.batch.item_knn import item_knn_candidates, item_similarities
 from recsys.batch.metrics import mean_metrics
 from recsys.batch.ranking import ranking_metrics, unseen_top_k
-from recsys.batch.splits import split_per_user
+from recsys.batch.splits import cut_split, last_days_split, split_per_user
+from recsys.config import ValidationConfig
 
 pytestmark = pytest.mark.spark
 
@@ -44,6 +45,28 @@ def test_splits_hold_out_a_quarter_per_user(spark):
         assert train.join(test, ["user_id", "item_id"]).count() == 0
     _, latest = split_per_user(df, 0.25, "time", seed=1)
     assert {r["item_id"] for r in latest.collect()} == {"i6", "i7"}
+
+
+def test_validation_holds_out_each_shoppers_last_days_up_to_a_share(spark):
+    """u0's history ends on day 30: items first had after day 2 are in its last 28 days, but at most half of
+    its 4 items are held out; u1 had everything long before its last day (day 60): nothing is new there."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    day = lambda n: start + timedelta(days=n)  # noqa: E731
+    rows = [("u0", "i1", day(0), day(0)), ("u0", "i2", day(1), day(1)), ("u0", "i3", day(20), day(20)),
+            ("u0", "i4", day(25), day(30)), ("u1", "i1", day(0), day(60)), ("u1", "i2", day(5), day(5))]
+    df = spark.createDataFrame([(u, i, 1.0, first, last) for u, i, first, last in rows],
+                               "user_id STRING, item_id STRING, strength DOUBLE, first_ts TIMESTAMP, last_ts TIMESTAMP")
+    fit, valid = last_days_split(df, ValidationConfig(last_days=28, max_fraction=0.5, max_users=0))
+    assert sorted((r["user_id"], r["item_id"]) for r in valid.collect()) == [("u0", "i3"), ("u0", "i4")]
+    assert fit.count() == 4 and fit.join(valid, ["user_id", "item_id"]).count() == 0
+    capped, _ = last_days_split(df, ValidationConfig(last_days=28, max_fraction=0.3, max_users=0))
+    assert capped.count() == 5  # floor(4 x 0.3) = 1: only u0's newest (i4) is held out
+
+
+def test_a_time_cut_holds_out_only_new_items_of_known_shoppers(spark):
+    before = spark.createDataFrame([("u0", "i1"), ("u1", "i1")], "user_id STRING, item_id STRING")
+    after = spark.createDataFrame([("u0", "i1"), ("u0", "i2"), ("u2", "i3")], "user_id STRING, item_id STRING")
+    assert [tuple(r) for r in cut_split(before, after).collect()] == [("u0", "i2")]
 
 
 def test_interactions_weigh_decay_and_negative_signals(spark, settings):

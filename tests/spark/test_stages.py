@@ -8,8 +8,25 @@ from recsys.batch.backfill import append_events, upsert_items, upsert_users
 from recsys.batch.content import content_candidates, item_profiles
 from recsys.batch.data_quality import DataQualityError, check_events, require_quality
 from recsys.batch.interactions import build_interactions
+from recsys.batch.served_evaluation import (
+    SERVED,
+    NoRealtimeState,
+    ServedEvaluator,
+    catalogue_of,
+    served_model,
+    signal_key,
+)
+from recsys.config import MergeWeights
 from recsys.contracts import model_version as mv
-from recsys.contracts.tables import ITEM_CONTENT, MODEL_REGISTRY, POPULAR_ITEMS, SIMILAR_ITEMS, USER_FACTORS
+from recsys.contracts.tables import (
+    ITEM_CONTENT,
+    ITEMS,
+    MODEL_REGISTRY,
+    POPULAR_ITEMS,
+    SIMILAR_ITEMS,
+    USER_FACTORS,
+    VERSIONED_TABLES,
+)
 from recsys.serving.recommender import RecommendationQuery, Recommender
 from recsys.spark.delta import read_table
 from recsys.stores.model_store import DeltaModelStore
@@ -45,11 +62,14 @@ def test_stages_take_one_version_from_candidate_to_published(published):
     assert (entry["n_users"], entry["n_items"], entry["n_interactions"]) == (40, 16, len(two_taste_events()))
 
 
-def test_models_are_compared_with_every_baseline_on_the_same_split(published):
+def test_models_are_compared_with_every_baseline_on_the_same_split(published, settings):
     _, entry = published
     metrics = entry["metrics"]
-    assert set(metrics) == {"als", "popularity", "item_knn", "content"}
+    signals = {signal_key(name) for name in settings.evaluation.signals}
+    assert set(metrics) == {SERVED, *signals, "als", "popularity", "item_knn", "content"}
+    assert set(entry["params"]["validation"]) == {SERVED, *signals}  # what the gate decided on
     assert metrics["als"]["ndcg"] > metrics["popularity"]["ndcg"]
+    assert metrics[SERVED]["ndcg"] > metrics["popularity"]["ndcg"]
     assert metrics["content"]["ndcg"] > metrics["popularity"]["ndcg"]  # tastes follow the categories
     assert all(set(m) == {"ndcg", "precision", "recall", "map", "coverage"} for m in metrics.values())
 
@@ -69,7 +89,8 @@ def test_report_is_written_next_to_the_registry_row(published):
     _, entry = published
     with open(entry["report_uri"], encoding="utf-8") as f:
         page = f.read()
-    assert entry["model_version"] in page and "item_knn" in page
+    assert entry["model_version"] in page and "item_knn" in page and "validation served" in page
+    assert "best single baseline (validation)" in page
     assert page.count("data:image/png;base64,") == 2  # metrics and tuning curve
 
 
@@ -115,6 +136,28 @@ def test_serving_loads_current_version_and_ranks_by_taste(published, settings):
         assert [i.item_id[0] for i in recs.items] == [taste] * 4
 
 
+def test_evaluation_and_serving_rank_identically_for_the_same_outputs(published, spark, settings):
+    """The evaluation's model (Spark outputs collected in memory) ranks exactly as serving's (Delta, delta-rs)."""
+    entry = published[1]
+    version = entry["model_version"]
+    store = DeltaModelStore(settings)
+    served = store.load(version)
+    assert served.merge == MergeWeights(**entry["params"]["merge"])  # serving uses the version's tuned weights
+    outputs = {spec: versioned(spark, settings, spec, version).drop("model_version")
+               for spec in VERSIONED_TABLES}
+    evaluated = served_model(outputs, settings, catalogue_of(read_table(spark, settings, ITEMS)), version)
+    now = stages.end_of(RUN_DATE)
+    users = [f"u{u}" for u in range(40)] + ["a-stranger"]
+    query = RecommendationQuery(settings.evaluation.k)
+    recommender = Recommender(lambda: served, NoRealtimeState(), settings.serving,
+                              settings.outputs.segment_attributes, clock=lambda: now)
+    serving_lists = {u: [i.item_id for i in recommender.recommend(u, query).items] for u in users}
+    evaluation_lists = ServedEvaluator(evaluated, {u: {"a0"} for u in users}, settings, now).rankings(served.merge)
+    assert evaluation_lists == serving_lists
+    bought = set(two_taste_events().query("event_type == 'purchase' and user_id == 'u0'")["item_id"])
+    assert bought and not bought & set(serving_lists["u0"])  # the repurchase policy holds in both
+
+
 def test_rerunning_a_decided_run_date_changes_nothing(published, spark, settings):
     version = published[1]["model_version"]
     rows_before = read_table(spark, settings, MODEL_REGISTRY).count()
@@ -126,13 +169,27 @@ def test_rerunning_a_decided_run_date_changes_nothing(published, spark, settings
     assert versioned(spark, settings, USER_FACTORS, version).count() == factors_before
 
 
+def test_gate_refuses_a_model_below_its_best_baseline(published, spark, settings):
+    popularity_only = settings.serving.merge.model_copy(update={
+        name: 1.0 if name == "popularity" else 0.0 for name in MergeWeights.model_fields})
+    weak = settings.model_copy(update={
+        "serving": settings.serving.model_copy(update={"merge": popularity_only}),
+        "tuning": settings.tuning.model_copy(update={"enabled": False})})
+    refused = stages.run_all(spark, weak, RUN_DATE, force=True)
+    assert refused[2].status == mv.REJECTED and "best single baseline" in refused[2].detail
+    entry = registry.get_version(spark, settings, refused[0].model_version)
+    best = max(m["ndcg"] for name, m in entry["params"]["validation"].items() if name != SERVED)
+    assert entry["params"]["validation"][SERVED]["ndcg"] < best
+    assert DeltaModelStore(settings).current_version() == published[1]["model_version"]
+
+
 def test_gate_refuses_a_bad_model_and_rollback_restores_an_older_one(published, spark, settings):
     good = published[1]["model_version"]
     strict = settings.model_copy(update={"gate": settings.gate.model_copy(update={"min_ndcg": 1.0}),
                                          "tuning": settings.tuning.model_copy(update={"enabled": False})})
     refused = stages.run_all(spark, strict, RUN_DATE, force=True)
     bad = refused[0].model_version
-    assert bad == mv.version_name(RUN_DATE, 2)
+    assert bad == mv.version_name(RUN_DATE, 3)  # .2 was refused below its best baseline
     assert refused[2].status == mv.REJECTED and "floor" in refused[2].detail
     assert refused[3].status == mv.REJECTED  # publish leaves it alone
     store = DeltaModelStore(settings)

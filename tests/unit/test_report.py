@@ -83,3 +83,12 @@ def test_write_report_accepts_file_uri(tmp_path):
     target = tmp_path / "a" / "b" / "report.html"
     write_report("<p>é</p>", target.as_uri())
     assert target.read_text(encoding="utf-8") == "<p>é</p>"
+
+
+def test_the_served_ranking_is_the_chosen_model_and_older_versions_keep_als():
+    from recsys.batch.report import chosen_model
+
+    assert chosen_model({"served": {"ndcg": 0.3}, "als": {"ndcg": 0.2}}) == "served"
+    assert chosen_model({"als": {"ndcg": 0.2}, "popularity": {"ndcg": 0.1}}) == "als"
+    page = render_report("v1", {"als": {"ndcg": 0.2}, "served": {"ndcg": 0.3}}, [], {}, k=10)
+    assert page.index(">served<") < page.index(">als<")

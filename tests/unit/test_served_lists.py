@@ -62,7 +62,7 @@ def test_a_list_is_served_with_the_variants_weights_and_pin_and_recorded():
     served = serve_list(users["pinned"], RecommendationQuery(k=3), cfg, SETTINGS.serving.merge, recommender_for,
                         recorder, memory)
     assert served.recommendations.model_version == "2026-01-01.1"
-    assert pinned.queries[0].weights == SETTINGS.serving.merge
+    assert pinned.queries[0].weights is None  # no overrides: the pinned version's own tuned weights
 
 
 def test_experiments_off_serve_everyone_the_base_weights_recorded_as_off():
@@ -70,7 +70,7 @@ def test_experiments_off_serve_everyone_the_base_weights_recorded_as_off():
     served = serve_list("u1", RecommendationQuery(k=3), SETTINGS.experiments, SETTINGS.serving.merge,
                         lambda version: current, recorder, Recorded())
     assert (served.variant, served.experiment) == (OFF, OFF)
-    assert current.queries[0].weights == SETTINGS.serving.merge
+    assert current.queries[0].weights is None  # the recommender serves the model's tuned (else the base) weights
 
 
 class Store:
