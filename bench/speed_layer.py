@@ -120,7 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     from recsys.batch.backfill import upsert_items
     from recsys.data.synthetic import SyntheticShopSpec, generate_shop
-    from recsys.ops.kafka_topics import ensure_topics
+    from recsys.kafka.topics import ensure_topics
     from recsys.spark.session import get_spark
     from recsys.speed.stream import start_realtime_query
 
@@ -164,7 +164,7 @@ def main() -> None:
             client.unlink(key)
         from confluent_kafka.admin import AdminClient
 
-        from recsys.ops.kafka_topics import project_topics
+        from recsys.kafka.topics import project_topics
 
         AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers}).delete_topics(project_topics(settings))
 

@@ -10,7 +10,7 @@ from confluent_kafka.admin import AdminClient
 
 from recsys.config import KafkaConfig
 from recsys.contracts.events import Event
-from recsys.ops.kafka_security import librdkafka_conf
+from recsys.kafka.security import librdkafka_conf
 
 
 class IngestUnavailableError(RuntimeError):

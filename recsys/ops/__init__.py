@@ -1,1 +1,1 @@
-"""Operational helpers for the local and cluster services: Kafka topic setup."""
+"""Operational helpers: the demo runner."""

@@ -37,7 +37,7 @@ from recsys.config import PROJECT_ROOT, Settings, get_settings
 from recsys.contracts import model_version as mv
 from recsys.contracts.tables import ITEMS
 from recsys.data.online_retail import DEFAULT_PATH as RETAIL_PATH
-from recsys.ops.kafka_topics import ensure_topics
+from recsys.kafka.topics import ensure_topics
 from recsys.ops.progress import parse_progress
 from recsys.stores.model_store import DeltaModelStore, query_delta
 from recsys.stores.online_store import RedisOnlineStore

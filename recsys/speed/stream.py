@@ -33,8 +33,8 @@ from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 from recsys.config import Settings
 from recsys.contracts.redis_keys import BRONZE_QUERY, REALTIME_QUERY, RedisKeys
 from recsys.contracts.tables import EVENTS_BRONZE, EVENTS_QUARANTINE, RECOMMENDATIONS_SERVED
-from recsys.ops.kafka_security import spark_kafka_options
-from recsys.ops.kafka_topics import dlq_topic, served_topic
+from recsys.kafka.security import spark_kafka_options
+from recsys.kafka.topics import dlq_topic, served_topic
 from recsys.spark.delta import conform, ensure_table
 from recsys.speed import context
 from recsys.speed.redis_state import ApplyStats, apply_arrow

@@ -25,7 +25,7 @@ from recsys.contracts import model_version as mv
 from recsys.contracts.redis_keys import RedisKeys
 from recsys.contracts.served import CONTEXT_REC_ID, CONTEXT_VARIANT, OFF
 from recsys.contracts.tables import EVENTS_BRONZE, ITEMS, MODEL_REGISTRY
-from recsys.ops.kafka_topics import served_topic
+from recsys.kafka.topics import served_topic
 from recsys.ops.synthetic_model import SyntheticModel, make_model, publish_model
 from recsys.serving.experiments import assign_variant
 from recsys.speed.adjustments import ModelContext, SpeedEvent
