@@ -187,9 +187,7 @@ class Recommender:
         if not any(i in model.item_index for i in seen):
             return None
         fold = model.fold_in
-        x = np.zeros(fold.rank)
-        for item in seen:
-            x = fold.update(x, item, self._cfg.anonymous_event_strength)
+        x = fold.fold(np.zeros(fold.rank), seen, self._cfg.anonymous_event_strength)
         return x if np.any(x) else None
 
     def _segment(self, model: FactorModel, attributes: Mapping[str, str] | None) -> list[str]:

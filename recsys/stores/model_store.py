@@ -19,6 +19,7 @@ from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
 from scipy import sparse
 
+from recsys.als.foldin import FoldIn
 from recsys.config import Settings
 from recsys.contracts import model_version as mv
 from recsys.contracts.tables import (
@@ -30,7 +31,6 @@ from recsys.contracts.tables import (
     SIMILAR_ITEMS,
     USER_FACTORS,
 )
-from recsys.speed.foldin import FoldIn
 from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue
 from recsys.stores.similar_items import SimilarItems
 

@@ -12,9 +12,7 @@ import redis
 
 from recsys.config import RedisConfig
 from recsys.contracts import redis_keys as rk
-from recsys.contracts.redis_keys import RedisKeys, decode_profile
-from recsys.speed.adjustments import current_interests
-from recsys.speed.foldin import decode_vector
+from recsys.contracts.redis_keys import RedisKeys, current_interests, decode_profile, decode_vector
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from confluent_kafka import Consumer
 from deltalake import DeltaTable, write_deltalake
 
 from api import create_app
+from recsys.als.foldin import FoldIn
 from recsys.config import Settings, Variant
 from recsys.contracts import model_version as mv
 from recsys.contracts.redis_keys import RedisKeys
@@ -29,7 +30,6 @@ from recsys.kafka.topics import served_topic
 from recsys.ops.synthetic_model import SyntheticModel, make_model, publish_model
 from recsys.serving.experiments import assign_variant
 from recsys.speed.adjustments import ModelContext, SpeedEvent
-from recsys.speed.foldin import FoldIn
 from recsys.stores.delta_rs import arrow_schema, ensure_table
 from recsys.stores.model_store import query_delta
 from tests.integration.conftest import shop_events

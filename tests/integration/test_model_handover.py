@@ -9,9 +9,9 @@ import pytest
 
 from recsys.batch import registry
 from recsys.contracts import redis_keys as rk
+from recsys.contracts.redis_keys import decode_vector
 from recsys.contracts.tables import ITEM_FACTORS, USER_FACTORS
 from recsys.spark.delta import conform, ensure_table
-from recsys.speed.foldin import decode_vector
 from recsys.speed.stream import ModelVersionWatcher, apply_realtime_batch
 from tests.integration.conftest import stored_profile
 
