@@ -20,7 +20,6 @@ from recsys.batch.backfill import from_pandas
 from recsys.batch.content import item_profiles
 from recsys.batch.evaluation import evaluate_models
 from recsys.batch.interactions import build_interactions
-from recsys.batch.report import render_report, write_report
 from recsys.batch.splits import evaluation_split
 from recsys.batch.tuning import tune_als
 from recsys.config import PROJECT_ROOT, get_settings
@@ -28,6 +27,7 @@ from recsys.contracts.tables import EVENT_PAYLOAD_DDL, ITEMS
 from recsys.data.movielens import fetch_movielens_100k, load_movielens_100k
 from recsys.data.online_retail import load_online_retail
 from recsys.logging_setup import setup_logging
+from recsys.reports.evaluation_report import render_report, write_report
 from recsys.spark.session import get_spark
 
 RETAIL = PROJECT_ROOT.parent / "shared" / "datasets" / "online-retail" / "online_retail.parquet"

@@ -8,7 +8,7 @@ from api.blueprints import resource_blueprint
 from api.schemas import HealthResponse, ReadyResponse
 from api.services import services
 from recsys.config import Settings
-from recsys.serving.auth import AccessPolicy
+from recsys.services.auth import AccessPolicy
 
 
 def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:

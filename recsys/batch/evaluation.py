@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from recsys.batch.als import fit_als, recommend_all
 from recsys.batch.content import content_candidates
 from recsys.batch.item_knn import item_knn_candidates
-from recsys.batch.ranking import HeldOut, score_candidates
+from recsys.batch.ranking_metrics import HeldOut, score_candidates
 from recsys.batch.splits import evaluation_split
 from recsys.config import AlsConfig, Settings
 

@@ -23,7 +23,6 @@ from recsys.batch.gate import decide
 from recsys.batch.interactions import build_interactions, drop_erased
 from recsys.batch.item_knn import item_similarities
 from recsys.batch.popular import popular_items
-from recsys.batch.report import Trial, render_report, write_report
 from recsys.batch.splits import evaluation_split
 from recsys.batch.tuning import tune_als
 from recsys.config import AlsConfig, Settings
@@ -40,6 +39,7 @@ from recsys.contracts.tables import (
     USERS,
     TableSpec,
 )
+from recsys.reports.evaluation_report import Trial, render_report, write_report
 from recsys.spark.delta import conform, read_table
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ import optuna
 from pyspark.sql import DataFrame
 
 from recsys.batch.als import fit_als, recommend_all
-from recsys.batch.ranking import HeldOut, score_candidates
-from recsys.batch.report import Trial
+from recsys.batch.ranking_metrics import HeldOut, score_candidates
 from recsys.batch.splits import split_per_user
 from recsys.config import AlsConfig, Settings, TuningConfig
+from recsys.reports.evaluation_report import Trial
 
 log = logging.getLogger(__name__)
 TUNED = ("rank", "max_iter", "reg_param", "alpha")

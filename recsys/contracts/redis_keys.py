@@ -118,7 +118,7 @@ class RedisKeys:
 
     def served(self, user_id: str) -> str:
         """HASH item_id -> encode_served(rec_id, variant, served_at) of the latest list that showed the item;
-        written by serving, TTL experiments.attribution_window_s (recsys.serving.attribution)."""
+        written by serving, TTL experiments.attribution_window_s (recsys.services.attribution)."""
         return f"{self.prefix}:user:{user_id}:served"
 
     def user_keys(self, user_id: str) -> list[str]:

@@ -15,7 +15,7 @@ import numpy as np
 from recsys.config import MergeWeights, ServingConfig
 from recsys.contracts.redis_keys import INTEREST_BRAND, INTEREST_CATEGORY, split_interest
 from recsys.serving import reasons as why
-from recsys.serving.ranking import scaled
+from recsys.serving.top_k import scaled
 from recsys.stores.model_store import NORM_FLOOR, FactorModel
 
 

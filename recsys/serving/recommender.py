@@ -2,7 +2,7 @@
 
 A request reads Redis at most twice (the user's state, then the co-views of their recent items with
 the trending view, each one pipeline), scores the whole catalogue with vector operations
-(recsys.serving.merge) and ranks with one argpartition (recsys.serving.ranking). Any Redis error
+(recsys.serving.merge) and ranks with one argpartition (recsys.serving.top_k). Any Redis error
 gives the batch-only list, marked degraded, never an exception.
 """
 
@@ -21,7 +21,6 @@ from recsys.contracts.segments import EVERYONE, segment_keys
 from recsys.serving import reasons as why
 from recsys.serving.merge import Merge, Shopper
 from recsys.serving.neighbours import blend_similar, fallback_similar
-from recsys.serving.ranking import top_rows
 from recsys.serving.reasons import REASON_NEW, REASON_POPULAR, REASON_SEEN, REASON_SEGMENT, REASON_TASTE
 from recsys.serving.results import (
     ItemCard,
@@ -31,6 +30,7 @@ from recsys.serving.results import (
     TrendingItems,
     UnknownItemError,
 )
+from recsys.serving.top_k import top_rows
 from recsys.stores.model_store import FactorModel
 from recsys.stores.online_store import ItemSignals, OnlineStore, RealtimeState
 

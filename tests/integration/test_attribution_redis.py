@@ -11,7 +11,7 @@ from recsys.contracts.redis_keys import RedisKeys
 from recsys.contracts.served import CONTEXT_REC_ID, CONTEXT_VARIANT, ServedRecommendation
 from recsys.ingest.served_recorder import KafkaServedRecorder
 from recsys.kafka.topics import served_topic
-from recsys.serving.attribution import RedisServedMemory, attribute
+from recsys.services.attribution import RedisServedMemory, attribute
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from recsys.batch.report import Trial, render_report, write_report
+from recsys.reports.evaluation_report import Trial, render_report, write_report
 
 pytestmark = pytest.mark.unit
 

@@ -3,8 +3,8 @@
 import pytest
 
 from recsys.config import ConfigError
-from recsys.serving import auth
-from recsys.serving.auth import MODE_KEYS, MODE_OPEN, MODE_PARTIAL, KeyRing, Scope, load_policy, presented_key
+from recsys.services import auth
+from recsys.services.auth import MODE_KEYS, MODE_OPEN, MODE_PARTIAL, KeyRing, Scope, load_policy, presented_key
 
 pytestmark = pytest.mark.unit
 
