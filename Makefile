@@ -44,7 +44,7 @@ serve:  ## the API with gunicorn on serving.host:serving.port
 
 demo: export RECSYS_DEMO_T0 := $(shell date +%s.%N)
 demo: setup up  ## the product end to end: DATA=synthetic|retail, batch DAG via Airflow, stream, API; until Ctrl-C (ARGS=--no-keep)
-	$(PY) -m recsys.ops.demo --data $(DATA) $(ARGS)
+	$(PY) -m recsys.demo.runner --data $(DATA) $(ARGS)
 
 test: up  ## the whole suite on real services (unit, Spark, integration, end-to-end, Airflow)
 	RECSYS_ENV=test $(PY) -m pytest $(PYTEST_ARGS)

@@ -68,6 +68,8 @@ class RedisConfig(_Section):
     recent_items_max: int = Field(gt=0)
     user_ttl_s: int = Field(gt=0)
     socket_timeout_s: float = Field(gt=0)
+    writer_timeout_s: float = Field(gt=0)
+    driver_timeout_s: float = Field(gt=0)
 
 
 class EventsConfig(_Section):

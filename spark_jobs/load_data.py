@@ -3,7 +3,7 @@
 python -m recsys.spark.submit spark_jobs/load_data.py --source synthetic --events 200000
 
 Prints the row counts and the events' first and last date as JSON at the end; with --progress also
-`@progress` lines (recsys.ops.progress) that `make demo` shows as a bar.
+`@progress` lines (recsys.progress) that `make demo` shows as a bar.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from recsys import progress
 from recsys.batch.backfill import load_shop
 from recsys.config import PROJECT_ROOT, get_settings
 from recsys.data.frames import ShopData
@@ -22,7 +23,6 @@ from recsys.data.online_retail import DEFAULT_PATH as DEFAULT_RETAIL
 from recsys.data.online_retail import load_online_retail
 from recsys.data.synthetic import SyntheticShopSpec, generate_shop
 from recsys.logging_setup import setup_logging
-from recsys.ops import progress
 from recsys.spark.session import get_spark
 
 log = logging.getLogger("load_data")
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--env", default=None)
-    parser.add_argument("--progress", action="store_true", help="print @progress lines (recsys.ops.progress)")
+    parser.add_argument("--progress", action="store_true", help="print @progress lines (recsys.progress)")
     args = parser.parse_args()
     setup_logging()
     settings = get_settings(args.env)

@@ -19,6 +19,7 @@ import redis
 
 from recsys.config import Settings
 from recsys.contracts.redis_keys import RedisKeys, decode_profile, encode_profile
+from recsys.redis_client import redis_client
 from recsys.speed.adjustments import ModelContext, SpeedEvent, UserState, UserUpdate, update_user
 from recsys.speed.wire import WireDecoder
 
@@ -58,8 +59,7 @@ class RedisStateWriter:
         self._keys = RedisKeys(settings.redis.key_prefix)
         self._catalogue = catalogue
         self._model = model
-        self._client = client or redis.Redis.from_url(settings.redis.url, socket_timeout=5.0,
-                                                      socket_connect_timeout=5.0)
+        self._client = client or redis_client(settings.redis, settings.redis.writer_timeout_s)
 
     def close(self) -> None:
         self._client.close()

@@ -13,6 +13,7 @@ import redis
 from recsys.config import RedisConfig
 from recsys.contracts import redis_keys as rk
 from recsys.contracts.redis_keys import RedisKeys, current_interests, decode_profile, decode_vector
+from recsys.redis_client import redis_client
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,8 @@ class RedisOnlineStore:
     def __init__(self, cfg: RedisConfig, client: redis.Redis | None = None, raw_client: redis.Redis | None = None
                  ) -> None:
         self._keys = RedisKeys(cfg.key_prefix)
-        options = {"socket_timeout": cfg.socket_timeout_s, "socket_connect_timeout": cfg.socket_timeout_s}
-        self._client = client or redis.Redis.from_url(cfg.url, decode_responses=True, **options)
-        self._raw = raw_client or redis.Redis.from_url(cfg.url, **options)  # the vector is bytes, not text
+        self._client = client or redis_client(cfg, decode=True)
+        self._raw = raw_client or redis_client(cfg)  # the vector is bytes, not text
 
     @property
     def client(self) -> redis.Redis:

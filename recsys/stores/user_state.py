@@ -13,6 +13,7 @@ import redis
 from recsys.config import RedisConfig
 from recsys.contracts.catalogue import check_id
 from recsys.contracts.redis_keys import RedisKeys, decode_profile
+from recsys.redis_client import redis_client
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,7 @@ class RedisUserStateStore:
 
     def __init__(self, cfg: RedisConfig, client: redis.Redis | None = None) -> None:
         self._keys = RedisKeys(cfg.key_prefix)
-        self._client = client or redis.Redis.from_url(
-            cfg.url, socket_timeout=cfg.socket_timeout_s, socket_connect_timeout=cfg.socket_timeout_s)
+        self._client = client or redis_client(cfg)
 
     def state(self, user_id: str) -> StoredUserState:
         """Both keys in one round trip; raises redis.RedisError when Redis cannot be read."""

@@ -28,8 +28,8 @@ from werkzeug.serving import make_server
 
 from api import create_app
 from recsys.config import PROJECT_ROOT, Settings, load_settings
+from recsys.demo.synthetic_model import make_model, publish_model
 from recsys.kafka.topics import ensure_topics
-from recsys.ops.synthetic_model import make_model, publish_model
 from recsys.reports.evaluation_report import render_report, write_report
 from recsys.stores.online_store import RedisOnlineStore
 

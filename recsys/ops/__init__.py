@@ -1,1 +1,0 @@
-"""Operational helpers: the demo runner."""
