@@ -14,6 +14,7 @@ from recsys.config import RedisConfig
 from recsys.contracts import redis_keys as rk
 from recsys.contracts.redis_keys import RedisKeys, current_interests, decode_profile, decode_vector
 from recsys.redis_client import redis_client
+from recsys.stores.profile_reader import read_profiles
 
 
 @dataclass(frozen=True)
@@ -91,17 +92,14 @@ class RedisOnlineStore:
                    half_life_s: float) -> RealtimeState:
         """Recent items, purchases, cart, interests (decayed to now) and the vector of `model_version`:
         one pipeline, so a request pays one round trip for the whole user."""
-        pipe = self._raw.pipeline(transaction=False)
-        pipe.zrevrange(self._keys.recent_items(user_id), 0, recent_limit - 1)
-        pipe.get(self._keys.profile(user_id))
-        recent, raw_profile = pipe.execute()
-        fields, vector = decode_profile(raw_profile)
+        stored = read_profiles(self._raw, self._keys, [user_id], recent_limit, times=False)[user_id]
+        fields = stored.fields
         live = None
         if model_version is not None and fields.get(rk.PROFILE_MODEL) == model_version:
-            live = decode_vector(vector, rank)
+            live = decode_vector(stored.vector, rank)
         weights = current_interests(fields, time.time(), half_life_s)
         return RealtimeState(
-            recent=[item.decode() if isinstance(item, bytes) else item for item in recent],
+            recent=[item for item, _ in stored.recent],
             purchased=frozenset(fields.get(rk.PROFILE_PURCHASED, [])),
             cart=list(fields.get(rk.PROFILE_CART, [])),
             interests=dict(sorted(weights.items(), key=lambda kv: -kv[1])),

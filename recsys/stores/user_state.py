@@ -12,8 +12,9 @@ import redis
 
 from recsys.config import RedisConfig
 from recsys.contracts.catalogue import check_id
-from recsys.contracts.redis_keys import RedisKeys, decode_profile
+from recsys.contracts.redis_keys import RedisKeys
 from recsys.redis_client import redis_client
+from recsys.stores.profile_reader import read_profiles
 
 
 @dataclass(frozen=True)
@@ -45,19 +46,10 @@ class RedisUserStateStore:
     def state(self, user_id: str) -> StoredUserState:
         """Both keys in one round trip; raises redis.RedisError when Redis cannot be read."""
         check_id(user_id)
-        pipe = self._client.pipeline(transaction=False)
-        pipe.zrevrange(self._keys.recent_items(user_id), 0, -1, withscores=True)
-        pipe.get(self._keys.profile(user_id))
-        recent, raw = pipe.execute()
-        fields, vector = decode_profile(raw)
-        return StoredUserState(recent=[(_text(item), float(ts)) for item, ts in recent], profile=fields,
-                         has_vector=vector is not None)
+        stored = read_profiles(self._client, self._keys, [user_id], 0)[user_id]
+        return StoredUserState(recent=stored.recent, profile=stored.fields, has_vector=stored.vector is not None)
 
     def forget(self, user_id: str) -> int:
         """Delete every per-user key; returns how many existed."""
         check_id(user_id)
         return int(self._client.delete(*self._keys.user_keys(user_id)))
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
