@@ -34,7 +34,7 @@ maintain:  ## Delta OPTIMIZE + VACUUM of every table
 	$(SUBMIT) spark_jobs/batch.py maintain
 
 rollback:  ## make an earlier model version current again: make rollback VERSION=2026-11-27.1
-	$(SUBMIT) spark_jobs/activate_model.py --version $(VERSION)
+	$(PY) spark_jobs/activate_model.py --version $(VERSION)
 
 stream:  ## speed-layer job via spark-submit (runs until stopped)
 	$(SUBMIT) spark_jobs/stream.py

@@ -1,4 +1,8 @@
-"""The model registry table: record versions, move them through their statuses, list them."""
+"""The model registry table: record versions, move them through their statuses, list them.
+
+Making a registered version current again (rollback) is recsys.stores.registry_store.activate_version,
+the one activation that `make rollback` and the admin endpoint share.
+"""
 
 from __future__ import annotations
 
@@ -95,8 +99,3 @@ def latest_for_run_date(spark: SparkSession, settings: Settings, run_date: str) 
 
 def current_version(spark: SparkSession, settings: Settings) -> str | None:
     return mv.current_version(list_versions(spark, settings))
-
-
-def activate(spark: SparkSession, settings: Settings, version: str) -> None:
-    """Make an earlier (or rejected) version current again: the rollback command."""
-    set_status(spark, settings, version, mv.PUBLISHED)

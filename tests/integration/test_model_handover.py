@@ -13,6 +13,7 @@ from recsys.contracts.redis_keys import decode_vector
 from recsys.contracts.tables import ITEM_FACTORS, USER_FACTORS
 from recsys.spark.delta import conform, ensure_table
 from recsys.speed.stream import ModelVersionWatcher, apply_realtime_batch
+from recsys.stores.registry_store import activate_version
 from tests.integration.conftest import stored_profile
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
@@ -28,7 +29,7 @@ def _publish(spark, settings, version: str, items: dict[str, list[float]]) -> No
          .partitionBy(*spec.partition_by).save(settings.table_path(spec.name)))
     registry.record_candidate(spark, settings, registry.RegistryEntry(
         version, "2026-11-01", {}, None, None, 1, len(items), 0))
-    registry.activate(spark, settings, version)
+    activate_version(settings, version)
 
 
 def _view(spark, user: str, item: str, offset: int):

@@ -14,6 +14,7 @@ from recsys.serving.recommender import RecommendationQuery, Recommender
 from recsys.spark.delta import read_table
 from recsys.stores.model_store import DeltaModelStore
 from recsys.stores.online_store import ItemSignals, RealtimeState
+from recsys.stores.registry_store import activate_version
 from tests.shop_data import two_taste_catalogue, two_taste_events
 
 pytestmark = pytest.mark.spark
@@ -139,9 +140,9 @@ def test_gate_refuses_a_bad_model_and_rollback_restores_an_older_one(published, 
     assert store.current_version() == good  # serving keeps the old model
     assert registry.get_version(spark, settings, bad)["tuning"] == []
 
-    registry.activate(spark, settings, bad)  # roll forward by hand...
+    activate_version(settings, bad, allow_rejected=True)  # roll forward by hand...
     assert store.current_version() == bad
-    registry.activate(spark, settings, good)  # ...and back
+    activate_version(settings, good)  # ...and back
     assert store.current_version() == good
 
 
