@@ -85,6 +85,7 @@ airflow-test:  ## run the batch DAG once with `airflow dags test`
 
 lock:  ## re-resolve the pinned lock files after editing requirements
 	.venv/bin/uv pip compile -q requirements.txt -p .venv/bin/python -o requirements/lock.txt
+	.venv/bin/uv pip compile -q requirements/dev.txt -c requirements/lock.txt -p .venv/bin/python -o requirements/dev-lock.txt
 	.venv/bin/uv pip compile -q requirements/airflow.txt -p .venv-airflow/bin/python -o requirements/airflow-lock.txt
 
 clean: down  ## remove local data, logs and checkpoints (keeps venvs and jars)
