@@ -28,7 +28,7 @@ PROFILE_INTERESTS = "i"  # {"c:<category>" | "b:<brand>": weight at PROFILE_INTE
 PROFILE_INTERESTS_TS = "it"  # epoch seconds the interest weights refer to (decay them to now)
 PROFILE_SESSIONS = "s"  # [[first_ts, seconds, events], ...], latest first (stream.max_sessions)
 PROFILE_SESSION_ID = "sid"  # the latest session's id when events carry one
-PROFILE_PURCHASED = "p"  # items bought, oldest first (the latest redis.purchased_max); excluded from lists
+PROFILE_PURCHASED = "p"  # items bought, oldest first (the latest stream.purchased_max); excluded from lists
 PROFILE_CART = "c"  # items in the cart (added, not removed or bought since), oldest first
 
 # Interest keys in PROFILE_INTERESTS: "<kind>:<name>", the kind one letter.
