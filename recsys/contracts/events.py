@@ -134,7 +134,7 @@ def _first_reason(exc: ValidationError, raw: bytes | None, min_ts: datetime, lat
             ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
             if not min_ts <= ts <= latest:
                 return QuarantineReason.ABSURD_TS
-        except (ValueError, ValidationError):
+        except (ValueError, TypeError, KeyError, ValidationError):  # no readable ts: nothing to add
             pass
     return first
 
