@@ -58,6 +58,20 @@ CORPUS: dict[str, bytes] = {
     "absurd ts and negative price": {**GOOD, "ts": "1970-01-01T00:00:00Z", "price": -2.0},
     "missing user and bad quantity": {**_without("user_id"), "quantity": -1},
 }
+# Known gaps, pinned so that closing one shows here: values of the wrong JSON type. Spark's from_json reads
+# them leniently (a number as a string id, 1.5 as a NULL quantity that defaults to 1, a map of numbers as
+# strings) and lands them in bronze; the pydantic contract rejects them, so the realtime path skips them.
+# The API never sends them (it validates strictly). Python's reason for each:
+KNOWN_GAPS: dict[str, str] = {
+    "a number as user id": "bad_id",
+    "a fractional quantity": "bad_quantity",
+    "context values that are numbers": "not_json",
+}
+CORPUS.update({
+    "a number as user id": {**GOOD, "user_id": 123},
+    "a fractional quantity": {**GOOD, "quantity": 1.5},
+    "context values that are numbers": {**GOOD, "context": {"a": 1}},
+})
 CORPUS = {name: v if isinstance(v, bytes) else json.dumps(v).encode() for name, v in CORPUS.items()}
 
 
@@ -83,8 +97,11 @@ def test_python_and_spark_give_each_record_the_same_verdict_and_reason(spark, se
     spark_reasons = _spark_reasons(spark, settings)
     python_reasons = {name: wire_verdict(value, settings.events.min_ts, settings.events.max_future_skew_s)[1]
                       for name, value in CORPUS.items()}
-    assert python_reasons == spark_reasons
-    assert sum(reason is None for reason in spark_reasons.values()) == 5  # the corpus has good records
+    assert {n: r for n, r in python_reasons.items() if n not in KNOWN_GAPS} == {
+        n: r for n, r in spark_reasons.items() if n not in KNOWN_GAPS}
+    assert {n: (spark_reasons[n], python_reasons[n]) for n in KNOWN_GAPS} == {
+        n: (None, reason) for n, reason in KNOWN_GAPS.items()}
+    assert sum(reason is None for n, reason in spark_reasons.items() if n not in KNOWN_GAPS) == 5
     assert len({r.split(":")[0] for r in spark_reasons.values() if r}) == 7  # and every reason
 
 
@@ -102,5 +119,5 @@ def test_the_api_accepts_exactly_the_records_the_stream_accepts(spark, settings)
     stamped = {name for name, value in CORPUS.items() if _stamped_by_the_api(value)}
     assert stamped == {"no ts"}
     assert {name: _api_accepts(value, settings) for name, value in CORPUS.items()} == {
-        name: reason is None or (name in stamped and reason == "missing_field:ts")
+        name: (reason is None and name not in KNOWN_GAPS) or (name in stamped and reason == "missing_field:ts")
         for name, reason in spark_reasons.items()}
