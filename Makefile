@@ -41,7 +41,7 @@ maintain:  ## Delta OPTIMIZE + VACUUM of every table
 	$(SUBMIT) spark_jobs/batch.py maintain
 
 rollback:  ## make an earlier model version current again: make rollback VERSION=2026-11-27.1
-	$(SUBMIT) spark_jobs/activate_model.py --version $(VERSION)
+	$(PY) spark_jobs/activate_model.py --version $(VERSION)
 
 stream:  ## speed-layer job via spark-submit (runs until stopped)
 	$(SUBMIT) spark_jobs/stream.py
@@ -51,7 +51,7 @@ serve:  ## the API with gunicorn on serving.host:serving.port
 
 demo: export RECSYS_DEMO_T0 := $(shell date +%s.%N)
 demo: setup up  ## the product end to end: DATA=synthetic|retail, batch DAG via Airflow, stream, API; until Ctrl-C (ARGS=--no-keep)
-	$(PY) -m recsys.ops.demo --data $(DATA) $(ARGS)
+	$(PY) -m recsys.demo.runner --data $(DATA) $(ARGS)
 
 test: up  ## the whole suite on real services (unit, Spark, integration, end-to-end, Airflow)
 	RECSYS_ENV=test $(PY) -m pytest $(PYTEST_ARGS)
@@ -95,6 +95,7 @@ airflow-test:  ## run the batch DAG once with `airflow dags test`
 
 lock:  ## re-resolve the pinned lock files after editing requirements
 	.venv/bin/uv pip compile -q requirements.txt -p .venv/bin/python -o requirements/lock.txt
+	.venv/bin/uv pip compile -q requirements/dev.txt -c requirements/lock.txt -p .venv/bin/python -o requirements/dev-lock.txt
 	.venv/bin/uv pip compile -q requirements/airflow.txt -p .venv-airflow/bin/python -o requirements/airflow-lock.txt
 
 clean: down  ## remove local data, logs and checkpoints (keeps venvs and jars)

@@ -1,4 +1,4 @@
-"""API-key checks for blueprints; the key logic itself is recsys.serving.auth.
+"""API-key checks for blueprints; the key logic itself is recsys.services.auth.
 
 `require_key(scopes)` is a blueprint `before_request` (api.blueprints.resource_blueprint installs it): the
 request's endpoint has a scope; a request without a valid key gets 401 `unauthorized` with
@@ -14,7 +14,7 @@ from typing import Any
 from flask import current_app, request
 
 from api.errors import ApiError
-from recsys.serving.auth import API_KEY_HEADER, AccessPolicy, Scope, presented_key
+from recsys.services.auth import API_KEY_HEADER, AccessPolicy, Scope, presented_key
 
 AUTH_EXTENSION = "recsys.auth"
 CHALLENGE = 'Bearer realm="recsys"'

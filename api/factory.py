@@ -22,7 +22,7 @@ from api.blueprints import (
     events,
     health,
     items,
-    metrics,
+    prometheus,
     recommendations,
     reports,
     status,
@@ -34,7 +34,7 @@ from api.request_metrics import register_request_metrics
 from api.schemas import ErrorResponse
 from api.services import SERVICES_EXTENSION, Services, build_services
 from recsys.config import Settings, get_settings
-from recsys.serving.auth import MODE_KEYS, AccessPolicy, load_policy, open_mode_banner
+from recsys.services.auth import MODE_KEYS, AccessPolicy, load_policy, open_mode_banner
 
 API_TITLE = "recsys: real-time personalised recommendations"
 API_VERSION = "1.0.0"
@@ -42,7 +42,7 @@ API_VERSION = "1.0.0"
 # Every resource's blueprint factory, in the order its routes are listed in the document.
 BLUEPRINTS: tuple[Callable[[Settings, AccessPolicy], APIBlueprint], ...] = (
     events.blueprint, recommendations.blueprint, items.blueprint, trending.blueprint, users.blueprint,
-    admin.blueprint, status.blueprint, health.blueprint, metrics.blueprint,
+    admin.blueprint, status.blueprint, health.blueprint, prometheus.blueprint,
 )
 # The demo page and the report pages, registered when demo.enabled.
 DEMO_BLUEPRINTS: tuple[Callable[[Settings, AccessPolicy], APIBlueprint], ...] = (
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> OpenAPI:
     """Build the API; raises recsys.config.ConfigError when it has no keys and no open-mode opt-in, or would
-    run open on a non-loopback host (recsys.serving.auth.load_policy)."""
+    run open on a non-loopback host (recsys.services.auth.load_policy)."""
     settings = settings or get_settings()
     access = load_policy(settings.env, settings.auth, settings.serving.host, os.environ)
     app = OpenAPI(

@@ -45,7 +45,7 @@ def when_ready(server) -> None:
     """Listening: open mode (auth.open) must not listen beyond loopback, even when --bind overrode serving.host."""
     if not _settings.auth.open:
         return
-    from recsys.serving.auth import is_loopback
+    from recsys.services.auth import is_loopback
 
     exposed = [str(listener) for listener in server.LISTENERS
                if isinstance(listener.sock.getsockname(), tuple) and not is_loopback(listener.sock.getsockname()[0])]

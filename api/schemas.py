@@ -348,7 +348,7 @@ def history_query(settings: Settings) -> type[BaseModel]:
 
 
 class HistoryResponse(BaseModel):
-    """What the API holds on a shopper (recsys.serving.user_data): the speed layer's state and events."""
+    """What the API holds on a shopper (recsys.services.user_data): the speed layer's state and events."""
 
     user_id: str
     realtime: dict[str, Any] | None = Field(description="recent items, sessions, purchases, cart, interests; "
@@ -380,7 +380,7 @@ class ActivateResponse(BaseModel):
 # --- status --------------------------------------------------------------------------------------------
 
 class QueryProgressResponse(BaseModel):
-    """One speed-layer query's last report (recsys.serving.status); null: not reported yet."""
+    """One speed-layer query's last report (recsys.services.status); null: not reported yet."""
 
     batch_id: int | None
     lag_mean_s: float | None = Field(description="mean seconds from an event's time to applied, last micro-batch")

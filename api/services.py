@@ -19,14 +19,14 @@ from api.request_metrics import count_attribution_error, count_served_record
 from recsys.config import Settings
 from recsys.ingest.producer import EventSink, KafkaEventSink
 from recsys.ingest.served_recorder import KafkaServedRecorder, ServedRecorder
-from recsys.serving.attribution import RedisServedMemory
+from recsys.services.attribution import RedisServedMemory
+from recsys.services.privacy import Pseudonymizer
+from recsys.services.status import ServiceStatus, service_status
+from recsys.services.user_data import UserDataService
 from recsys.serving.model_cache import ModelCache, PinnedModel
-from recsys.serving.privacy import Pseudonymizer
 from recsys.serving.recommender import Recommender
 from recsys.serving.results import RecommendationQuery
 from recsys.serving.served_lists import ServedList, serve_list
-from recsys.serving.status import ServiceStatus, service_status
-from recsys.serving.user_data import UserDataService
 from recsys.stores.attribute_store import AttributeStore, DeltaAttributeStore
 from recsys.stores.model_store import DeltaModelStore, FactorModel
 from recsys.stores.online_store import OnlineStore, RedisOnlineStore

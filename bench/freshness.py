@@ -24,7 +24,8 @@ import requests
 from confluent_kafka import Producer
 
 from recsys.config import PROJECT_ROOT, get_settings
-from recsys.ops.demo import RUN_DIR, get_recommendations, http_ok, item_ids, start_background, stop, wait_until
+from recsys.demo.probes import get_recommendations, http_ok, item_ids
+from recsys.demo.processes import RUN_DIR, start_background, stop, wait_until
 from recsys.stores.model_store import DeltaModelStore
 
 K = 10

@@ -28,7 +28,6 @@ from recsys.batch.backfill import from_pandas
 from recsys.batch.content import item_profiles
 from recsys.batch.evaluation import evaluate_models
 from recsys.batch.interactions import build_interactions
-from recsys.batch.report import render_report, write_report
 from recsys.batch.served_evaluation import SERVED, best_baseline
 from recsys.batch.splits import cut_split, evaluation_split
 from recsys.batch.stages import with_tuned
@@ -40,6 +39,7 @@ from recsys.data.movielens import fetch_movielens_100k, load_movielens_100k
 from recsys.data.online_retail import load_online_retail
 from recsys.data.synthetic import SyntheticShopSpec, generate_shop
 from recsys.logging_setup import setup_logging
+from recsys.reports.evaluation_report import render_report, write_report
 from recsys.spark.session import get_spark
 
 RETAIL = PROJECT_ROOT.parent / "shared" / "datasets" / "online-retail" / "online_retail.parquet"

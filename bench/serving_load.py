@@ -1,6 +1,6 @@
 """Serving latency and throughput: wrk on loopback against gunicorn, 100k items x 64 factors, real-time state.
 
-Writes a synthetic published model (recsys.ops.synthetic_model) into its own Delta root, gives
+Writes a synthetic published model (recsys.demo.synthetic_model) into its own Delta root, gives
 --active-users shoppers real-time state by running their events through the speed layer's own Redis
 writer (recent items, folded-in vectors, interests, co-views, purchases, trending), starts gunicorn as
 `make serve` does, and runs wrk (Debian package `wrk`) for each scenario and connection count: random
@@ -32,7 +32,7 @@ import requests
 
 from recsys.config import PROJECT_ROOT, load_settings
 from recsys.contracts.redis_keys import RedisKeys
-from recsys.ops.synthetic_model import make_model, publish_model
+from recsys.demo.synthetic_model import make_model, publish_model
 from recsys.speed import context
 from recsys.speed.adjustments import SpeedEvent
 from recsys.speed.redis_state import RedisStateWriter

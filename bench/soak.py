@@ -40,8 +40,8 @@ from deltalake import DeltaTable
 from recsys.config import PROJECT_ROOT, Settings, load_settings
 from recsys.contracts.redis_keys import REALTIME_QUERY, RedisKeys
 from recsys.contracts.tables import EVENTS_BRONZE
-from recsys.ops.kafka_topics import ensure_topics, project_topics
-from recsys.ops.synthetic_model import make_model, publish_model
+from recsys.demo.synthetic_model import make_model, publish_model
+from recsys.kafka.topics import ensure_topics, project_topics
 from recsys.stores.model_store import query_delta
 
 BENCH_ROOT = PROJECT_ROOT / ".local" / "bench" / "soak"

@@ -45,6 +45,7 @@ def publish_random_model(spark, settings, items: list[str], users: list[str]) ->
     from recsys.batch import registry
     from recsys.contracts.tables import ITEM_FACTORS, USER_FACTORS
     from recsys.spark.delta import conform, ensure_table
+    from recsys.stores.registry_store import activate_version
 
     version = f"bench.{uuid.uuid4().hex[:6]}"
     rng = np.random.default_rng(7)
@@ -58,7 +59,7 @@ def publish_random_model(spark, settings, items: list[str], users: list[str]) ->
          .partitionBy(*spec.partition_by).save(settings.table_path(spec.name)))
     registry.record_candidate(spark, settings, registry.RegistryEntry(version, "bench", {}, None, None,
                                                                       len(users), len(items), 0))
-    registry.activate(spark, settings, version)
+    activate_version(settings, version)
     return version
 
 
@@ -120,7 +121,7 @@ def main() -> None:
     args = parser.parse_args()
     from recsys.batch.backfill import upsert_items
     from recsys.data.synthetic import SyntheticShopSpec, generate_shop
-    from recsys.ops.kafka_topics import ensure_topics
+    from recsys.kafka.topics import ensure_topics
     from recsys.spark.session import get_spark
     from recsys.speed.stream import start_realtime_query
 
@@ -164,7 +165,7 @@ def main() -> None:
             client.unlink(key)
         from confluent_kafka.admin import AdminClient
 
-        from recsys.ops.kafka_topics import project_topics
+        from recsys.kafka.topics import project_topics
 
         AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers}).delete_topics(project_topics(settings))
 

@@ -60,7 +60,7 @@ def prepare(n_events: int) -> Path:
 def run_spark(folder: Path) -> dict:
 
     from recsys.batch.als import fit_als, recommend_all
-    from recsys.batch.ranking import HeldOut, score_candidates
+    from recsys.batch.ranking_metrics import HeldOut, score_candidates
     from recsys.config import get_settings
     from recsys.spark.session import get_spark
 
@@ -83,7 +83,7 @@ def run_implicit(folder: Path) -> dict:
     from scipy import sparse
     from threadpoolctl import threadpool_limits
 
-    from recsys.batch.metrics import mean_metrics
+    from recsys.batch.reference_metrics import mean_metrics
 
     train = pd.read_parquet(folder / "train", columns=["user_id", "item_id", "strength"])
     test = pd.read_parquet(folder / "test", columns=["user_id", "item_id"])

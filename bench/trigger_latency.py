@@ -24,7 +24,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from recsys.config import get_settings
-from recsys.ops.kafka_topics import ensure_topics
+from recsys.kafka.topics import ensure_topics
 
 
 class LatencySink:

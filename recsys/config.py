@@ -75,6 +75,8 @@ class RedisConfig(_Section):
     socket_timeout_s: float = Field(gt=0)
     breaker_failures: int = Field(gt=0)
     breaker_open_s: float = Field(gt=0)
+    writer_timeout_s: float = Field(gt=0)
+    driver_timeout_s: float = Field(gt=0)
 
 
 class EventsConfig(_Section):
@@ -348,7 +350,7 @@ class ExperimentsConfig(_Section):
 
 
 class AuthScopes(_Section):
-    """Per scope, the environment variable listing its API keys (recsys.serving.auth.Scope)."""
+    """Per scope, the environment variable listing its API keys (recsys.services.auth.Scope)."""
 
     read: str
     ingest: str

@@ -1,16 +1,17 @@
-"""Rollback: make a registered model version current again (one atomic registry commit).
+"""Rollback: make a registered model version current again (one atomic registry commit, delta-rs).
 
-python -m recsys.spark.submit spark_jobs/activate_model.py --version 2026-11-27.1
+python spark_jobs/activate_model.py --version 2026-11-27.1   (make rollback VERSION=...)
+
+Like the admin endpoint, it activates only an approved or published version (never one the gate refused).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from recsys.batch.registry import activate, current_version
 from recsys.config import get_settings
 from recsys.logging_setup import setup_logging
-from recsys.spark.session import get_spark
+from recsys.stores.registry_store import activate_version
 
 
 def main() -> None:
@@ -20,10 +21,8 @@ def main() -> None:
     args = parser.parse_args()
     setup_logging()
     settings = get_settings(args.env)
-    spark = get_spark(settings, "activate-model")
-    before = current_version(spark, settings)
-    activate(spark, settings, args.version)
-    print(f"current model: {before} -> {current_version(spark, settings)}")
+    before, current = activate_version(settings, args.version)
+    print(f"current model: {before} -> {current}")
 
 
 if __name__ == "__main__":

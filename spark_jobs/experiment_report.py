@@ -10,7 +10,7 @@ import argparse
 import json
 from datetime import date
 
-from recsys.batch.experiment_report import variant_metrics
+from recsys.batch.variant_outcomes import variant_metrics
 from recsys.config import get_settings
 from recsys.logging_setup import setup_logging
 from recsys.spark.session import get_spark

@@ -5,7 +5,7 @@ python -m recsys.spark.submit spark_jobs/load_data.py --source files --events sa
     [--items items.csv] [--users users.csv] --mapping conf/mappings/my-shop.yaml
 
 Prints the row counts, the events' first and last date and the rejects per reason as JSON at the end;
-with --progress also `@progress` lines (recsys.ops.progress) that `make demo` shows as a bar. Rejected
+with --progress also `@progress` lines (recsys.progress) that `make demo` shows as a bar. Rejected
 rows of files are quarantined in events_quarantine with their reason (docs/bring-your-own-data.md).
 """
 
@@ -18,6 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from recsys import progress
 from recsys.batch.backfill import load_shop, quarantine_rejects
 from recsys.config import PROJECT_ROOT, Settings, get_settings
 from recsys.data.file_loader import FileSources, LoadResult, TimeBounds, load_files
@@ -27,7 +28,6 @@ from recsys.data.online_retail import DEFAULT_PATH as DEFAULT_RETAIL
 from recsys.data.online_retail import load_online_retail_files
 from recsys.data.synthetic import SyntheticShopSpec, generate_shop
 from recsys.logging_setup import setup_logging
-from recsys.ops import progress
 from recsys.spark.session import get_spark
 
 log = logging.getLogger("load_data")
@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--env", default=None)
-    parser.add_argument("--progress", action="store_true", help="print @progress lines (recsys.ops.progress)")
+    parser.add_argument("--progress", action="store_true", help="print @progress lines (recsys.progress)")
     args = parser.parse_args()
     setup_logging()
     settings = get_settings(args.env)

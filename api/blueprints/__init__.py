@@ -31,7 +31,7 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from api.auth import SECURITY_REQUIREMENT, require_key
 from api.schemas import ErrorResponse
-from recsys.serving.auth import AccessPolicy, Scope
+from recsys.services.auth import AccessPolicy, Scope
 
 
 def _operation_id(*, bp_name: str = "", name: str = "", path: str = "", method: str = "") -> str:

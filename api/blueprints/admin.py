@@ -8,7 +8,7 @@ from api.errors import ApiError, unavailable
 from api.schemas import COMMIT_CONFLICT_RESPONSE, ActivateResponse, VersionPath, error_responses
 from api.services import services
 from recsys.config import Settings
-from recsys.serving.auth import AccessPolicy, Scope
+from recsys.services.auth import AccessPolicy, Scope
 from recsys.stores.delta_rs import CommitConflictError
 from recsys.stores.registry_store import RejectedVersionError, UnknownVersionError, activate_version
 

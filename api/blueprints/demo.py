@@ -14,7 +14,7 @@ from api.blueprints import resource_blueprint
 from api.schemas import ASSET_RESPONSE, HTML_RESPONSE, AssetPath, ShoppersResponse, error_responses
 from api.services import services
 from recsys.config import Settings
-from recsys.serving.auth import API_KEY_HEADER, AccessPolicy, Scope
+from recsys.services.auth import API_KEY_HEADER, AccessPolicy, Scope
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static" / "demo"
 

@@ -13,8 +13,8 @@ from api.services import services
 from recsys.config import Settings
 from recsys.contracts.events import Event
 from recsys.ingest.producer import EventTooLargeError, IngestUnavailableError, encode_batch
-from recsys.serving.attribution import attribute
-from recsys.serving.auth import AccessPolicy, Scope
+from recsys.services.attribution import attribute
+from recsys.services.auth import AccessPolicy, Scope
 
 _UNAVAILABLE = unavailable_response(
     "ingest_unavailable: the broker did not acknowledge every event (or failed just before); ingest_busy: this "

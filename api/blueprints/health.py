@@ -17,7 +17,7 @@ from api.errors import ApiError
 from api.schemas import HealthResponse, ReadyResponse, error_responses
 from api.services import Services, services
 from recsys.config import DEFAULT_READINESS_ROLE, Settings
-from recsys.serving.auth import AccessPolicy
+from recsys.services.auth import AccessPolicy
 
 
 def _model(svc: Services) -> dict:

@@ -21,7 +21,7 @@ from api.schemas import (
 )
 from api.services import services
 from recsys.config import Settings
-from recsys.serving.auth import AccessPolicy, Scope
+from recsys.services.auth import AccessPolicy, Scope
 from recsys.serving.results import UnknownItemError
 from recsys.stores.delta_rs import CommitConflictError
 

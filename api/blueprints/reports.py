@@ -10,14 +10,14 @@ from api.errors import ApiError
 from api.schemas import HTML_RESPONSE, VersionPath, error_responses
 from api.services import services
 from recsys.config import Settings
-from recsys.serving.auth import AccessPolicy
-from recsys.serving.model_reports import (
+from recsys.reports.report_pages import (
     comparison_chart,
     find_version,
     metric_columns,
     report_page,
     version_summaries,
 )
+from recsys.services.auth import AccessPolicy
 
 
 def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:

@@ -9,7 +9,7 @@ from api.blueprints import resource_blueprint
 from api.schemas import StatusResponse
 from api.services import services
 from recsys.config import Settings
-from recsys.serving.auth import AccessPolicy, Scope
+from recsys.services.auth import AccessPolicy, Scope
 
 
 def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:

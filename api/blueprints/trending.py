@@ -7,7 +7,7 @@ from api.blueprints import resource_blueprint
 from api.schemas import TrendingResponse, error_responses, scored_items, trending_query
 from api.services import services
 from recsys.config import Settings
-from recsys.serving.auth import AccessPolicy, Scope
+from recsys.services.auth import AccessPolicy, Scope
 
 
 def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:

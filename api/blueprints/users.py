@@ -21,8 +21,8 @@ from api.schemas import (
 )
 from api.services import services
 from recsys.config import Settings
-from recsys.serving.auth import AccessPolicy, Scope
-from recsys.serving.user_data import HistoryUnavailableError
+from recsys.services.auth import AccessPolicy, Scope
+from recsys.services.user_data import HistoryUnavailableError
 from recsys.stores.delta_rs import CommitConflictError
 
 HISTORY_UNAVAILABLE = unavailable_response("history_unavailable: neither Redis nor the lake could be read")

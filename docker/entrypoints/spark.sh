@@ -5,7 +5,7 @@
 #   spark.sh master | worker     a standalone master / worker: SPARK_MASTER_HOST (the host name in spark.master),
 #                                SPARK_MASTER_URL (default: spark.master), SPARK_WORKER_CORES, SPARK_WORKER_MEMORY
 #   spark.sh driver | executor   Spark on Kubernetes: what spark-submit --master k8s://... starts in this image
-#   spark.sh topics [ARGS...]    create the project's Kafka topics (python -m recsys.ops.kafka_topics)
+#   spark.sh topics [ARGS...]    create the project's Kafka topics (python -m recsys.kafka.topics)
 #   spark.sh COMMAND [ARGS...]   anything else runs as is (bash, python, spark-submit, ...)
 set -euo pipefail
 cd "${RECSYS_HOME:?RECSYS_HOME is set by the image}"
@@ -53,7 +53,7 @@ case "${1:-}" in
     ;;
   topics)
     shift
-    exec python -m recsys.ops.kafka_topics "$@"
+    exec python -m recsys.kafka.topics "$@"
     ;;
   *)
     job="spark_jobs/${1%.py}.py"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Local single-node KRaft Kafka (broker+controller) from the jars in .local/kafka/libs; state under
-# <state_dir>/kafka. `up` also creates the project topics (recsys.ops.kafka_topics).
+# <state_dir>/kafka. `up` also creates the project topics (recsys.kafka.topics).
 # Usage: docker/local/kafka.sh {up|down|status}     Env: KAFKA_HEAP_OPTS (default -Xms256m -Xmx512m)
 set -euo pipefail
 SERVICE=kafka
@@ -20,7 +20,7 @@ JAVA=(java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m} -XX:+UseG1GC -Djava.awt.headles
 
 running_pid() { our_pid "$PIDFILE" "kafka\.Kafka $PROPS"; }
 
-topics() { (cd "$ROOT" && "$PYTHON" -m recsys.ops.kafka_topics "$@"); }
+topics() { (cd "$ROOT" && "$PYTHON" -m recsys.kafka.topics "$@"); }
 
 write_config() {
   mkdir -p "$DATA"

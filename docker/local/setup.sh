@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the project needs on this machine; idempotent, safe to re-run.
 #   system: Java 17 + Maven (jars), redis-server, chromium + chromium-driver (browser test), OpenBLAS  (Debian, apt)
-#   .venv:          the project (pinned by requirements/lock.txt)
+#   .venv:          the project (runtime pinned by requirements/lock.txt, dev and test tools by requirements/dev-lock.txt)
 #   .venv-airflow:  Airflow + Spark provider (pinned by requirements/airflow-lock.txt)
 #   .local/:        Spark connector jars and the Kafka broker, from Maven Central
 set -euo pipefail
@@ -45,8 +45,8 @@ for venv in .venv .venv-airflow; do
   [ -x "$venv/bin/python" ] || { step "creating $venv"; "$PY" -m venv "$venv"; }
 done
 [ -x .venv/bin/uv ] || { step "installing uv (fast pinned installs)"; .venv/bin/pip install -q uv==0.13.8; }
-step "syncing .venv with requirements/lock.txt"
-.venv/bin/uv pip sync -q -p .venv/bin/python requirements/lock.txt
+step "syncing .venv with requirements/lock.txt and requirements/dev-lock.txt"
+.venv/bin/uv pip sync -q -p .venv/bin/python requirements/lock.txt requirements/dev-lock.txt
 .venv/bin/uv pip install -q -p .venv/bin/python --no-deps -e .
 step "syncing .venv-airflow with requirements/airflow-lock.txt"
 .venv/bin/uv pip sync -q -p .venv-airflow/bin/python requirements/airflow-lock.txt

@@ -12,7 +12,7 @@ from recsys.batch.als import fit_als, recommend_all
 from recsys.batch.content import content_candidates
 from recsys.batch.item_knn import item_knn_candidates
 from recsys.batch.outputs import build_outputs
-from recsys.batch.ranking import HeldOut, score_candidates
+from recsys.batch.ranking_metrics import HeldOut, score_candidates
 from recsys.batch.served_evaluation import SERVED, ServedEvaluator, catalogue_of, served_model, truth_of
 from recsys.batch.splits import evaluation_split
 from recsys.batch.tuning import end_s

@@ -1,4 +1,8 @@
-"""The model registry table: record versions, move them through their statuses, list them."""
+"""The model registry table: record versions, move them through their statuses, list them.
+
+Making a registered version current again (rollback) is recsys.stores.registry_store.activate_version,
+the one activation that `make rollback` and the admin endpoint share.
+"""
 
 from __future__ import annotations
 
@@ -41,10 +45,6 @@ _CONCURRENT = tuple(getattr(delta_exceptions, name) for name in (
 
 class RunClaimedError(RuntimeError):
     """Another attempt is training this run date (its claim is younger than batch.claim_ttl_s)."""
-
-
-class NotActivatableError(ValueError):
-    """The version has not passed the gate (mv.ACTIVATABLE): it is never made current."""
 
 
 def claim_version(spark: SparkSession, settings: Settings, run_date: str, force: bool = False) -> str:
@@ -167,14 +167,3 @@ def latest_for_run_date(spark: SparkSession, settings: Settings, run_date: str) 
 
 def current_version(spark: SparkSession, settings: Settings) -> str | None:
     return mv.current_version(list_versions(spark, settings))
-
-
-def activate(spark: SparkSession, settings: Settings, version: str) -> None:
-    """Make an earlier (or later) approved or published version current: the rollback command. A version
-    that did not pass the gate (rejected, candidate, training) raises NotActivatableError."""
-    from recsys.stores.registry_store import not_activatable
-
-    entry = get_version(spark, settings, version)
-    if entry["status"] not in mv.ACTIVATABLE:
-        raise NotActivatableError(not_activatable(version, entry["status"], entry.get("gate_reason")))
-    set_status(spark, settings, version, mv.PUBLISHED)

@@ -18,7 +18,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from recsys.batch.metrics import coverage, mean_metrics
+from recsys.batch.reference_metrics import coverage, mean_metrics
 from recsys.config import MergeWeights, Settings
 from recsys.contracts.tables import TableSpec
 from recsys.serving.recommender import Recommender

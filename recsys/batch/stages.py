@@ -23,7 +23,6 @@ from recsys.batch.evaluation import evaluate_models
 from recsys.batch.gate import decide
 from recsys.batch.interactions import build_interactions, drop_erased
 from recsys.batch.outputs import build_outputs
-from recsys.batch.report import Trial, render_report, write_report
 from recsys.batch.served_evaluation import SERVED, best_baseline
 from recsys.batch.splits import evaluation_split
 from recsys.batch.tuning import tune_als
@@ -39,6 +38,7 @@ from recsys.contracts.tables import (
     USERS,
     TableSpec,
 )
+from recsys.reports.evaluation_report import Trial, render_report, write_report
 from recsys.spark.delta import conform, read_table
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,6 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys.batch.outputs import als_outputs, decayed_popularity, other_outputs
-from recsys.batch.report import Trial
 from recsys.batch.served_evaluation import (
     ServedEvaluator,
     catalogue_of,
@@ -32,6 +31,7 @@ from recsys.batch.served_evaluation import (
 )
 from recsys.batch.splits import last_days_split
 from recsys.config import AlsConfig, MergeWeights, Settings, TuningConfig
+from recsys.reports.evaluation_report import Trial
 from recsys.stores.model_store import FactorModel
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,8 @@
 """The event contract: what a shopper's event is, on the wire (Kafka JSON) and after validation.
 
 The API validates with `Event`; the stream re-validates the same rules in Spark (recsys.speed.validation)
-because anything can be written to a Kafka topic. Both read their rules from this module.
+because anything can be written to a Kafka topic, and the realtime path with `wire_verdict`. All read their
+rules from this module; tests/spark/test_event_parity.py holds the Python and Spark verdicts equal.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, field_validator
 
 EVENT_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "remove_from_cart", "purchase")
 EventType = Literal["view", "click", "add_to_cart", "remove_from_cart", "purchase"]
@@ -99,3 +100,57 @@ class WireEvent(Event):
 
 def format_ts(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+# The quarantine rules in the order the stream applies them (recsys.speed.validation): the first failing wins.
+RULE_ORDER: tuple[str, ...] = (
+    QuarantineReason.NOT_JSON,
+    *(f"{QuarantineReason.MISSING_FIELD}:{name}" for name in REQUIRED_FIELDS),
+    QuarantineReason.UNKNOWN_EVENT_TYPE,
+    QuarantineReason.BAD_ID,
+    QuarantineReason.ABSURD_TS,
+    QuarantineReason.BAD_QUANTITY,
+    QuarantineReason.BAD_PRICE,
+)
+_ID_FIELDS = ("event_id", "user_id", "item_id", "session_id")
+_FIELD_REASONS = {"event_type": QuarantineReason.UNKNOWN_EVENT_TYPE, "quantity": QuarantineReason.BAD_QUANTITY,
+                  "price": QuarantineReason.BAD_PRICE, **dict.fromkeys(_ID_FIELDS, QuarantineReason.BAD_ID)}
+_TS = TypeAdapter(datetime)
+
+
+def wire_verdict(raw: bytes | None, min_ts: datetime, max_future_skew_s: int,
+                 now: datetime | None = None) -> tuple[WireEvent | None, str | None]:
+    """(the event, None) for a valid Kafka value, else (None, the quarantine detail of the first failing rule)."""
+    latest = (now or utcnow()) + timedelta(seconds=max_future_skew_s)
+    try:
+        ev = WireEvent.model_validate_json(raw or b"")
+    except ValidationError as exc:
+        return None, _first_reason(exc, raw, min_ts.astimezone(UTC), latest)
+    if not min_ts.astimezone(UTC) <= ev.ts <= latest:
+        return None, QuarantineReason.ABSURD_TS
+    return ev, None
+
+
+def _first_reason(exc: ValidationError, raw: bytes | None, min_ts: datetime, latest: datetime) -> str:
+    reasons = [_reason(error) for error in exc.errors()]
+    first = min(reasons, key=RULE_ORDER.index)
+    if RULE_ORDER.index(first) > RULE_ORDER.index(QuarantineReason.ABSURD_TS):  # the ts rule comes before
+        try:
+            ts = _TS.validate_python(json.loads(raw or b"")["ts"])
+            ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+            if not min_ts <= ts <= latest:
+                return QuarantineReason.ABSURD_TS
+        except (ValueError, TypeError, KeyError, ValidationError):  # no readable ts: nothing to add
+            pass
+    return first
+
+
+def _reason(error: Any) -> str:
+    """The quarantine reason of one pydantic error; a field that does not parse counts as missing, as in
+    Spark's from_json, which reads it as NULL."""
+    field = error["loc"][0] if error["loc"] else None
+    if field is None or error["type"] in ("json_invalid", "model_type", "model_attributes_type"):
+        return QuarantineReason.NOT_JSON
+    if field in REQUIRED_FIELDS and (error["type"] == "missing" or error.get("input") is None or field == "ts"):
+        return f"{QuarantineReason.MISSING_FIELD}:{field}"
+    return _FIELD_REASONS.get(field, QuarantineReason.NOT_JSON)

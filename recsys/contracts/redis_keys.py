@@ -8,7 +8,11 @@ layout change ships under a new prefix and old keys simply expire. Per-user keys
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 # The speed layer's streaming queries (their names key their progress HASH and checkpoints).
 REALTIME_QUERY = "events_to_redis"
@@ -24,9 +28,50 @@ PROFILE_INTERESTS = "i"  # {"c:<category>" | "b:<brand>": weight at PROFILE_INTE
 PROFILE_INTERESTS_TS = "it"  # epoch seconds the interest weights refer to (decay them to now)
 PROFILE_SESSIONS = "s"  # [[first_ts, seconds, events], ...], latest first (stream.max_sessions)
 PROFILE_SESSION_ID = "sid"  # the latest session's id when events carry one
-PROFILE_PURCHASED = "p"  # items bought, oldest first (the latest redis.purchased_max); excluded from lists
+PROFILE_PURCHASED = "p"  # items bought, oldest first (the latest stream.purchased_max); excluded from lists
 PROFILE_CART = "c"  # items in the cart (added, not removed or bought since), oldest first
 PROFILE_EVENT_IDS = "e"  # digests of the latest stream.dedupe_ids event_ids applied: a retry of one is skipped
+
+# Interest keys in PROFILE_INTERESTS: "<kind>:<name>", the kind one letter.
+INTEREST_CATEGORY = "c"
+INTEREST_BRAND = "b"
+INTEREST_KINDS = {INTEREST_CATEGORY: "category", INTEREST_BRAND: "brand"}
+
+
+def interest_key(kind: str, name: str) -> str:
+    return f"{kind}:{name}"
+
+
+def split_interest(key: str) -> tuple[str, str]:
+    """(kind letter, name) of an interest key."""
+    kind, _, name = key.partition(":")
+    return kind, name
+
+
+def decay(weight: float, elapsed_s: float, half_life_s: float) -> float:
+    """Interests decay exponentially: weights are stored as of PROFILE_INTERESTS_TS and multiplied by
+    2^(-elapsed / half-life) whenever they are read or updated."""
+    return weight * 2.0 ** (-max(elapsed_s, 0.0) / half_life_s)
+
+
+def current_interests(profile: Mapping[str, Any], now: float, half_life_s: float) -> dict[str, float]:
+    """Interest weights decayed to `now` (what serving reads)."""
+    weights, ref = profile.get(PROFILE_INTERESTS), profile.get(PROFILE_INTERESTS_TS)
+    if not weights or ref is None:
+        return {}
+    factor = decay(1.0, now - float(ref), half_life_s)
+    return {key: weight * factor for key, weight in weights.items()}
+
+
+def encode_vector(x: np.ndarray) -> bytes:
+    """float16, little-endian: 2 bytes per factor keeps a rank-64 vector at 128 bytes in Redis."""
+    return np.asarray(x, dtype="<f2").tobytes()
+
+
+def decode_vector(raw: bytes | None, rank: int) -> np.ndarray | None:
+    if not raw or len(raw) != 2 * rank:
+        return None
+    return np.frombuffer(raw, dtype="<f2").astype(np.float64)
 
 
 def encode_profile(fields: dict, vector: bytes | None) -> bytes:
@@ -74,7 +119,7 @@ class RedisKeys:
 
     def served(self, user_id: str) -> str:
         """HASH item_id -> encode_served(rec_id, variant, served_at) of the latest list that showed the item;
-        written by serving, TTL experiments.attribution_window_s (recsys.serving.attribution)."""
+        written by serving, TTL experiments.attribution_window_s (recsys.services.attribution)."""
         return f"{self.prefix}:user:{user_id}:served"
 
     def served_index(self) -> str:

@@ -1,11 +1,11 @@
 """The served-recommendation contract: the record serving keeps of every list it returns, and how the
 events that follow carry the recommendation they are attributed to.
 
-A record goes to Kafka (`<kafka.events_topic>-served`, recsys.ops.kafka_topics.served_topic) as compact
+A record goes to Kafka (`<kafka.events_topic>-served`, recsys.kafka.topics.served_topic) as compact
 JSON keyed by user_id; the stream's bronze query lands it in the `recommendations_served` Delta table
 (recsys.contracts.tables). An event attributed to a served list carries CONTEXT_REC_ID and
 CONTEXT_VARIANT in its `context`; reading CTR and conversion per variant joins the two
-(recsys.batch.experiment_report). See docs/contracts.md.
+(recsys.batch.variant_outcomes). See docs/contracts.md.
 """
 
 from __future__ import annotations

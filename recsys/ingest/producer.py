@@ -22,7 +22,7 @@ from confluent_kafka.admin import AdminClient
 from recsys.circuit import CircuitBreaker, CircuitOpenError
 from recsys.config import KafkaConfig
 from recsys.contracts.events import Event
-from recsys.ops.kafka_security import librdkafka_conf
+from recsys.kafka.security import librdkafka_conf
 
 POLL_SLICE_S = 0.01  # how long one wait for delivery reports lasts before this request checks its own again
 PING_TIMEOUT_S = 1.0

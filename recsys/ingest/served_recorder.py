@@ -19,9 +19,9 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from recsys.config import ExperimentsConfig, KafkaConfig, Settings
 from recsys.contracts.served import ServedRecommendation
+from recsys.kafka.security import librdkafka_conf
+from recsys.kafka.topics import served_topic
 from recsys.logging_setup import LogThrottle
-from recsys.ops.kafka_security import librdkafka_conf
-from recsys.ops.kafka_topics import served_topic
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recsys.config import MergeWeights, RepurchaseConfig, ServingConfig
+from recsys.contracts.redis_keys import INTEREST_BRAND, INTEREST_CATEGORY, split_interest
 from recsys.serving import reasons as why
-from recsys.serving.ranking import scaled, top_rows
 from recsys.serving.results import RecommendationQuery, ScoredItem
+from recsys.serving.top_k import scaled, top_rows
 from recsys.stores.model_store import NORM_FLOOR, FactorModel
-
-CATEGORY_PREFIX, BRAND_PREFIX = "c", "b"  # interest keys: "c:<category>", "b:<brand>" (redis_keys contract)
 
 
 @dataclass(frozen=True)
@@ -146,9 +145,9 @@ class Merge:
         category = np.zeros(len(attributes.category_names) + 1, dtype=np.float32)
         brand = np.zeros(len(attributes.brand_names) + 1, dtype=np.float32)
         for key, weight in self.shopper.interests.items():
-            kind, _, name = key.partition(":")
-            table, codes = ((category, attributes.category_code) if kind == CATEGORY_PREFIX else
-                            (brand, attributes.brand_code) if kind == BRAND_PREFIX else (None, {}))
+            kind, name = split_interest(key)
+            table, codes = ((category, attributes.category_code) if kind == INTEREST_CATEGORY else
+                            (brand, attributes.brand_code) if kind == INTEREST_BRAND else (None, {}))
             code = codes.get(name)
             if table is not None and code is not None and weight > 0:
                 table[code] = weight / (weight + saturation)

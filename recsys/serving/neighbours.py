@@ -6,8 +6,8 @@ import numpy as np
 
 from recsys.config import SimilarWeights
 from recsys.serving import reasons as why
-from recsys.serving.ranking import best_rows
 from recsys.serving.results import ScoredItem
+from recsys.serving.top_k import best_rows
 from recsys.stores.model_store import FactorModel
 
 

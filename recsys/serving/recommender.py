@@ -2,7 +2,7 @@
 
 A request reads Redis at most twice (the user's state, then the co-views of their recent items with
 the trending view, each one pipeline), scores the whole catalogue with vector operations
-(recsys.serving.merge) and ranks with one argpartition (recsys.serving.ranking). Any Redis error
+(recsys.serving.merge) and ranks with one argpartition (recsys.serving.top_k). Any Redis error
 gives the batch-only list, marked degraded, never an exception.
 """
 
@@ -22,7 +22,6 @@ from recsys.contracts.segments import EVERYONE, segment_keys
 from recsys.serving import reasons as why
 from recsys.serving.merge import SECONDS_PER_DAY, Shopper, rank_items
 from recsys.serving.neighbours import blend_similar, fallback_similar
-from recsys.serving.ranking import top_rows
 from recsys.serving.reasons import REASON_NEW, REASON_POPULAR, REASON_SEEN, REASON_SEGMENT, REASON_TASTE
 from recsys.serving.results import (
     ItemCard,
@@ -32,6 +31,7 @@ from recsys.serving.results import (
     TrendingItems,
     UnknownItemError,
 )
+from recsys.serving.top_k import top_rows
 from recsys.stores.model_store import FactorModel
 from recsys.stores.online_store import ItemSignals, OnlineStore, RealtimeState
 from recsys.stores.user_history import EMPTY as EMPTY_HISTORY
@@ -198,9 +198,7 @@ class Recommender:
         if not any(i in model.item_index for i in seen):
             return None
         fold = model.fold_in
-        x = np.zeros(fold.rank)
-        for item in seen:
-            x = fold.update(x, item, self._cfg.anonymous_event_strength)
+        x = fold.fold(np.zeros(fold.rank), seen, self._cfg.anonymous_event_strength)
         return x if np.any(x) else None
 
     def _segment(self, model: FactorModel, attributes: Mapping[str, str] | None) -> list[str]:

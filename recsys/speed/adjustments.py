@@ -1,8 +1,8 @@
 """What one user's new events change in their real-time state: pure logic, no I/O.
 
 The Redis writer reads a user's current state, calls `update_user` and writes the result in one
-transaction; tests call `update_user` directly. Interests decay exponentially: weights are stored as
-of one reference time and multiplied by 2^(-elapsed / half-life) whenever they are read or updated.
+transaction; tests call `update_user` directly. The profile's format, the interest keys and their decay
+are the Redis contract (recsys.contracts.redis_keys).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from recsys.als.foldin import FoldIn
 from recsys.config import StreamConfig
 from recsys.contracts import redis_keys as rk
-from recsys.speed.foldin import FoldIn, decode_vector, encode_vector
+from recsys.contracts.redis_keys import current_interests, decay, decode_vector, encode_vector
 
 POSITIVE_CO_VIEW_EVENTS = ("view", "click", "add_to_cart")
 
@@ -58,19 +59,6 @@ class UserUpdate:
     recent: dict[str, int] = field(default_factory=dict)
     co_views: list[tuple[str, str]] = field(default_factory=list)
     trending: dict[tuple[int, str], float] = field(default_factory=dict)
-
-
-def decay(weight: float, elapsed_s: float, half_life_s: float) -> float:
-    return weight * 2.0 ** (-max(elapsed_s, 0.0) / half_life_s)
-
-
-def current_interests(profile: Mapping[str, Any], now: float, half_life_s: float) -> dict[str, float]:
-    """Interest weights decayed to `now` (what serving reads)."""
-    weights, ref = profile.get(rk.PROFILE_INTERESTS), profile.get(rk.PROFILE_INTERESTS_TS)
-    if not weights or ref is None:
-        return {}
-    factor = decay(1.0, now - float(ref), half_life_s)
-    return {key: weight * factor for key, weight in weights.items()}
 
 
 def update_user(events: Sequence[SpeedEvent], state: UserState, cfg: StreamConfig, weights: Mapping[str, float],
@@ -143,9 +131,8 @@ def _start_vector(user_id: str, state: UserState, model: ModelContext, weights: 
             return stored
     x = model.user_vector(user_id)
     x = np.zeros(model.fold.rank) if x is None else np.asarray(x, dtype=np.float64)
-    for item, _ in reversed(state.recent):  # oldest first, as they happened
-        x = model.fold.update(x, item, weights.get("view", 1.0))
-    return x
+    return model.fold.fold(x, [item for item, _ in reversed(state.recent)],  # oldest first, as they happened
+                           weights.get("view", 1.0))
 
 
 def _add_interest(interests: dict[str, float], ref: float, ev: SpeedEvent, value: float,
@@ -160,7 +147,8 @@ def _add_interest(interests: dict[str, float], ref: float, ev: SpeedEvent, value
             interests[key] *= factor
         ref = ev.ts
     added = decay(value, ref - ev.ts, half_life_s)  # an event older than the reference counts less
-    for key in (f"c:{category}" if category else None, f"b:{brand}" if brand else None):
+    for key in (rk.interest_key(rk.INTEREST_CATEGORY, category) if category else None,
+                rk.interest_key(rk.INTEREST_BRAND, brand) if brand else None):
         if key:
             weight = interests.get(key, 0.0) + added
             if weight > 0:

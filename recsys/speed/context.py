@@ -12,10 +12,10 @@ import threading
 import time
 from collections.abc import Mapping
 
+from recsys.als.foldin import FoldIn
 from recsys.config import Settings
 from recsys.contracts.tables import ITEMS
 from recsys.speed.adjustments import ModelContext
-from recsys.speed.foldin import FoldIn
 from recsys.stores.model_store import DeltaModelStore, query_delta
 
 log = logging.getLogger(__name__)

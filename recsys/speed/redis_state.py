@@ -26,9 +26,11 @@ from dataclasses import dataclass, replace
 import redis
 
 from recsys.config import Settings
-from recsys.contracts.redis_keys import PROFILE_EVENT_IDS, REALTIME_QUERY, RedisKeys, decode_profile, encode_profile
+from recsys.contracts.redis_keys import PROFILE_EVENT_IDS, REALTIME_QUERY, RedisKeys, encode_profile
+from recsys.redis_client import redis_client
 from recsys.speed.adjustments import ModelContext, SpeedEvent, UserState, UserUpdate, update_user
 from recsys.speed.wire import WireDecoder
+from recsys.stores.profile_reader import read_profiles
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,7 @@ class RedisStateWriter:
         self._keys = RedisKeys(settings.redis.key_prefix)
         self._catalogue = catalogue
         self._model = model
-        self._client = client or redis.Redis.from_url(settings.redis.url, socket_timeout=5.0,
-                                                      socket_connect_timeout=5.0)
+        self._client = client or redis_client(settings.redis, settings.redis.writer_timeout_s)
 
     def close(self) -> None:
         self._client.close()
@@ -171,17 +172,8 @@ class RedisStateWriter:
         return update
 
     def _read(self, users: list[str]) -> dict[str, UserState]:
-        with self._client.pipeline(transaction=False) as pipe:
-            for user in users:
-                pipe.get(self._keys.profile(user))
-                pipe.zrevrange(self._keys.recent_items(user), 0, self._settings.redis.recent_items_max - 1,
-                               withscores=True)
-            replies = pipe.execute()
-        states = {}
-        for n, user in enumerate(users):
-            fields, vector = decode_profile(replies[2 * n])
-            states[user] = UserState(fields, vector, [(item.decode(), ts) for item, ts in replies[2 * n + 1]])
-        return states
+        stored = read_profiles(self._client, self._keys, users, self._settings.redis.recent_items_max)
+        return {user: UserState(p.fields, p.vector, p.recent) for user, p in stored.items()}
 
     def _write(self, tx: redis.client.Pipeline, updates: dict[str, UserUpdate]) -> None:
         keys, cfg, ttl = self._keys, self._cfg, self._settings.redis.user_ttl_s

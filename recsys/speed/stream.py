@@ -33,11 +33,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from recsys.batch.interactions import drop_erased
-from recsys.config import Settings
+from recsys.config import RedisConfig, Settings
 from recsys.contracts.redis_keys import BRONZE_QUERY, REALTIME_QUERY, RedisKeys
 from recsys.contracts.tables import EVENTS_BRONZE, EVENTS_QUARANTINE, RECOMMENDATIONS_SERVED, USER_ERASURES
-from recsys.ops.kafka_security import spark_kafka_options
-from recsys.ops.kafka_topics import dlq_topic, served_topic
+from recsys.kafka.security import spark_kafka_options
+from recsys.kafka.topics import dlq_topic, served_topic
+from recsys.redis_client import redis_client
 from recsys.spark.delta import conform, ensure_table
 from recsys.speed import context
 from recsys.speed.redis_state import WIRE_COLUMNS, ApplyStats, apply_arrow
@@ -205,15 +206,15 @@ def apply_realtime_batch(batch: DataFrame, batch_id: int, settings: Settings, qu
 
 
 @lru_cache(maxsize=4)
-def _driver_client(url: str) -> redis.Redis:
-    """One pooled client per Redis URL for the driver's writes (progress, trending view), not one per batch."""
-    return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+def _driver_client(cfg: RedisConfig) -> redis.Redis:
+    """One pooled client per Redis config for the driver's writes (progress, trending view), not one per batch."""
+    return redis_client(cfg, cfg.driver_timeout_s)
 
 
 def record_progress(settings: Settings, query: str, fields: dict) -> None:
     """Write a query's progress HASH (what /metrics and operators read); never fails the batch."""
     try:
-        _driver_client(settings.redis.url).hset(RedisKeys(settings.redis.key_prefix).stream_progress(query),
+        _driver_client(settings.redis).hset(RedisKeys(settings.redis.key_prefix).stream_progress(query),
                                                 mapping={**fields, "updated_at": round(time.time(), 3)})
     except redis.RedisError as exc:
         log.warning("could not record %s progress: %s", query, exc)
@@ -312,7 +313,7 @@ def start_bronze_query(spark: SparkSession, settings: Settings, available_now: b
 def start_realtime_query(spark: SparkSession, settings: Settings, available_now: bool = False) -> StreamingQuery:
     watcher = ModelVersionWatcher(settings)
     keys = RedisKeys(settings.redis.key_prefix)
-    client = _driver_client(settings.redis.url)
+    client = _driver_client(settings.redis)
     last_trending = [float("-inf")]
 
     def handle(df: DataFrame, batch_id: int, query_id: str) -> None:

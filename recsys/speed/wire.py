@@ -9,18 +9,16 @@ the contract rejects are skipped here and counted; the bronze query quarantines 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from pydantic import ValidationError
-
-from recsys.contracts.events import WireEvent
+from recsys.contracts.events import wire_verdict
 from recsys.speed.adjustments import SpeedEvent
 
 
 class WireDecoder:
     def __init__(self, min_ts: datetime, max_future_skew_s: int) -> None:
         self._min = min_ts.astimezone(UTC)
-        self._skew = timedelta(seconds=max_future_skew_s)
+        self._skew_s = max_future_skew_s
         self.rejected = 0
 
     def decode(self, values: Iterable[bytes | None]) -> Iterator[SpeedEvent]:
@@ -31,14 +29,10 @@ class WireDecoder:
                                                      float | None]]) -> Iterator[SpeedEvent]:
         """(value, topic, partition, offset, Kafka timestamp in epoch seconds) -> valid SpeedEvents: the
         coordinates key the stream's offset watermark, the timestamp is the ingestion time erasures compare."""
-        latest = datetime.now(UTC) + self._skew
+        now = datetime.now(UTC)
         for value, topic, partition, offset, ingested_at in records:
-            try:
-                ev = WireEvent.model_validate_json(value or b"")
-            except ValidationError:
-                self.rejected += 1
-                continue
-            if not self._min <= ev.ts <= latest:
+            ev, _ = wire_verdict(value, self._min, self._skew_s, now)
+            if ev is None:
                 self.rejected += 1
                 continue
             yield SpeedEvent(ev.user_id, ev.item_id, ev.event_type, ev.ts.timestamp(), ev.session_id,

@@ -21,6 +21,7 @@ from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
 from scipy import sparse
 
+from recsys.als.foldin import FoldIn
 from recsys.config import MergeWeights, Settings
 from recsys.contracts import model_version as mv
 from recsys.contracts.tables import (
@@ -33,7 +34,6 @@ from recsys.contracts.tables import (
     USER_FACTORS,
     USER_HISTORY,
 )
-from recsys.speed.foldin import FoldIn
 from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue
 from recsys.stores.similar_items import SimilarItems
 from recsys.stores.user_history import UserHistory

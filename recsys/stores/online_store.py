@@ -12,9 +12,9 @@ import redis
 
 from recsys.config import RedisConfig
 from recsys.contracts import redis_keys as rk
-from recsys.contracts.redis_keys import RedisKeys, decode_profile
-from recsys.speed.adjustments import current_interests
-from recsys.speed.foldin import decode_vector
+from recsys.contracts.redis_keys import RedisKeys, current_interests, decode_profile, decode_vector
+from recsys.redis_client import redis_client
+from recsys.stores.profile_reader import read_profiles
 from recsys.stores.redis_breaker import guard, redis_breaker
 
 
@@ -61,10 +61,9 @@ class RedisOnlineStore:
     def __init__(self, cfg: RedisConfig, client: redis.Redis | None = None, raw_client: redis.Redis | None = None
                  ) -> None:
         self._keys = RedisKeys(cfg.key_prefix)
-        options = {"socket_timeout": cfg.socket_timeout_s, "socket_connect_timeout": cfg.socket_timeout_s}
         breaker = redis_breaker(cfg)  # an unreachable Redis fails fast after a few timeouts (redis.breaker_*)
-        self._client = client or guard(redis.Redis.from_url(cfg.url, decode_responses=True, **options), breaker)
-        self._raw = raw_client or guard(redis.Redis.from_url(cfg.url, **options), breaker)  # the vector is bytes
+        self._client = client or guard(redis_client(cfg, decode=True), breaker)
+        self._raw = raw_client or guard(redis_client(cfg), breaker)  # the vector is bytes, not text
 
     @property
     def client(self) -> redis.Redis:
@@ -96,23 +95,19 @@ class RedisOnlineStore:
                    half_life_s: float) -> RealtimeState:
         """Recent items, purchases, cart, interests (decayed to now) and the vector of `model_version`:
         one pipeline, so a request pays one round trip for the whole user."""
-        pipe = self._raw.pipeline(transaction=False)
-        pipe.zrevrange(self._keys.recent_items(user_id), 0, recent_limit - 1)
-        pipe.get(self._keys.profile(user_id))
-        pipe.hget(self._keys.erased_users(), user_id)
-        recent, raw_profile, erased_at = pipe.execute()
-        fields, vector = decode_profile(raw_profile)
+        stored = read_profiles(self._raw, self._keys, [user_id], recent_limit, times=False)[user_id]
+        fields = stored.fields
         live = None
         if model_version is not None and fields.get(rk.PROFILE_MODEL) == model_version:
-            live = decode_vector(vector, rank)
+            live = decode_vector(stored.vector, rank)
         weights = current_interests(fields, time.time(), half_life_s)
         return RealtimeState(
-            recent=[item.decode() if isinstance(item, bytes) else item for item in recent],
+            recent=[item for item, _ in stored.recent],
             purchased=frozenset(fields.get(rk.PROFILE_PURCHASED, [])),
             cart=list(fields.get(rk.PROFILE_CART, [])),
             interests=dict(sorted(weights.items(), key=lambda kv: -kv[1])),
             vector=live,
-            erased_at=None if erased_at is None else float(erased_at),
+            erased_at=stored.erased_at,
         )
 
     def item_signals(self, item_ids: Sequence[str], co_view_k: int, trending_k: int) -> ItemSignals:

@@ -1,10 +1,11 @@
-"""Activating a model version (roll back or forward) without Spark, with delta-rs.
+"""Activating a model version (roll back or forward) without Spark, with delta-rs: the one activation,
+called by `make rollback` (spark_jobs/activate_model.py) and POST /v1/admin/models/<version>/activate.
 
-The same change as recsys.batch.registry.activate: the version's row gets status `published` and a new
-`published_at`, in one Delta commit (an UPDATE of that row), so readers see the old or the new current
-version, never both. `published_at` is the current time, or just after the latest `published_at` in the
-registry when a clock is behind, so the activated version is current by the contract's rule
-(recsys.contracts.model_version.current_version) once the commit lands.
+The version's row gets status `published` and a new `published_at`, in one Delta commit (an UPDATE of
+that row), so readers see the old or the new current version, never both. `published_at` is the current
+time, or just after the latest `published_at` in the registry when a clock is behind, so the activated
+version is current by the contract's rule (recsys.contracts.model_version.current_version) once the
+commit lands.
 """
 
 from __future__ import annotations

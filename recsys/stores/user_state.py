@@ -12,7 +12,9 @@ import redis
 
 from recsys.config import RedisConfig
 from recsys.contracts.catalogue import check_id
-from recsys.contracts.redis_keys import RedisKeys, decode_profile
+from recsys.contracts.redis_keys import RedisKeys
+from recsys.redis_client import redis_client
+from recsys.stores.profile_reader import read_profiles
 
 
 @dataclass(frozen=True)
@@ -39,19 +41,13 @@ class RedisUserStateStore:
 
     def __init__(self, cfg: RedisConfig, client: redis.Redis | None = None) -> None:
         self._keys = RedisKeys(cfg.key_prefix)
-        self._client = client or redis.Redis.from_url(
-            cfg.url, socket_timeout=cfg.socket_timeout_s, socket_connect_timeout=cfg.socket_timeout_s)
+        self._client = client or redis_client(cfg)
 
     def state(self, user_id: str) -> StoredUserState:
         """Both keys in one round trip; raises redis.RedisError when Redis cannot be read."""
         check_id(user_id)
-        pipe = self._client.pipeline(transaction=False)
-        pipe.zrevrange(self._keys.recent_items(user_id), 0, -1, withscores=True)
-        pipe.get(self._keys.profile(user_id))
-        recent, raw = pipe.execute()
-        fields, vector = decode_profile(raw)
-        return StoredUserState(recent=[(_text(item), float(ts)) for item, ts in recent], profile=fields,
-                         has_vector=vector is not None)
+        stored = read_profiles(self._client, self._keys, [user_id], 0)[user_id]
+        return StoredUserState(recent=stored.recent, profile=stored.fields, has_vector=stored.vector is not None)
 
     def forget(self, user_id: str, erased_at: float) -> int:
         """Deny-list the user as of erased_at (epoch seconds), delete every per-user key and the user's entry in
@@ -65,5 +61,3 @@ class RedisUserStateStore:
             return int(tx.execute()[1])
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

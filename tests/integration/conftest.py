@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from recsys.config import Settings
-from recsys.ops.kafka_topics import ensure_topics
+from recsys.kafka.topics import ensure_topics
 
 
 @pytest.fixture(scope="session")

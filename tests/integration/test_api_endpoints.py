@@ -1,5 +1,5 @@
 """Every serving endpoint on real Redis, Kafka and Delta (delta-rs), with a synthetic model published without
-Spark (recsys.ops.synthetic_model) into each test's own Delta root; Redis and Kafka outages included."""
+Spark (recsys.demo.synthetic_model) into each test's own Delta root; Redis and Kafka outages included."""
 
 import json
 import os
@@ -20,16 +20,16 @@ from confluent_kafka import Consumer
 from deltalake import DeltaTable, write_deltalake
 
 from api import create_app
+from recsys.als.foldin import FoldIn
 from recsys.config import Settings, Variant
 from recsys.contracts import model_version as mv
 from recsys.contracts.redis_keys import RedisKeys
 from recsys.contracts.served import CONTEXT_REC_ID, CONTEXT_VARIANT, OFF
 from recsys.contracts.tables import EVENTS_BRONZE, ITEMS, MODEL_REGISTRY
-from recsys.ops.kafka_topics import served_topic
-from recsys.ops.synthetic_model import SyntheticModel, make_model, publish_model
+from recsys.demo.synthetic_model import SyntheticModel, make_model, publish_model
+from recsys.kafka.topics import served_topic
 from recsys.serving.experiments import assign_variant
 from recsys.speed.adjustments import ModelContext, SpeedEvent
-from recsys.speed.foldin import FoldIn
 from recsys.stores.delta_rs import arrow_schema, ensure_table
 from recsys.stores.model_store import query_delta
 from tests.integration.conftest import shop_events

@@ -15,8 +15,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from api import SPEC_PATH, create_app
-from recsys.ops.kafka_topics import ensure_topics
-from recsys.ops.synthetic_model import make_model, publish_model
+from recsys.demo.synthetic_model import make_model, publish_model
+from recsys.kafka.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from confluent_kafka import Consumer
 from api import DOCS_PREFIX, SPEC_PATH, create_app
 from api.auth import API_KEY_SCHEME, BEARER_SCHEME
 from recsys.config import ConfigError, PrivacyConfig, load_settings
-from recsys.serving.privacy import MIN_KEY_BYTES, PSEUDONYM_KEY_ENV, Pseudonymizer
+from recsys.services.privacy import MIN_KEY_BYTES, PSEUDONYM_KEY_ENV, Pseudonymizer
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ from recsys.contracts.events import Event
 from recsys.contracts.redis_keys import RedisKeys
 from recsys.contracts.served import CONTEXT_REC_ID, CONTEXT_VARIANT, ServedRecommendation
 from recsys.ingest.served_recorder import KafkaServedRecorder
-from recsys.ops.kafka_topics import served_topic
-from recsys.serving.attribution import RedisServedMemory, attribute
+from recsys.kafka.topics import served_topic
+from recsys.services.attribution import RedisServedMemory, attribute
 
 pytestmark = pytest.mark.integration
 

@@ -115,7 +115,7 @@ def _applications(cluster: Cluster) -> list[dict]:
 
 
 def _produce(settings: Settings, events: list[dict]) -> None:
-    from recsys.ops.kafka_topics import ensure_topics
+    from recsys.kafka.topics import ensure_topics
 
     ensure_topics(settings)
     producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "linger.ms": 20})

@@ -8,10 +8,10 @@ import uuid
 import pytest
 
 from api import create_app
-from recsys.batch.report import render_report, write_report
 from recsys.config import Settings
 from recsys.contracts.redis_keys import REALTIME_QUERY, RedisKeys
-from recsys.ops.synthetic_model import make_model, publish_model
+from recsys.demo.synthetic_model import make_model, publish_model
+from recsys.reports.evaluation_report import render_report, write_report
 
 pytestmark = pytest.mark.integration
 

@@ -27,10 +27,10 @@ from selenium.webdriver.support.ui import Select
 from werkzeug.serving import make_server
 
 from api import create_app
-from recsys.batch.report import render_report, write_report
 from recsys.config import PROJECT_ROOT, Settings, load_settings
-from recsys.ops.kafka_topics import ensure_topics
-from recsys.ops.synthetic_model import make_model, publish_model
+from recsys.demo.synthetic_model import make_model, publish_model
+from recsys.kafka.topics import ensure_topics
+from recsys.reports.evaluation_report import render_report, write_report
 from recsys.stores.online_store import RedisOnlineStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.browser, pytest.mark.timeout(300)]

@@ -10,10 +10,11 @@ import pytest
 from recsys.batch import registry
 from recsys.contracts import model_version as mv
 from recsys.contracts import redis_keys as rk
+from recsys.contracts.redis_keys import decode_vector
 from recsys.contracts.tables import ITEM_FACTORS, USER_FACTORS
 from recsys.spark.delta import conform, ensure_table
-from recsys.speed.foldin import decode_vector
 from recsys.speed.stream import ModelVersionWatcher, apply_realtime_batch
+from recsys.stores.registry_store import activate_version
 from tests.integration.conftest import stored_profile
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
@@ -30,7 +31,7 @@ def _publish(spark, settings, version: str, items: dict[str, list[float]]) -> No
     registry.record_candidate(spark, settings, registry.RegistryEntry(
         version, "2026-11-01", {}, None, None, 1, len(items), 0))
     registry.set_status(spark, settings, version, mv.APPROVED)  # only a version past the gate is activated
-    registry.activate(spark, settings, version)
+    activate_version(settings, version)
 
 
 def _view(spark, user: str, item: str, offset: int):

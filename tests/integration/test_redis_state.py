@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import redis
 
+from recsys.als.foldin import FoldIn
 from recsys.contracts import redis_keys as rk
-from recsys.contracts.redis_keys import RedisKeys
+from recsys.contracts.redis_keys import RedisKeys, decode_vector
 from recsys.speed.adjustments import ModelContext, SpeedEvent
-from recsys.speed.foldin import FoldIn, decode_vector
 from recsys.speed.redis_state import RedisStateWriter
 from tests.integration.conftest import events_applied, stored_profile
 

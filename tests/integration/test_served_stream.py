@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 from recsys.contracts.served import ServedRecommendation
 from recsys.contracts.tables import EVENTS_BRONZE, EVENTS_QUARANTINE, RECOMMENDATIONS_SERVED
 from recsys.ingest.served_recorder import KafkaServedRecorder
-from recsys.ops.kafka_topics import served_topic
+from recsys.kafka.topics import served_topic
 from recsys.spark.delta import read_table
 from recsys.speed.stream import start_streams, write_bronze_batch
 

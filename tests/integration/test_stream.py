@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, Producer
 from recsys.contracts import redis_keys as rk
 from recsys.contracts.redis_keys import BRONZE_QUERY, REALTIME_QUERY, RedisKeys
 from recsys.contracts.tables import EVENTS_BRONZE, EVENTS_QUARANTINE
-from recsys.ops.kafka_topics import dlq_topic
+from recsys.kafka.topics import dlq_topic
 from recsys.spark.delta import read_table
 from recsys.speed.stream import apply_realtime_batch, start_streams, write_bronze_batch
 from tests.integration.conftest import events_applied, run_stream_once, stored_profile

@@ -18,7 +18,7 @@ from confluent_kafka import Producer
 from recsys.config import PROJECT_ROOT, load_settings
 from recsys.contracts.redis_keys import REALTIME_QUERY, RedisKeys
 from recsys.contracts.tables import EVENTS_BRONZE
-from recsys.ops.kafka_topics import ensure_topics
+from recsys.kafka.topics import ensure_topics
 from recsys.spark.delta import read_table
 from tests.integration.conftest import events_applied
 

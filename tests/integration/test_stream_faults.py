@@ -15,8 +15,8 @@ from confluent_kafka.admin import AdminClient
 
 from recsys.contracts.redis_keys import RedisKeys
 from recsys.contracts.tables import EVENTS_BRONZE
-from recsys.ops.kafka_topics import ensure_topics, project_topics
-from recsys.serving.user_data import UserDataService
+from recsys.kafka.topics import ensure_topics, project_topics
+from recsys.services.user_data import UserDataService
 from recsys.spark.delta import read_table
 from recsys.speed.stream import DataLossError, run_streams
 from tests.integration.conftest import events_applied, run_stream_once

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import redis
 
+from recsys.als.foldin import FoldIn
 from recsys.config import load_settings
 from recsys.contracts.catalogue import UserAttributes
 from recsys.contracts.redis_keys import RedisKeys
 from recsys.contracts.tables import USER_DATA_TABLES
-from recsys.serving.user_data import DELTA, REDIS, HistoryUnavailableError, UserDataService
+from recsys.services.user_data import DELTA, REDIS, HistoryUnavailableError, UserDataService
 from recsys.speed.adjustments import ModelContext, SpeedEvent
-from recsys.speed.foldin import FoldIn
 from recsys.stores.attribute_store import DeltaAttributeStore
 from recsys.stores.erasure_store import DeltaErasureStore
 from recsys.stores.user_state import RedisUserStateStore

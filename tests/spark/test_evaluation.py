@@ -7,8 +7,8 @@ from pyspark.sql import functions as F
 
 from recsys.batch.interactions import build_interactions
 from recsys.batch.item_knn import item_knn_candidates, item_similarities
-from recsys.batch.metrics import mean_metrics
-from recsys.batch.ranking import ranking_metrics, unseen_top_k
+from recsys.batch.ranking_metrics import ranking_metrics, unseen_top_k
+from recsys.batch.reference_metrics import mean_metrics
 from recsys.batch.splits import cut_split, last_days_split, split_per_user
 from recsys.config import ValidationConfig
 

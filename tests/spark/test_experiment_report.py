@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from recsys.batch.experiment_report import COLUMNS, variant_metrics
+from recsys.batch.variant_outcomes import COLUMNS, variant_metrics
 from recsys.contracts.served import CONTEXT_REC_ID, CONTEXT_VARIANT
 from recsys.contracts.tables import EVENTS_BRONZE, RECOMMENDATIONS_SERVED
 from recsys.spark.delta import ensure_table

@@ -10,6 +10,8 @@ import pytest
 from recsys.batch import registry, stages
 from recsys.batch.als import als_checkpoints, fit_als
 from recsys.contracts import model_version as mv
+from recsys.contracts.tables import ITEM_FACTORS
+from recsys.stores.registry_store import RejectedVersionError, activate_version
 
 pytestmark = pytest.mark.spark
 
@@ -20,6 +22,9 @@ def _entry(version: str) -> registry.RegistryEntry:
 
 def _version(spark, settings, version: str, status: str) -> None:
     registry.record_candidate(spark, settings, _entry(version))
+    factors = spark.createDataFrame([("i1", [0.1, 0.2], 1.0)],
+                                    "item_id STRING, factors ARRAY<FLOAT>, popularity DOUBLE")
+    stages._write_version(factors, ITEM_FACTORS, settings, version)  # activation needs the version's factors
     if status != mv.CANDIDATE:
         registry.set_status(spark, settings, version, status)
 
@@ -58,7 +63,7 @@ def test_an_older_run_date_does_not_replace_a_newer_published_model_unless_activ
     result = stages.publish_stage(spark, own_lake, "2026-11-04")
     assert result.status == mv.APPROVED and "activate 2026-11-04.1 explicitly" in result.detail
     assert registry.current_version(spark, own_lake) == "2026-11-05.1"
-    registry.activate(spark, own_lake, "2026-11-04.1")  # the operator's explicit choice
+    activate_version(own_lake, "2026-11-04.1")  # the operator's explicit choice
     assert registry.current_version(spark, own_lake) == "2026-11-04.1"
 
 
@@ -66,8 +71,8 @@ def test_an_older_run_date_does_not_replace_a_newer_published_model_unless_activ
 def test_a_version_that_did_not_pass_the_gate_is_never_activated(spark, own_lake, status):
     _version(spark, own_lake, "2026-11-05.1", mv.PUBLISHED)
     _version(spark, own_lake, "2026-11-06.1", status)
-    with pytest.raises(registry.NotActivatableError, match=r"cannot be activated|not approved or published"):
-        registry.activate(spark, own_lake, "2026-11-06.1")
+    with pytest.raises(RejectedVersionError, match=r"cannot be activated|not approved or published"):
+        activate_version(own_lake, "2026-11-06.1")
     assert registry.current_version(spark, own_lake) == "2026-11-05.1"
 
 

@@ -31,6 +31,7 @@ from recsys.serving.recommender import RecommendationQuery, Recommender
 from recsys.spark.delta import read_table
 from recsys.stores.model_store import DeltaModelStore
 from recsys.stores.online_store import ItemSignals, RealtimeState
+from recsys.stores.registry_store import RejectedVersionError, activate_version
 from tests.shop_data import two_taste_catalogue, two_taste_events
 
 pytestmark = pytest.mark.spark
@@ -196,10 +197,10 @@ def test_gate_refuses_a_bad_model_and_rollback_restores_an_older_one(published, 
     assert store.current_version() == good  # serving keeps the old model
     assert registry.get_version(spark, settings, bad)["tuning"] == []
 
-    with pytest.raises(registry.NotActivatableError, match="rejected by the gate"):
-        registry.activate(spark, settings, bad)  # a version that failed the gate is never made current
+    with pytest.raises(RejectedVersionError, match="rejected by the gate"):
+        activate_version(settings, bad)  # a version that failed the gate is never made current
     assert store.current_version() == good
-    registry.activate(spark, settings, good)  # a rollback to a published version is one commit
+    activate_version(settings, good)  # a rollback to a published version is one commit
     assert store.current_version() == good
 
 

@@ -4,7 +4,7 @@ import redis
 from recsys.config import load_settings
 from recsys.contracts.events import Event
 from recsys.contracts.served import CONTEXT_REC_ID, CONTEXT_VARIANT, ServedRecommendation
-from recsys.serving.attribution import Attribution, RedisServedMemory, attribute
+from recsys.services.attribution import Attribution, RedisServedMemory, attribute
 
 pytestmark = pytest.mark.unit
 

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
-from recsys.batch.report import read_report, render_report, write_report
 from recsys.config import load_settings
 from recsys.contracts import model_version as mv
-from recsys.serving.model_reports import comparison_chart, find_version, metric_columns, version_summaries
+from recsys.reports.evaluation_report import read_report, render_report, write_report
+from recsys.reports.report_pages import comparison_chart, find_version, metric_columns, version_summaries
+from recsys.services.status import QueryProgress, query_progress, service_status
 from recsys.serving.recommender import ItemCard, Recommender
-from recsys.serving.status import QueryProgress, query_progress, service_status
 from tests.unit.serving_fakes import FakeOnline, shop_model
 
 pytestmark = pytest.mark.unit

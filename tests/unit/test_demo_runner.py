@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from recsys.ops import demo
-from recsys.ops.progress import parse_progress, progress_line, report
+from recsys.demo import airflow_runner
+from recsys.demo import runner as demo
+from recsys.progress import parse_progress, progress_line, report
 
 pytestmark = pytest.mark.unit
 
@@ -31,17 +32,17 @@ def test_report_prints_one_flushed_line(capsys):
 def test_airflow_dag_test_lines_give_task_starts_and_ends():
     start = "2026-11-28T10:00:00Z [info] [DAG TEST] starting task_id=check map_index=-1 [airflow.sdk.definitions.dag]"
     end = "[2026-11-28 10:00:30] INFO - [DAG TEST] end task task_id=check map_index=-1"
-    assert demo.airflow_task_event(start) == ("start", "check")
-    assert demo.airflow_task_event(end) == ("end", "check")
-    assert demo.airflow_task_event("[DAG TEST] running task <TaskInstance: recsys_batch.check>") is None
+    assert airflow_runner.airflow_task_event(start) == ("start", "check")
+    assert airflow_runner.airflow_task_event(end) == ("end", "check")
+    assert airflow_runner.airflow_task_event("[DAG TEST] running task <TaskInstance: recsys_batch.check>") is None
     marked = "INFO - [DAG TEST] Marking success for <Task(SparkSubmitOperator): maintain> on 2026-11-28 00:00:00+00:00"
-    assert demo.airflow_task_event(marked) == ("marked", "maintain")
+    assert airflow_runner.airflow_task_event(marked) == ("marked", "maintain")
 
 
 def test_the_demo_dag_run_skips_maintenance_unless_asked():
-    assert demo.airflow_command("2011-12-09", maintain=False)[-4:] == [
+    assert airflow_runner.airflow_command("2011-12-09", maintain=False)[-4:] == [
         "test", "2011-12-09", "--mark-success-pattern", "maintain"]
-    assert demo.airflow_command("2011-12-09", maintain=True)[-2:] == ["test", "2011-12-09"]
+    assert airflow_runner.airflow_command("2011-12-09", maintain=True)[-2:] == ["test", "2011-12-09"]
     assert demo.DAG_TASKS == ("check", "train", "evaluate", "gate", "publish", "maintain")
 
 

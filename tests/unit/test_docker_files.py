@@ -24,7 +24,7 @@ import yaml
 from redis.connection import parse_url
 
 from recsys.config import PROJECT_ROOT, ConfigError, load_settings
-from recsys.ops.kafka_security import java_conf, librdkafka_conf
+from recsys.kafka.security import java_conf, librdkafka_conf
 
 pytestmark = pytest.mark.unit
 

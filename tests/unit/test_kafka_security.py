@@ -5,7 +5,7 @@ import pytest
 from confluent_kafka import KafkaException, Producer
 
 from recsys.config import ConfigError, load_settings
-from recsys.ops.kafka_security import canonical, java_conf, librdkafka_conf, spark_kafka_options
+from recsys.kafka.security import canonical, java_conf, librdkafka_conf, spark_kafka_options
 
 pytestmark = pytest.mark.unit
 

@@ -3,7 +3,7 @@
 import pytest
 
 from recsys.config import load_settings
-from recsys.ops.kafka_topics import new_topics, project_topics, topic_config
+from recsys.kafka.topics import new_topics, project_topics, topic_config
 
 pytestmark = pytest.mark.unit
 BASE = load_settings("test", environ={})

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from recsys.batch.metrics import (
+from recsys.batch.reference_metrics import (
     average_precision_at_k,
     coverage,
     mean_metrics,

@@ -8,7 +8,7 @@ import pytest
 
 from recsys.config import ConfigError, PrivacyConfig
 from recsys.contracts.events import ID_PATTERN, Event
-from recsys.serving.privacy import MIN_KEY_BYTES, PSEUDONYM_KEY_ENV, Pseudonymizer
+from recsys.services.privacy import MIN_KEY_BYTES, PSEUDONYM_KEY_ENV, Pseudonymizer
 
 pytestmark = pytest.mark.unit
 

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from recsys.batch.report import Trial, render_report, write_report
+from recsys.reports.evaluation_report import Trial, render_report, write_report
 
 pytestmark = pytest.mark.unit
 
@@ -86,7 +86,7 @@ def test_write_report_accepts_file_uri(tmp_path):
 
 
 def test_the_served_ranking_is_the_chosen_model_and_older_versions_keep_als():
-    from recsys.batch.report import chosen_model
+    from recsys.reports.evaluation_report import chosen_model
 
     assert chosen_model({"served": {"ndcg": 0.3}, "als": {"ndcg": 0.2}}) == "served"
     assert chosen_model({"als": {"ndcg": 0.2}, "popularity": {"ndcg": 0.1}}) == "als"

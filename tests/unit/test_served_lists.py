@@ -9,7 +9,7 @@ import redis
 from api.services import PerProcess
 from recsys.config import Variant, load_settings
 from recsys.contracts.served import OFF, ServedRecommendation
-from recsys.serving.attribution import LOOKUP, REMEMBER, RedisServedMemory
+from recsys.services.attribution import LOOKUP, REMEMBER, RedisServedMemory
 from recsys.serving.experiments import assign_variant
 from recsys.serving.model_cache import PinnedModel
 from recsys.serving.results import RecommendationQuery, Recommendations, ScoredItem

@@ -3,8 +3,8 @@
 import pytest
 
 from recsys.config import ConfigError, load_settings
-from recsys.serving import auth
-from recsys.serving.auth import (
+from recsys.services import auth
+from recsys.services.auth import (
     MODE_KEYS,
     MODE_OPEN,
     MODE_PARTIAL,

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from recsys.als.foldin import FoldIn
 from recsys.config import load_settings
 from recsys.serving.recommender import REASON_POPULAR, RecommendationQuery, Recommender, UnknownItemError
-from recsys.speed.foldin import FoldIn
 from recsys.stores.model_store import ContentProfiles
 from recsys.stores.similar_items import SimilarItems
 from tests.unit.serving_fakes import FakeOnline, shop_model

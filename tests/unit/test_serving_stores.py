@@ -11,9 +11,9 @@ from deltalake import write_deltalake
 
 from recsys.config import load_settings
 from recsys.contracts import redis_keys as rk
+from recsys.contracts.redis_keys import encode_vector
 from recsys.contracts.tables import ITEM_FACTORS, ITEMS, SIMILAR_ITEMS, USER_FACTORS
-from recsys.serving.ranking import top_rows
-from recsys.speed.foldin import encode_vector
+from recsys.serving.top_k import top_rows
 from recsys.stores.attribute_arrays import UNKNOWN, AttributeArrays, ItemCatalogue
 from recsys.stores.model_store import DeltaModelStore
 from recsys.stores.online_store import RedisOnlineStore

@@ -4,10 +4,11 @@
 import numpy as np
 import pytest
 
+from recsys.als.foldin import FoldIn, target_preference
 from recsys.config import load_settings
 from recsys.contracts import redis_keys as rk
-from recsys.speed.adjustments import ModelContext, SpeedEvent, UserState, current_interests, update_user
-from recsys.speed.foldin import FoldIn, decode_vector, encode_vector, target_preference
+from recsys.contracts.redis_keys import current_interests, decode_vector, encode_vector
+from recsys.speed.adjustments import ModelContext, SpeedEvent, UserState, update_user
 from recsys.speed.trending import bucket_weights
 
 pytestmark = pytest.mark.unit

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from recsys import tracking
-from recsys.batch.report import Trial
 from recsys.config import Settings, load_settings
+from recsys.reports.evaluation_report import Trial
 from recsys.tracking.tracker import NoopTracker, flatten, numeric
 
 pytestmark = pytest.mark.unit

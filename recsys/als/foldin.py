@@ -3,11 +3,14 @@
 For implicit feedback the predicted preference x·y_i should move towards 1 for a positive event and
 towards 0 for a negative one, further for a stronger event. Oryx computes the target and moves x by
 the least-squares step dx = (target - x·y_i) · (YᵀY)⁻¹ y_i. (YᵀY)⁻¹ y_i is precomputed for every item
-once per model, so one event costs a dot product and an axpy. A user the batch model never saw
+once per model, so one event costs a dot product and an axpy. The speed layer folds a user's events in;
+serving folds an anonymous visitor's seen items into a zero vector. A user the batch model never saw
 starts from zeros and has a useful vector after a few events.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -40,6 +43,12 @@ class FoldIn:
             return x
         return x + (target - current) * self.directions[row]
 
+    def fold(self, x: np.ndarray, item_ids: Iterable[str], value: float) -> np.ndarray:
+        """x after one event of strength `value` on each item, in order."""
+        for item in item_ids:
+            x = self.update(x, item, value)
+        return x
+
 
 def target_preference(value: float, current: float) -> float | None:
     """Oryx's implicit target for x·y_i: part of the way to 1 (or 0) by strength; None = no change."""
@@ -49,13 +58,3 @@ def target_preference(value: float, current: float) -> float | None:
         return current + (value / (value - 1.0)) * -min(1.0, current)
     return None
 
-
-def encode_vector(x: np.ndarray) -> bytes:
-    """float16, little-endian: 2 bytes per factor keeps a rank-64 vector at 128 bytes in Redis."""
-    return np.asarray(x, dtype="<f2").tobytes()
-
-
-def decode_vector(raw: bytes | None, rank: int) -> np.ndarray | None:
-    if not raw or len(raw) != 2 * rank:
-        return None
-    return np.frombuffer(raw, dtype="<f2").astype(np.float64)

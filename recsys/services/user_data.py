@@ -20,7 +20,6 @@ import redis
 from recsys.config import Settings
 from recsys.contracts import redis_keys as rk
 from recsys.contracts.catalogue import check_id
-from recsys.speed.adjustments import current_interests
 from recsys.stores.erasure_store import DeltaErasureStore, ErasureStore
 from recsys.stores.event_log import DeltaEventLog, EventLog
 from recsys.stores.user_state import RedisUserStateStore, StoredUserState, UserStateStore
@@ -28,8 +27,6 @@ from recsys.stores.user_state import RedisUserStateStore, StoredUserState, UserS
 log = logging.getLogger(__name__)
 
 REDIS, DELTA = "redis", "delta"  # the sources a history reads, as named in `unavailable`
-# Interest keys are "<kind prefix>:<value>" (docs/contracts.md, profile field `i`).
-_INTEREST_KINDS = {"c": "category", "b": "brand"}
 
 
 class HistoryUnavailableError(RuntimeError):
@@ -119,7 +116,7 @@ def realtime_view(state: StoredUserState, now: float, interest_half_life_s: floa
                 for first, seconds, n in profile.get(rk.PROFILE_SESSIONS, [])]
     if sessions and profile.get(rk.PROFILE_SESSION_ID):
         sessions[0]["session_id"] = profile[rk.PROFILE_SESSION_ID]  # only the latest session's id is kept
-    interests = sorted(current_interests(profile, now, interest_half_life_s).items(), key=lambda kv: -kv[1])
+    interests = sorted(rk.current_interests(profile, now, interest_half_life_s).items(), key=lambda kv: -kv[1])
     return {
         "recent": [{"item_id": item, "ts": _iso(ts)} for item, ts in state.recent],
         "sessions": sessions,
@@ -133,8 +130,8 @@ def realtime_view(state: StoredUserState, now: float, interest_half_life_s: floa
 
 
 def _interest(key: str, weight: float) -> dict[str, Any]:
-    prefix, _, value = key.partition(":")
-    return {"kind": _INTEREST_KINDS.get(prefix, prefix), "value": value, "weight": weight}
+    prefix, value = rk.split_interest(key)
+    return {"kind": rk.INTEREST_KINDS.get(prefix, prefix), "value": value, "weight": weight}
 
 
 def _iso(value: float | datetime) -> str:

@@ -14,39 +14,33 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
-import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
-import redis
 import requests
-from deltalake import DeltaTable
-from tqdm import tqdm
 
 from recsys.config import PROJECT_ROOT, Settings, get_settings
 from recsys.contracts import model_version as mv
-from recsys.contracts.tables import ITEMS
 from recsys.data.online_retail import DEFAULT_PATH as RETAIL_PATH
-from recsys.ops.kafka_topics import ensure_topics
-from recsys.ops.progress import parse_progress
-from recsys.stores.model_store import DeltaModelStore, query_delta
+from recsys.demo.airflow_runner import (
+    DAG_TASKS,
+    SKIPPED_BY_DEFAULT,
+    airflow_run,
+    airflow_ui_running,
+    start_airflow_ui,
+    stop_airflow_ui,
+)
+from recsys.demo.output import Bar, DemoError, Steps, show
+from recsys.demo.probes import ensure_services, get_recommendations, http_ok, item_ids, items_by_category, known_items
+from recsys.demo.processes import POLL_S, RUN_DIR, port_free, run_logged, start_background, stop, tail, wait_until
+from recsys.progress import parse_progress
+from recsys.stores.model_store import DeltaModelStore
 from recsys.stores.online_store import RedisOnlineStore
 
-RUN_DIR = PROJECT_ROOT / ".local" / "run"
-AIRFLOW_SH = PROJECT_ROOT / "docker" / "local" / "airflow.sh"
-SERVICES_SH = PROJECT_ROOT / "docker" / "local" / "services.sh"
-DAG_TASKS = ("check", "train", "evaluate", "gate", "publish", "maintain")  # dags/recsys_batch.py
-POLL_S = 0.1
 T0_VARIABLE = "RECSYS_DEMO_T0"  # epoch seconds `make demo` started at (before setup and up); set by the Makefile
 KEEP_VARIABLE = "RECSYS_DEMO_KEEP"  # 0 = run to the page and the live check, then stop (like --no-keep)
 
@@ -66,210 +60,43 @@ DEMO_DEFAULTS = {
     "RECSYS__TUNING__MAX_TRIALS": "3",  # a demo, not a search: keep the batch run short
     "RECSYS__AIRFLOW__RETRIES": "0",  # fail fast under `airflow dags test` instead of retrying for minutes
 }
-_DAG_TEST = re.compile(r"\[DAG TEST\] (?:(starting|end task) task_id=([\w.-]+)"
-                       r"|(Marking success) for <Task\([^)]*\): ([\w.-]+)>)")
-SKIPPED_BY_DEFAULT = "maintain"  # Delta OPTIMIZE + VACUUM: minutes on 2 cores, nothing the page needs (--maintain)
 
 
-class DemoError(RuntimeError):
-    """A demo step failed; the message says which, why and where its log is."""
 
 
 # ---------------------------------------------------------------------------------------------- steps
 
 
-@dataclass
-class Steps:
-    """Numbered, timed steps; a failure names its step."""
-
-    total: int
-    started: float  # time.time() the demo started (make demo's start when known)
-    done: list[tuple[str, float]] = field(default_factory=list)
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        number = len(self.done) + 1
-        print(f"\n[{number}/{self.total}] {name}", flush=True)
-        began = time.monotonic()
-        try:
-            yield
-        except (DemoError, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # any failure becomes the step's failure
-            raise DemoError(f"step {number}/{self.total} '{name}' failed after "
-                            f"{time.monotonic() - began:.1f}s: {exc}") from exc
-        seconds = time.monotonic() - began
-        self.done.append((name, seconds))
-        print(f"    done in {seconds:.1f}s (demo at {time.time() - self.started:.0f}s)", flush=True)
-
-    def summary(self) -> str:
-        return "\n".join(f"    {seconds:7.1f}s  {name}" for name, seconds in self.done)
 
 
-class Bar:
-    """A tqdm bar on a terminal; elsewhere (a log, a CI job) a plain line per change of what is done."""
-
-    def __init__(self, total: float, unit: str, tty: bool | None = None) -> None:
-        self.tty = sys.stdout.isatty() if tty is None else tty
-        self.started = time.monotonic()
-        self.what = ""
-        self.done = 0.0
-        self.total, self.unit = total, unit
-        width = min(shutil.get_terminal_size((100, 24)).columns, 120)  # a pty may report 0 columns: no bar
-        self._bar = tqdm(total=total, unit=unit, file=sys.stdout, disable=not self.tty, ncols=width, desc=" " * 48,
-                         bar_format="    {desc} |{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}]")
-
-    def set(self, done: float, what: str) -> None:
-        if done != self.done:
-            self._bar.update(done - self.done)
-            self.done = done
-        if what != self.what:
-            self.what = what
-            self._bar.set_description_str(what[:48].ljust(48))
-            if not self.tty:
-                print(f"    {time.monotonic() - self.started:6.1f}s  {self.done:5.0f}/{self.total:.0f} "
-                      f"{self.unit}  {what}", flush=True)
-
-    def note(self, text: str) -> None:
-        if self.tty:
-            self._bar.write(f"    {text}", file=sys.stdout)
-        else:
-            print(f"    {time.monotonic() - self.started:6.1f}s  {text}", flush=True)
-
-    def tick(self) -> None:
-        self._bar.refresh()  # the elapsed time moves while a phase runs
-
-    def close(self) -> None:
-        self._bar.close()
 
 
 # ------------------------------------------------------------------------------------------ processes
 
 
-def stop(proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
-    """SIGTERM the process's whole group (it leads its own session), SIGKILL what is left after timeout_s."""
-    if proc.poll() is not None:
-        _kill_group(proc.pid, signal.SIGKILL)  # children that outlived their leader
-        return
-    _kill_group(proc.pid, signal.SIGTERM)
-    with suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout_s)
-    _kill_group(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
-def _kill_group(pgid: int, sig: int) -> None:
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
-def run_logged(command: list[str], log: Path, on_line: Callable[[str], None], tick: Callable[[], None],
-               running: list[subprocess.Popen], env: dict[str, str] | None = None) -> int:
-    """Run a job in its own process group to completion: every line goes to `log` and to on_line."""
-    with log.open("w") as out:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace", bufsize=1, cwd=PROJECT_ROOT, start_new_session=True,
-                                env={**os.environ, **(env or {})})
-        running.append(proc)
-        lines: queue.Queue[str | None] = queue.Queue()
-
-        def read() -> None:
-            for line in proc.stdout:
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=read, daemon=True).start()
-        try:
-            while (line := _next_line(lines, tick)) is not None:
-                out.write(line)
-                out.flush()
-                on_line(line)
-            return proc.wait()
-        finally:
-            if proc.poll() is None:
-                print(f"    stopping {log.stem} (process group {proc.pid})", flush=True)
-            stop(proc)
-            running.remove(proc)
 
 
-def _next_line(lines: queue.Queue, tick: Callable[[], None]) -> str | None:
-    while True:
-        try:
-            return lines.get(timeout=0.5)
-        except queue.Empty:
-            tick()
 
 
-def tail(log: Path, n: int = 15) -> str:
-    text = log.read_text(errors="replace").splitlines() if log.exists() else []
-    return "\n".join(f"      | {line}" for line in text[-n:])
 
 
-def start_background(name: str, command: list[str]) -> subprocess.Popen:
-    log = (RUN_DIR / f"{name}.log").open("w")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-                            start_new_session=True)
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str, procs: dict[str, subprocess.Popen]) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                log = RUN_DIR / f"{name}.log"
-                raise RuntimeError(f"the {name} process exited with {proc.returncode} while waiting for {what}; "
-                                   f"last lines of {log}:\n{tail(log)}")
-        if check():
-            return time.monotonic() - started
-        time.sleep(POLL_S)
-    raise TimeoutError(f"{what} not seen within {timeout_s:.0f}s; logs in {RUN_DIR}")
 
 
-def http_ok(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).ok
-    except requests.RequestException:
-        return False
 
 
-def port_free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) != 0
 
 
 # ----------------------------------------------------------------------------------------- the steps
 
 
-def services_ready(settings: Settings) -> str | None:
-    """None when Redis answers and Kafka has this profile's topics (created here if missing), else why not."""
-    try:
-        redis.Redis.from_url(settings.redis.url, socket_timeout=2).ping()
-    except redis.RedisError as exc:
-        return f"Redis at {settings.redis.url}: {exc}"
-    try:
-        created = ensure_topics(settings, timeout_s=10)
-    except Exception as exc:  # KafkaUnavailableError, or any other broker error: not ready
-        return f"Kafka at {settings.kafka.bootstrap_servers}: {exc}"
-    if created:
-        print(f"    created topics {', '.join(created)}")
-    return None
 
 
-def ensure_services(settings: Settings) -> None:
-    problem = services_ready(settings)
-    if problem is None:
-        print(f"    Redis ({settings.redis.url}) and Kafka ({settings.kafka.bootstrap_servers}) are up; "
-              f"topic {settings.kafka.events_topic}")
-        return
-    log = RUN_DIR / "services.log"
-    print(f"    not ready ({problem}); starting them: docker/local/services.sh up (log {log})")
-    with log.open("w") as out:
-        code = subprocess.call(["bash", str(SERVICES_SH), "up"], stdout=out, stderr=subprocess.STDOUT,
-                               cwd=PROJECT_ROOT)
-    problem = services_ready(settings) if code == 0 else f"services.sh up exited with {code}"
-    if problem is not None:
-        raise RuntimeError(f"{problem}; last lines of {log}:\n{tail(log)}")
 
 
 def load_command(args: argparse.Namespace) -> list[str]:
@@ -304,56 +131,10 @@ def load(args: argparse.Namespace, running: list[subprocess.Popen]) -> dict:
     return summary
 
 
-def airflow_task_event(line: str) -> tuple[str, str] | None:
-    """("start" | "end" | "marked", task id) of an `airflow dags test` log line that starts or ends a task,
-    or marks it successful without running it (--mark-success-pattern)."""
-    found = _DAG_TEST.search(line)
-    if found is None:
-        return None
-    if found.group(3):
-        return "marked", found.group(4)
-    return ("start" if found.group(1) == "starting" else "end"), found.group(2)
 
 
-def airflow_command(run_date: str, maintain: bool) -> list[str]:
-    skip = [] if maintain else ["--mark-success-pattern", SKIPPED_BY_DEFAULT]
-    return ["bash", str(AIRFLOW_SH), "test", run_date, *skip]
 
 
-def airflow_run(run_date: str, maintain: bool, running: list[subprocess.Popen]) -> None:
-    """`airflow dags test recsys_batch <run_date>` through docker/local/airflow.sh, a bar over its tasks."""
-    log = RUN_DIR / "airflow.log"
-    bar = Bar(len(DAG_TASKS), "tasks")
-    bar.set(0, "Airflow: migrate DB (first run), parse the DAG")
-    current: dict[str, float] = {}
-
-    def on_line(line: str) -> None:
-        if (event := airflow_task_event(line)) is None:
-            return
-        kind, task = event
-        if kind == "marked":
-            bar.set(bar.done + 1, f"task {task} marked successful without running (--maintain runs it)")
-        elif kind == "start":
-            current[task] = time.monotonic()
-            bar.set(bar.done, f"task {task} (spark-submit spark_jobs/batch.py {task})")
-        else:
-            ended = f"task {task} ended after {time.monotonic() - current.pop(task, time.monotonic()):.1f}s"
-            if bar.tty:
-                bar.note(ended)  # keeps each task's time above the bar
-            bar.set(bar.done + 1, ended)
-
-    try:  # the [DAG TEST] lines the bar follows are logged at INFO
-        code = run_logged(airflow_command(run_date, maintain), log, on_line, bar.tick, running,
-                          env={"AIRFLOW_LOG_LEVEL": "INFO"})
-    finally:
-        bar.close()
-    if code != 0:
-        where = f"in task '{next(iter(current))}'" if current else "before any task started"
-        raise RuntimeError(f"airflow dags test recsys_batch {run_date} failed {where} (exit {code}); "
-                           f"last lines of {log}:\n{tail(log, 25)}")
-    if bar.done < len(DAG_TASKS):  # e.g. a logical date before the DAG's start_date: a run without tasks
-        raise RuntimeError(f"airflow dags test recsys_batch {run_date} ran {bar.done:.0f} of {len(DAG_TASKS)} "
-                           f"tasks; see {log}")
 
 
 def published_version(settings: Settings, run_date: str, base: str) -> str:
@@ -428,57 +209,23 @@ def live_check(settings: Settings, procs: dict[str, subprocess.Popen], base: str
           f"(polled every {POLL_S}s; detected after {latency:.2f}s)")
 
 
-def airflow_ui_running() -> bool:
-    return subprocess.call(["bash", str(AIRFLOW_SH), "status"], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, cwd=PROJECT_ROOT) == 0
 
 
-def start_airflow_ui() -> None:
-    log = RUN_DIR / "airflow-ui.log"
-    with log.open("w") as out:
-        code = subprocess.call(["bash", str(AIRFLOW_SH), "up"], stdout=out, stderr=subprocess.STDOUT,
-                               cwd=PROJECT_ROOT)
-    if code != 0:
-        raise RuntimeError(f"docker/local/airflow.sh up exited with {code}; last lines of {log}:\n{tail(log)}")
 
 
-def stop_airflow_ui() -> None:
-    subprocess.call(["bash", str(AIRFLOW_SH), "down"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                    cwd=PROJECT_ROOT)
 
 
 # ------------------------------------------------------------------------------------ shopper helpers
 
 
-def items_by_category(settings: Settings) -> dict[str, list[str]]:
-    table = DeltaTable(settings.table_path(ITEMS.name))
-    rows = query_delta(table, "SELECT item_id, category FROM t ORDER BY item_id")
-    out: dict[str, list[str]] = {}
-    for row in rows.to_pylist():
-        out.setdefault(row["category"], []).append(row["item_id"])
-    return out
 
 
-def known_items(base: str) -> Callable[[list[str]], list[str]]:
-    """Of some item ids, those the served model ranks (GET /v1/items leaves the others out)."""
-    def known(ids: list[str]) -> list[str]:
-        cards = requests.get(f"{base}/v1/items", params={"ids": ",".join(ids[:100])}, timeout=5).json()
-        return [card["item_id"] for card in cards.get("items", [])]
-    return known
 
 
-def show(title: str, recs: dict) -> None:
-    print(f"    {title} (model {recs['model_version']}, degraded={recs['degraded']}):")
-    for rank, item in enumerate(recs["items"], 1):
-        print(f"      {rank:2d}. {item['item_id']:<10} {item['score']:7.3f}  {'; '.join(item['reasons'])}")
 
 
-def get_recommendations(base: str, user: str, k: int) -> dict:
-    return requests.get(f"{base}/v1/users/{user}/recommendations?k={k}", timeout=5).json()
 
 
-def item_ids(recs: dict) -> list[str]:
-    return [i["item_id"] for i in recs["items"]]
 
 
 def new_interest(catalogue: dict[str, list[str]], shown: set[str],

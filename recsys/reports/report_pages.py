@@ -1,7 +1,7 @@
 """The registry's model versions as the report pages show them: metrics, each version's HTML report, and a
 chart of the current version against its baselines and the versions before it (GET /reports).
 
-The report and the chart come from recsys.batch.report, which needs matplotlib: it is imported on first
+The report and the chart come from recsys.reports.evaluation_report, which needs matplotlib: it is imported on first
 use, so an API worker that never serves a report page does not pay for it.
 """
 
@@ -64,7 +64,7 @@ def _summary(row: dict, current: str | None, chosen_model: str) -> VersionSummar
 
 def version_summaries(rows: list[dict]) -> list[VersionSummary]:
     """The registry rows (DeltaModelStore.registry()), newest first."""
-    from recsys.batch.report import chosen_model
+    from recsys.reports.evaluation_report import chosen_model
 
     current = mv.current_version(rows)
     summaries = [_summary(row, current, chosen_model(_metrics(row.get("metrics")))) for row in rows]
@@ -78,7 +78,7 @@ def find_version(summaries: list[VersionSummary], version: str) -> VersionSummar
 
 def metric_columns(summaries: list[VersionSummary], k: int) -> list[tuple[str, str]]:
     """(metric key, label) of the chosen model's metrics found in any version, in the report's order."""
-    from recsys.batch.report import METRIC_LABELS
+    from recsys.reports.evaluation_report import METRIC_LABELS
 
     seen = {key for s in summaries for key in s.chosen}
     keys = [key for key in METRIC_LABELS if key in seen] + sorted(seen - METRIC_LABELS.keys())
@@ -88,7 +88,7 @@ def metric_columns(summaries: list[VersionSummary], k: int) -> list[tuple[str, s
 def comparison_chart(summaries: list[VersionSummary], k: int, versions: int) -> str | None:
     """An <img> of the current version (else the newest evaluated one) against its baselines and up to
     `versions` - 1 evaluated versions before it; None when no version has metrics."""
-    from recsys.batch.report import comparison_chart as draw
+    from recsys.reports.evaluation_report import comparison_chart as draw
 
     evaluated = [s for s in summaries if s.chosen]
     focus = next((s for s in evaluated if s.current), evaluated[0] if evaluated else None)
@@ -100,6 +100,6 @@ def comparison_chart(summaries: list[VersionSummary], k: int, versions: int) -> 
 
 def report_page(settings: Settings, summary: VersionSummary) -> str | None:
     """The HTML report the gate wrote for the version (its report_uri, else where it would be written)."""
-    from recsys.batch.report import read_report
+    from recsys.reports.evaluation_report import read_report
 
     return read_report(summary.report_uri or settings.report_path(summary.version))

@@ -2,7 +2,7 @@
 served-recommendations topic `<events_topic>-served`.
 
 Idempotent: existing topics are left as they are (a partition-count mismatch is only logged).
-`python -m recsys.ops.kafka_topics` creates them; `--check` only waits for the broker and reports.
+`python -m recsys.kafka.topics` creates them; `--check` only waits for the broker and reports.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from confluent_kafka.admin import (
 )
 
 from recsys.config import ConfigError, Settings, get_settings
-from recsys.ops.kafka_security import librdkafka_conf
+from recsys.kafka.security import librdkafka_conf
 
-log = logging.getLogger("recsys.ops.kafka_topics")
+log = logging.getLogger("recsys.kafka.topics")
 
 DLQ_SUFFIX = "-dlq"
 SERVED_SUFFIX = "-served"

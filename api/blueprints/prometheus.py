@@ -20,7 +20,7 @@ from api.schemas import METRICS_RESPONSE
 from api.services import Services, services
 from recsys.config import Settings
 from recsys.contracts.redis_keys import BRONZE_QUERY, REALTIME_QUERY
-from recsys.serving.auth import AccessPolicy
+from recsys.services.auth import AccessPolicy
 
 # (progress field, metric name, help)
 _GAUGES = (

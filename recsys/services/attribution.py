@@ -24,6 +24,7 @@ from recsys.contracts.events import Event
 from recsys.contracts.redis_keys import RedisKeys, decode_served, encode_served
 from recsys.contracts.served import CONTEXT_REC_ID, CONTEXT_VARIANT, ServedRecommendation
 from recsys.logging_setup import LogThrottle
+from recsys.redis_client import redis_client
 from recsys.stores.redis_breaker import guard, redis_breaker
 
 log = logging.getLogger(__name__)
@@ -114,10 +115,8 @@ class RedisServedMemory:
         self._cfg = cfg
         self._listener = listener  # called with REMEMBER or LOOKUP on each error (e.g. a Prometheus counter)
         self._keys = RedisKeys(redis_cfg.key_prefix)
-        timeout = redis_cfg.socket_timeout_s
-        self._client = client or guard(  # the online store's breaker: one outage, one fast failure
-            redis.Redis.from_url(redis_cfg.url, socket_timeout=timeout, socket_connect_timeout=timeout),
-            redis_breaker(redis_cfg))
+        # the online store's breaker: one outage, one fast failure
+        self._client = client or guard(redis_client(redis_cfg), redis_breaker(redis_cfg))
         self._throttle = LogThrottle(cfg.log_interval_s)
         self._lock = threading.Lock()
         self._errors = 0

@@ -1,0 +1,1 @@
+"""Kafka: the project's topic names (a contract: events, dead-letter, served), topic setup and client security."""

@@ -1,1 +1,0 @@
-"""Operational helpers for the local and cluster services: Kafka topic setup."""
