@@ -5,7 +5,7 @@ import logging
 import os
 import re
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import pytest
 import schemathesis
@@ -15,6 +15,7 @@ from api import DOCS_PREFIX, SPEC_PATH, create_app
 from api.auth import API_KEY_SCHEME, BEARER_SCHEME
 from recsys.config import ConfigError, PrivacyConfig, load_settings
 from recsys.services.privacy import MIN_KEY_BYTES, PSEUDONYM_KEY_ENV, Pseudonymizer
+from recsys.serving.results import Recommendations
 
 pytestmark = pytest.mark.integration
 
@@ -45,14 +46,6 @@ def fresh_app(settings, services, monkeypatch):
     return build
 
 
-@dataclass(frozen=True)
-class Answer:
-    user_id: str
-    model_version: str | None = None
-    degraded: bool = False
-    items: list = field(default_factory=list)
-
-
 class RecordingRecommender:
     """Answers an empty list and remembers which user ids were asked for (or fails, to test the 500)."""
 
@@ -64,7 +57,7 @@ class RecordingRecommender:
         if self._fail:
             raise RuntimeError("boom")
         self.asked.append(user_id)
-        return Answer(user_id=user_id)
+        return Recommendations(user_id=user_id, model_version=None, degraded=False, items=[])
 
 
 def test_openapi_document_is_valid_openapi_3_and_lists_every_route(api_client):
