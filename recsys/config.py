@@ -179,7 +179,7 @@ class MaintenanceConfig(_Section):
 class GateConfig(_Section):
     min_ndcg: float = Field(ge=0, le=1)
     max_regression: float = Field(ge=0)
-    baseline_margin: float = Field(ge=0)  # served NDCG must beat the best single baseline by this (relative) share
+    baseline_margin: float = Field(ge=-1)  # served NDCG must beat the best single baseline by this share (-1: off)
 
 
 class BatchConfig(_Section):

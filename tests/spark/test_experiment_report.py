@@ -41,7 +41,8 @@ def test_variant_metrics_count_only_events_on_items_their_list_showed_their_user
 
     def event(n, user, item, event_type, rec):
         context = {CONTEXT_REC_ID: rec, CONTEXT_VARIANT: "forged"} if rec else None
-        return (f"{tag}-e{n}", user, item, event_type, RECENT, None, 1, None, context, 0, n, RECENT, RECENT.date())
+        return (f"{tag}-e{n}", user, item, event_type, RECENT, None, 1, None, context, 0, n, RECENT, RECENT.date(),
+                "events", RECENT)
 
     _append(spark, settings, EVENTS_BRONZE, [
         event(1, a, "i1", "click", r1),
