@@ -14,8 +14,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.spark]
 
 def test_posted_events_change_recommendations(spark, settings, api_client):
     append_events(spark, settings, two_taste_events())
-    lenient = settings.model_copy(update={"gate": settings.gate.model_copy(update={"max_regression": 1.0})})
-    model = run_all(spark, lenient, "2026-11-03")[-1]  # the gate is tested elsewhere: publish whatever it scores
+    lenient = settings.model_copy(update={  # the gate and tuning are tested elsewhere: publish the configured merge
+        "gate": settings.gate.model_copy(update={"max_regression": 1.0, "baseline_margin": -1.0}),
+        "tuning": settings.tuning.model_copy(update={"enabled": False})})
+    model = run_all(spark, lenient, "2026-11-03")[-1]
     assert model.status == "published", model.detail
     user = f"shopper-{uuid.uuid4().hex[:8]}"
 
