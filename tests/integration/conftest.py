@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 import redis
+from confluent_kafka.admin import AdminClient
 
 from recsys.config import Settings
-from recsys.kafka.topics import ensure_topics
+from recsys.kafka.topics import ensure_topics, project_topics
 
 
 @pytest.fixture(scope="session")
 def topics(settings: Settings) -> list[str]:
     ensure_topics(settings)
     return [settings.kafka.events_topic]
+
+
+@contextmanager
+def topic_of_its_own(settings: Settings, prefix: str) -> Iterator[tuple[Settings, AdminClient]]:
+    """Settings whose events topic is a test's own, created now and deleted afterwards."""
+    topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    own = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"events_topic": topic})})
+    ensure_topics(own)
+    admin = AdminClient({"bootstrap.servers": own.kafka.bootstrap_servers})
+    try:
+        yield own, admin
+    finally:
+        for future in admin.delete_topics(project_topics(own), operation_timeout=10).values():
+            future.result()
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,25 @@ import pytest
 
 from recsys.batch.backfill import append_events
 from recsys.batch.stages import run_all
-from tests.integration.conftest import run_stream_once
+from tests.integration.conftest import run_stream_once, topic_of_its_own
 from tests.shop_data import two_taste_events
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.spark]
 
 
-def test_posted_events_change_recommendations(spark, settings, api_client):
+@pytest.fixture
+def own_stack(own_lake, redis_client):
+    """A lake and topic of this test's own: the model it publishes must not outrank the batch tests' run dates."""
+    from api import create_app
+
+    with topic_of_its_own(own_lake, "test-e2e") as (settings, _):
+        app = create_app(settings)
+        app.testing = True
+        yield settings, app.test_client()
+
+
+def test_posted_events_change_recommendations(spark, own_stack):
+    settings, api_client = own_stack
     append_events(spark, settings, two_taste_events())
     lenient = settings.model_copy(update={  # the gate and tuning are tested elsewhere: publish the configured merge
         "gate": settings.gate.model_copy(update={"max_regression": 1.0, "baseline_margin": -1.0}),

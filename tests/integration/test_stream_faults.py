@@ -11,15 +11,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from confluent_kafka import Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from recsys.contracts.redis_keys import RedisKeys
 from recsys.contracts.tables import EVENTS_BRONZE
-from recsys.kafka.topics import ensure_topics, project_topics
 from recsys.services.user_data import UserDataService
 from recsys.spark.delta import read_table
 from recsys.speed.stream import DataLossError, run_streams
-from tests.integration.conftest import events_applied, run_stream_once
+from tests.integration.conftest import events_applied, run_stream_once, topic_of_its_own
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
@@ -58,13 +56,8 @@ def test_a_lost_checkpoint_neither_appends_to_bronze_nor_applies_to_redis_again(
 @pytest.fixture
 def loss_topic(own_lake):
     """An events topic of this test's own (records are deleted from it), removed afterwards."""
-    topic = f"test-loss-{uuid.uuid4().hex[:8]}"
-    settings = own_lake.model_copy(update={"kafka": own_lake.kafka.model_copy(update={"events_topic": topic})})
-    ensure_topics(settings)
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
-    yield settings, admin
-    for future in admin.delete_topics(project_topics(settings), operation_timeout=10).values():
-        future.result()
+    with topic_of_its_own(own_lake, "test-loss") as own:
+        yield own
 
 
 def test_bronze_stops_with_a_clear_error_when_kafka_lost_offsets_it_had_not_read(spark, loss_topic, redis_client):
