@@ -19,17 +19,21 @@ from api.request_metrics import count_attribution_error, count_served_record
 from recsys.config import Settings
 from recsys.ingest.producer import EventSink, KafkaEventSink
 from recsys.ingest.served_recorder import KafkaServedRecorder, ServedRecorder
+from recsys.redis_client import redis_client
 from recsys.services.attribution import RedisServedMemory
 from recsys.services.privacy import Pseudonymizer
 from recsys.services.status import ServiceStatus, service_status
 from recsys.services.user_data import UserDataService
 from recsys.serving.model_cache import ModelCache, PinnedModel
+from recsys.serving.pending_overlay import OverlayRules
 from recsys.serving.recommender import Recommender
 from recsys.serving.results import RecommendationQuery
 from recsys.serving.served_lists import ServedList, serve_list
 from recsys.stores.attribute_store import AttributeStore, DeltaAttributeStore
 from recsys.stores.model_store import DeltaModelStore, FactorModel
 from recsys.stores.online_store import OnlineStore, RedisOnlineStore
+from recsys.stores.pending_events import RedisPendingEvents
+from recsys.stores.redis_breaker import guard, redis_breaker
 
 SERVICES_EXTENSION = "recsys"
 T = TypeVar("T")
@@ -73,6 +77,7 @@ class Services:
     pseudonyms: Pseudonymizer = field(default_factory=Pseudonymizer.disabled)  # user id -> stored id
     pinned: dict[str, Recommender] = field(default_factory=dict)  # version pinned by a variant -> its recommender
     registry: Callable[[], list[dict]] = list  # the model registry's rows (DeltaModelStore.registry)
+    pending: RedisPendingEvents | None = None  # read your own writes: acknowledged events recorded for serving
 
     def recommender_for(self, version: str | None) -> Recommender:
         """The recommender of a variant's pinned version; the current model's when None (or not pinned)."""
@@ -104,11 +109,15 @@ def build_services(settings: Settings) -> Services:
     pseudonyms = Pseudonymizer.from_config(settings.privacy, os.environ)  # fails early when the key is missing
     store = DeltaModelStore(settings)
     models = ModelCache(store, settings.serving.model_refresh_s)
-    online = RedisOnlineStore(settings.redis)
+    client = guard(redis_client(settings.redis, decode=True), redis_breaker(settings.redis))
+    pending = RedisPendingEvents(settings.redis, settings.kafka.events_topic, settings.kafka.topic_partitions,
+                                 client)
+    online = RedisOnlineStore(settings.redis, client, pending=pending)
+    rules = OverlayRules.from_settings(settings) if pending.enabled else None
 
     def recommender(model: Callable[[], FactorModel | None]) -> Recommender:
         return Recommender(model, online, settings.serving, settings.outputs.segment_attributes,
-                           interest_half_life_s=settings.stream.interest_half_life_s)
+                           interest_half_life_s=settings.stream.interest_half_life_s, pending_rules=rules)
 
     experiments = settings.experiments
     pins = {v.model_version for v in experiments.variants if experiments.enabled and v.model_version is not None}
@@ -120,7 +129,7 @@ def build_services(settings: Settings) -> Services:
         attributes=DeltaAttributeStore(settings), user_data=UserDataService(settings), pseudonyms=pseudonyms,
         ingest_slots=threading.BoundedSemaphore(settings.serving.ingest_slots),
         pinned={version: recommender(PinnedModel(store, version, models.get)) for version in sorted(pins)},
-        registry=store.registry,
+        registry=store.registry, pending=pending,
     )
 
 

@@ -77,6 +77,8 @@ class RedisConfig(_Section):
     breaker_open_s: float = Field(gt=0)
     writer_timeout_s: float = Field(gt=0)
     driver_timeout_s: float = Field(gt=0)
+    pending_max: int = Field(ge=0)  # acknowledged events kept per user until the stream applies them (0 = off)
+    pending_ttl_s: int = Field(gt=0)
 
 
 class EventsConfig(_Section):

@@ -51,6 +51,9 @@ def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
     def post_events():
         """Accept one event or a batch; answers once the broker has acknowledged every event.
 
+        Acknowledged events are also kept in their users' pending lists (redis.pending_max), so the shopper's
+        next recommendations count them before the stream applies them; a Redis failure there only logs.
+
         An event on an item served to its user within experiments.attribution_window_s gets the list's
         rec_id and variant in its context (docs/contracts.md, attribution).
         """
@@ -74,11 +77,13 @@ def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
             raise unavailable("ingest_busy", "this worker is already waiting on the broker for as many requests "
                                              "as it allows (serving.ingest_slots)")
         try:
-            accepted = svc.sink.send(encoded)
+            delivered = svc.sink.deliver(encoded)
         except IngestUnavailableError as exc:
             raise unavailable("ingest_unavailable", str(exc)) from exc
         finally:
             svc.ingest_slots.release()
-        return jsonify({"accepted": accepted, "event_ids": [e.event_id for e in events]}), 202
+        if svc.pending is not None:  # read your own writes: the shopper's next GET counts these events
+            svc.pending.record(stored, delivered)
+        return jsonify({"accepted": len(delivered), "event_ids": [e.event_id for e in events]}), 202
 
     return bp

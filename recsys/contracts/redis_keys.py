@@ -7,6 +7,7 @@ layout change ships under a new prefix and old keys simply expire. Per-user keys
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -87,6 +88,39 @@ def decode_profile(raw: bytes | None) -> tuple[dict, bytes | None]:
     return json.loads(raw[2 + size:] or b"{}"), (raw[2:2 + size] or None)
 
 
+def event_id_digest(event_id: str) -> str:
+    """8 hex characters of an event id: what the profile keeps per id (PROFILE_EVENT_IDS) and a pending entry
+    carries (a uuid would cost 4 times the bytes; a collision among one user's latest ids is about one in 10^8)."""
+    return hashlib.blake2b(event_id.encode(), digest_size=4).hexdigest()
+
+
+# --- Read your own writes: the per-user pending list (written by POST /v1/events, read by serving) ---------
+# One entry per acknowledged event, compact JSON with these fields. The stream never reads it: an entry stops
+# counting once the user's profile holds its id digest (PROFILE_EVENT_IDS) or the stream's offset watermark of
+# its partition (RedisKeys.stream_offset, set in the same transaction as the state) reaches its offset.
+PENDING_ID = "e"  # event_id_digest(event_id)
+PENDING_ITEM = "i"
+PENDING_TYPE = "t"
+PENDING_TS = "ts"  # event time, epoch seconds
+PENDING_QUANTITY = "q"
+PENDING_TOPIC = "k"  # Kafka topic, partition and offset the broker acknowledged
+PENDING_PARTITION = "p"
+PENDING_OFFSET = "o"
+
+
+def encode_pending(fields: Mapping[str, Any]) -> str:
+    return json.dumps(fields, separators=(",", ":"))
+
+
+def decode_pending(raw: bytes | str) -> dict[str, Any] | None:
+    """An entry's fields, or None for an unreadable one (it is skipped, and expires with the list)."""
+    try:
+        fields = json.loads(raw)
+    except ValueError:
+        return None
+    return fields if isinstance(fields, dict) else None
+
+
 # A value of the per-user served HASH: "<rec_id>|<variant>|<served_at whole epoch seconds>" (ids never hold "|").
 SERVED_SEP = "|"
 
@@ -127,9 +161,15 @@ class RedisKeys:
         number stays under experiments.served_users_max (the oldest are dropped); TTL the attribution window."""
         return f"{self.prefix}:served:index"
 
+    def pending(self, user_id: str) -> str:
+        """LIST of encode_pending entries, newest first: events Kafka acknowledged that the stream may not have
+        applied yet; capped to redis.pending_max, TTL redis.pending_ttl_s (refreshed by every write)."""
+        return f"{self.prefix}:user:{user_id}:pending"
+
     def user_keys(self, user_id: str) -> list[str]:
-        """Every per-user key (the speed layer's and serving's attribution key): what forgetting a user deletes."""
-        return [self.recent_items(user_id), self.profile(user_id), self.served(user_id)]
+        """Every per-user key (the speed layer's, serving's attribution key and the pending list): what
+        forgetting a user deletes."""
+        return [self.recent_items(user_id), self.profile(user_id), self.served(user_id), self.pending(user_id)]
 
     def user_pattern(self, user_id: str) -> str:
         """Pattern matching every key of one user."""

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -59,8 +60,19 @@ def encode_batch(events: Sequence[Event], max_event_bytes: int) -> list[EncodedE
     return encoded
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """Where the broker stored one event: what read-your-own-writes checks the stream's watermark against."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
 class EventSink(Protocol):
     def send(self, events: Sequence[EncodedEvent]) -> int: ...
+
+    def deliver(self, events: Sequence[EncodedEvent]) -> list[Delivered]: ...
 
     def ping(self) -> bool: ...
 
@@ -71,14 +83,16 @@ class _Deliveries:
     def __init__(self, expected: int) -> None:
         self.expected = expected
         self.acked = 0
+        self.positions: list[Delivered | None] = [None] * expected  # by the event's place in its batch
         self.failures: list[KafkaError] = []
         self.done = threading.Event()
         self._lock = threading.Lock()
 
-    def report(self, err: KafkaError | None, _msg) -> None:
+    def report(self, index: int, err: KafkaError | None, msg) -> None:
         with self._lock:
             if err is None:
                 self.acked += 1
+                self.positions[index] = Delivered(msg.topic(), msg.partition(), msg.offset())
             else:
                 self.failures.append(err)
             if self.acked + len(self.failures) >= self.expected:
@@ -103,6 +117,10 @@ class KafkaEventSink:
     def send(self, events: Sequence[EncodedEvent]) -> int:
         """Block until this batch is acknowledged (at most kafka.produce_timeout_s); raise
         IngestUnavailableError otherwise."""
+        return len(self.deliver(events))
+
+    def deliver(self, events: Sequence[EncodedEvent]) -> list[Delivered]:
+        """`send`, returning where each event was stored, in the batch's order."""
         try:
             self.breaker.check("(ingest)")
         except CircuitOpenError as exc:
@@ -122,7 +140,7 @@ class KafkaEventSink:
             raise IngestUnavailableError(
                 f"Kafka did not acknowledge {len(events) - deliveries.acked} of {len(events)}: {reason}")
         self.breaker.success()
-        return deliveries.acked
+        return [pos for pos in deliveries.positions if pos is not None]
 
     def _queue(self, events: Sequence[EncodedEvent], deliveries: _Deliveries) -> None:
         """Hand the whole batch to librdkafka, or nothing of it."""
@@ -131,9 +149,9 @@ class KafkaEventSink:
                 raise IngestUnavailableError(
                     f"the producer's queue is full ({len(self._producer)} events waiting); nothing was sent")
             try:
-                for event in events:
+                for index, event in enumerate(events):
                     self._producer.produce(self._cfg.events_topic, key=event.key, value=event.value,
-                                           on_delivery=deliveries.report)
+                                           on_delivery=partial(deliveries.report, index))
             except (BufferError, KafkaException) as exc:  # not expected after the room check
                 raise IngestUnavailableError(f"could not enqueue events: {exc}") from exc
         self._producer.poll(0)

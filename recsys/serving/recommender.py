@@ -22,6 +22,7 @@ from recsys.contracts.segments import EVERYONE, segment_keys
 from recsys.serving import reasons as why
 from recsys.serving.merge import SECONDS_PER_DAY, Shopper, rank_items
 from recsys.serving.neighbours import blend_similar, fallback_similar
+from recsys.serving.pending_overlay import OverlayRules, overlay_pending
 from recsys.serving.reasons import REASON_NEW, REASON_POPULAR, REASON_SEEN, REASON_SEGMENT, REASON_TASTE
 from recsys.serving.results import (
     ItemCard,
@@ -54,13 +55,14 @@ class Recommender:
 
     def __init__(self, model: Callable[[], FactorModel | None], online: OnlineStore, cfg: ServingConfig,
                  segment_attributes: list[str] | None = None, *, interest_half_life_s: float | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, pending_rules: OverlayRules | None = None) -> None:
         self._clock = clock  # "now" for the repurchase window and history recency (evaluation: the cut)
         self._model = model
         self._online = online
         self._cfg = cfg
         self._segment_attributes = segment_attributes or []
         self._half_life_s = math.inf if interest_half_life_s is None else interest_half_life_s
+        self._pending_rules = pending_rules  # read your own writes: overlay the shopper's pending events
 
     def recommend(self, user_id: str, query: RecommendationQuery) -> Recommendations:
         """The user's page of recommendations: their taste, recent items, interests and the live signals."""
@@ -69,6 +71,9 @@ class Recommender:
         state, degraded = self._user_state(user_id, model)
         if model is None:
             return Recommendations(user_id, None, degraded, [])
+        if state.pending and self._pending_rules is not None:
+            state = overlay_pending(state, model, user_id, self._pending_rules, self._clock(),
+                                    self._cfg.recent_window, _erased_since(model, state))
         signals, failed = (ItemSignals(), False) if degraded else self._item_signals(state.recent, weights)
         if failed:  # batch-only: no part of the real-time state is trusted
             state, degraded = RealtimeState(), True

@@ -17,7 +17,6 @@ source's default; never set minPartitions or maxRecordsPerPartition on this quer
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -27,6 +26,7 @@ import redis
 
 from recsys.config import Settings
 from recsys.contracts.redis_keys import PROFILE_EVENT_IDS, REALTIME_QUERY, RedisKeys, encode_profile
+from recsys.contracts.redis_keys import event_id_digest as id_digest  # the digest is the Redis contract's
 from recsys.redis_client import redis_client
 from recsys.speed.adjustments import ModelContext, SpeedEvent, UserState, UserUpdate, update_user
 from recsys.speed.wire import WireDecoder
@@ -203,12 +203,6 @@ class RedisStateWriter:
         for item in touched:
             tx.zremrangebyrank(keys.co_views(item), 0, -(cfg.co_views_max + 1))
             tx.expire(keys.co_views(item), cfg.co_view_ttl_s)
-
-
-def id_digest(event_id: str) -> str:
-    """8 hex characters of an event id: what the profile keeps per id (a uuid would cost 4 times the bytes;
-    a collision among one user's latest stream.dedupe_ids ids is about one in 10^8)."""
-    return hashlib.blake2b(event_id.encode(), digest_size=4).hexdigest()
 
 
 def _no_batch_vector(user_id: str) -> None:

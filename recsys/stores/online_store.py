@@ -14,7 +14,8 @@ from recsys.config import RedisConfig
 from recsys.contracts import redis_keys as rk
 from recsys.contracts.redis_keys import RedisKeys, current_interests, decode_profile, decode_vector
 from recsys.redis_client import redis_client
-from recsys.stores.profile_reader import read_profiles
+from recsys.stores.pending_events import PendingEvent, RedisPendingEvents
+from recsys.stores.profile_reader import parse_profiles, queue_profile_reads
 from recsys.stores.redis_breaker import guard, redis_breaker
 
 
@@ -28,6 +29,7 @@ class RealtimeState:
     interests: dict[str, float] = field(default_factory=dict)  # "c:<category>" / "b:<brand>", decayed, strongest first
     vector: np.ndarray | None = None  # folded-in vector, only when computed against the served version
     erased_at: float | None = None  # the user was forgotten then (deny-list): older batch factors are not theirs to use
+    pending: tuple[PendingEvent, ...] = ()  # acknowledged events the fields above do not include yet, oldest first
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,10 @@ class OnlineStore(Protocol):
 class RedisOnlineStore:
     """Reads the keys the speed layer writes (recsys.contracts.redis_keys) over pooled clients."""
 
-    def __init__(self, cfg: RedisConfig, client: redis.Redis | None = None, raw_client: redis.Redis | None = None
-                 ) -> None:
+    def __init__(self, cfg: RedisConfig, client: redis.Redis | None = None, raw_client: redis.Redis | None = None,
+                 pending: RedisPendingEvents | None = None) -> None:
         self._keys = RedisKeys(cfg.key_prefix)
+        self._pending = pending  # read your own writes: also read the user's pending events (None: not)
         breaker = redis_breaker(cfg)  # an unreachable Redis fails fast after a few timeouts (redis.breaker_*)
         self._client = client or guard(redis_client(cfg, decode=True), breaker)
         self._raw = raw_client or guard(redis_client(cfg), breaker)  # the vector is bytes, not text
@@ -93,10 +96,16 @@ class RedisOnlineStore:
 
     def user_state(self, user_id: str, model_version: str | None, rank: int, recent_limit: int,
                    half_life_s: float) -> RealtimeState:
-        """Recent items, purchases, cart, interests (decayed to now) and the vector of `model_version`:
-        one pipeline, so a request pays one round trip for the whole user."""
-        stored = read_profiles(self._raw, self._keys, [user_id], recent_limit, times=False)[user_id]
+        """Recent items, purchases, cart, interests (decayed to now), the vector of `model_version` and the
+        pending events the stream has not applied yet: one MULTI, so a request pays one round trip for the whole
+        user and the pending events and the state they are checked against are one snapshot."""
+        pipe = self._raw.pipeline(transaction=self._pending is not None and self._pending.enabled)
+        queue_profile_reads(pipe, self._keys, [user_id], recent_limit, times=False)
+        extra = self._pending.queue_read(pipe, user_id) if self._pending is not None else 0
+        replies = pipe.execute()
+        stored = parse_profiles(replies, [user_id], times=False)[user_id]
         fields = stored.fields
+        pending = () if not extra else self._pending.unapplied(replies[-extra:], fields.get(rk.PROFILE_EVENT_IDS))
         live = None
         if model_version is not None and fields.get(rk.PROFILE_MODEL) == model_version:
             live = decode_vector(stored.vector, rank)
@@ -108,6 +117,7 @@ class RedisOnlineStore:
             interests=dict(sorted(weights.items(), key=lambda kv: -kv[1])),
             vector=live,
             erased_at=stored.erased_at,
+            pending=pending,
         )
 
     def item_signals(self, item_ids: Sequence[str], co_view_k: int, trending_k: int) -> ItemSignals:

@@ -31,11 +31,21 @@ def read_profiles(client: redis.Redis, keys: RedisKeys, user_ids: Sequence[str],
     Without `times` the recent items come without their times (None), a smaller reply for serving.
     Raises redis.RedisError when Redis cannot be read."""
     pipe = client.pipeline(transaction=False)
+    queue_profile_reads(pipe, keys, user_ids, recent_limit, times)
+    return parse_profiles(pipe.execute(), user_ids, times)
+
+
+def queue_profile_reads(pipe: redis.client.Pipeline, keys: RedisKeys, user_ids: Sequence[str],
+                        recent_limit: int, times: bool = True) -> None:
+    """Queue read_profiles' commands on a pipeline of the caller's (which may read more in the same trip)."""
     for user in user_ids:
         pipe.zrevrange(keys.recent_items(user), 0, recent_limit - 1, withscores=times)
         pipe.get(keys.profile(user))
         pipe.hget(keys.erased_users(), user)
-    replies = pipe.execute()
+
+
+def parse_profiles(replies: Sequence, user_ids: Sequence[str], times: bool = True) -> dict[str, StoredProfile]:
+    """The replies of queue_profile_reads (the first 3 per user) -> each user's StoredProfile."""
     out = {}
     for n, user in enumerate(user_ids):
         recent, raw, erased_at = replies[3 * n: 3 * n + 3]
