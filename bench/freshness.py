@@ -1,84 +1,194 @@
-"""Freshness: time from POST /v1/events to a changed GET recommendation, on the real stack.
+"""Freshness: time from POST /v1/events to a changed GET recommendation, on the real stack, under background load.
 
-Needs a published model (make demo, or make load train). Starts the streaming job and the API
-(like the demo) and, in the background, produces --background-rate synthetic events per second
-straight to Kafka (other shoppers' steady load). For each sample it posts three views for a new
-shopper and polls the shopper's recommendations until they differ from the popularity list every
-new shopper gets. Prints p50/p95/p99/max.
+Self-contained like bench/soak.py: publishes a synthetic model into its own Delta root, with its own topic,
+checkpoints and Redis prefix, starts the stream job and gunicorn, and produces --background-rate events per
+second straight to Kafka (other shoppers' steady load). Each sample times one shopper, alternating:
+- a brand-new shopper posts three views (their list was the popularity list every new shopper gets);
+- a known shopper (in the model) buys the first item of their list.
+The clock starts when the POST is sent and stops when a GET answers a list that differs from the one before
+(polled every --poll-ms). Beside it, the stream's own apply lag: from the same POST until the stream's state
+holds the event (its id digest in the profile, polled the same way). Prints p50/p95/p99 per kind of shopper.
 
-    .venv/bin/python bench/freshness.py --samples 100 --background-rate 1000
+    .venv/bin/python bench/freshness.py                          # make bench: 100 samples at 1,000 events/s
+    .venv/bin/python bench/freshness.py --pending-max 0          # without read-your-own-writes (stream only)
+    .venv/bin/python bench/freshness.py --smoke                  # tiny, no stream job (the CI smoke test)
+
+Exit status 1 when the p95 goal (--goal-ms) is missed for either kind of shopper.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import os
+import shutil
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 
+import redis
 import requests
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+from soak import free_port, quantile, start, stop, wait_for
 
-from recsys.config import PROJECT_ROOT, get_settings
-from recsys.demo.probes import get_recommendations, http_ok, item_ids
-from recsys.demo.processes import RUN_DIR, start_background, stop, wait_until
-from recsys.stores.model_store import DeltaModelStore
+from recsys.config import PROJECT_ROOT, Settings, load_settings
+from recsys.contracts.redis_keys import PROFILE_EVENT_IDS, REALTIME_QUERY, RedisKeys, decode_profile, event_id_digest
+from recsys.demo.synthetic_model import make_model, publish_model
+from recsys.kafka.topics import ensure_topics, project_topics
 
+BENCH_ROOT = PROJECT_ROOT / ".local" / "bench" / "freshness"
 K = 10
+KINDS = ("new", "known")
 
 
-def main() -> None:
+@dataclass
+class Timings:
+    changed: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    applied: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    unchanged: int = 0  # samples whose list never changed within the timeout
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=20)
-    parser.add_argument("--gap-s", type=float, default=0.5, help="pause between samples")
+    parser.add_argument("--samples", type=int, default=100, help="samples in all (half new, half known shoppers)")
     parser.add_argument("--background-rate", type=float, default=1000.0, help="other shoppers' events per second")
+    parser.add_argument("--gap-s", type=float, default=0.3, help="pause between samples")
+    parser.add_argument("--poll-ms", type=float, default=10.0, help="how often a sample polls GET and Redis")
+    parser.add_argument("--timeout-s", type=float, default=30.0, help="a sample gives up after this long")
+    parser.add_argument("--pending-max", type=int, default=None, help="override redis.pending_max (0: overlay off)")
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--items", type=int, default=5_000)
+    parser.add_argument("--rank", type=int, default=32)
+    parser.add_argument("--goal-ms", type=float, default=300.0, help="goal: p95 of POST -> changed GET")
+    parser.add_argument("--no-stream", action="store_true", help="do not start the stream job (no apply lag)")
+    parser.add_argument("--smoke", action="store_true", help="tiny size for CI: 6 samples, small model, one worker, no stream")
     args = parser.parse_args()
-    settings = get_settings()
-    store = DeltaModelStore(settings)
-    version = store.current_version()
-    if version is None:
-        sys.exit("no published model: run `make demo` or `make load train` first")
-    items = store.load(version).item_ids
-    base = f"http://{settings.serving.host}:{settings.serving.port}"
-    RUN_DIR.mkdir(parents=True, exist_ok=True)
-    procs: list[subprocess.Popen] = []
+    if args.smoke:
+        args.samples, args.background_rate, args.users, args.items, args.rank = 6, 50.0, 200, 300, 8
+        args.gap_s, args.timeout_s, args.no_stream = 0.0, 10.0, True
+
+    tag = f"fresh-{uuid.uuid4().hex[:8]}"
+    run_dir = BENCH_ROOT / tag
+    run_dir.mkdir(parents=True)
+    port = free_port()
+    env = {**os.environ, "RECSYS_ENV": os.environ.get("RECSYS_ENV", "local"),
+           "RECSYS__STORAGE__DELTA_ROOT": str(run_dir / "delta"),
+           "RECSYS__STORAGE__CHECKPOINT_ROOT": str(run_dir / "checkpoints"),
+           "RECSYS__KAFKA__EVENTS_TOPIC": tag, "RECSYS__REDIS__KEY_PREFIX": f"{tag}:v1",
+           "RECSYS__SERVING__HOST": "127.0.0.1", "RECSYS__SERVING__PORT": str(port),
+           "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "prometheus")}
+    if args.pending_max is not None:
+        env["RECSYS__REDIS__PENDING_MAX"] = str(args.pending_max)
+    if args.smoke:
+        env["RECSYS__SERVING__WORKERS"] = "1"  # one worker starts (and loads the model) faster
+    settings = load_settings(env["RECSYS_ENV"], environ=env)
+    ensure_topics(settings)
+    model = make_model(f"fresh.{tag[6:]}", args.users, args.items, args.rank, 20)
+    version = publish_model(settings, model)
+    items = [f"i{n}" for n in range(args.items)]
+    print(f"freshness {tag}: model {version} ({args.users} users, {args.items} items, rank {args.rank}); "
+          f"{args.samples} samples at {args.background_rate:g} background events/s; redis.pending_max "
+          f"{settings.redis.pending_max}; stream {'off' if args.no_stream else 'on'}; logs in {run_dir}", flush=True)
+    base = f"http://127.0.0.1:{port}"
+    rdb = redis.Redis.from_url(settings.redis.url)
+    procs: dict[str, subprocess.Popen] = {}
+    stop_load = threading.Event()
     try:
-        procs.append(start_background("bench-stream", [sys.executable, "-m", "recsys.spark.submit",
-                                                       "spark_jobs/stream.py"]))
-        procs.append(start_background("bench-api", [str(PROJECT_ROOT / ".venv" / "bin" / "gunicorn"), "--config",
-                                                    "api/gunicorn_conf.py", "api.wsgi:app"]))
-        wait_until(lambda: http_ok(f"{base}/healthz"), 60, "API", procs)
-        stop_load = threading.Event()
+        if not args.no_stream:
+            procs["stream"] = start("stream", [sys.executable, "-m", "recsys.spark.submit", "spark_jobs/stream.py"],
+                                    env, run_dir)
+        procs["gunicorn"] = start("gunicorn", [str(PROJECT_ROOT / ".venv" / "bin" / "gunicorn"), "--config",
+                                               "api/gunicorn_conf.py", "--access-logfile", "/dev/null",
+                                               "api.wsgi:app"], env, run_dir)
+        wait_for(lambda: requests.get(f"{base}/v1/users/u0/recommendations", timeout=30).ok, 180, "the API",
+                 procs, run_dir)
+        if not args.no_stream:
+            requests.post(f"{base}/v1/events", timeout=30, json={
+                "user_id": "u0", "item_id": items[0], "event_type": "view"}).raise_for_status()
+            wait_for(lambda: rdb.exists(RedisKeys(settings.redis.key_prefix).stream_progress(REALTIME_QUERY)), 600,
+                     "the stream's first batch", procs, run_dir)
         threading.Thread(target=_background_load, args=(settings, items, args.background_rate, stop_load),
                          daemon=True).start()
-        latencies = []
-        for n in range(args.samples + 1):
-            user = f"bench-{uuid.uuid4().hex[:10]}"
-            before = _ids(base, user)
-            views = [{"user_id": user, "item_id": items[(n * 7 + j) % len(items)], "event_type": "view"}
-                     for j in range(3)]
-            posted = time.monotonic()
-            requests.post(f"{base}/v1/events", json=views, timeout=10).raise_for_status()
-            wait_until(lambda u=user, b=before: _ids(base, u) != b, 300, "changed recommendations", procs)
-            if n:  # the first sample includes the stream's start-up
-                latencies.append(time.monotonic() - posted)
-                print(f"sample {n:3d}: {latencies[-1]:.3f}s", flush=True)
-            time.sleep(args.gap_s)
-        stop_load.set()
-        qs = statistics.quantiles(latencies, n=100, method="inclusive")
-        print(f"\nfreshness over {len(latencies)} samples at {args.background_rate:.0f} background events/s: "
-              f"p50 {qs[49]:.3f}s  p95 {qs[94]:.3f}s  p99 {qs[98]:.3f}s  max {max(latencies):.3f}s  "
-              f"(realtime trigger {settings.stream.realtime_trigger_s}s)")
+        timings = _sample(args, base, settings, rdb, items, procs, run_dir)
     finally:
-        for proc in procs:
+        stop_load.set()
+        for proc in procs.values():
             stop(proc)
+        for key in rdb.scan_iter(f"{settings.redis.key_prefix}:*", count=1000):
+            rdb.delete(key)
+        AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers}).delete_topics(project_topics(settings))
+        shutil.rmtree(run_dir / "delta", ignore_errors=True)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    return _report(args, timings)
 
 
-def _background_load(settings, items: list[str], rate: float, stop_load: threading.Event) -> None:
+def _sample(args, base: str, settings: Settings, rdb: redis.Redis, items: list[str],
+            procs: dict[str, subprocess.Popen], run_dir) -> Timings:
+    timings = Timings()
+    keys = RedisKeys(settings.redis.key_prefix)
+    with requests.Session() as http:
+        for n in range(args.samples):
+            kind = KINDS[n % 2]
+            if kind == "new":
+                user = f"bench-{uuid.uuid4().hex[:10]}"
+                events = [{"user_id": user, "item_id": items[(n * 7 + j) % len(items)], "event_type": "view"}
+                          for j in range(3)]
+            else:
+                user = f"u{(n * 7919) % args.users}"
+                events = [{"user_id": user, "item_id": _ids(http, base, user)[0], "event_type": "purchase"}]
+            events[-1]["event_id"] = f"{user}-{n}-{uuid.uuid4().hex[:6]}"
+            digest = event_id_digest(events[-1]["event_id"])
+            before = _ids(http, base, user)
+            posted = time.monotonic()
+            http.post(f"{base}/v1/events", json=events, timeout=10).raise_for_status()
+            changed = applied = None
+            while time.monotonic() - posted < args.timeout_s and (changed is None or (
+                    applied is None and "stream" in procs)):
+                if changed is None and _ids(http, base, user) != before:
+                    changed = time.monotonic() - posted
+                if applied is None and "stream" in procs and digest in (
+                        decode_profile(rdb.get(keys.profile(user)))[0].get(PROFILE_EVENT_IDS) or ()):
+                    applied = time.monotonic() - posted
+                time.sleep(args.poll_ms / 1000)
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    sys.exit(f"{name} exited with {proc.returncode}; see {run_dir / name}.log")
+            if changed is None:
+                timings.unchanged += 1
+            else:
+                timings.changed[kind].append(changed)
+            if applied is not None:
+                timings.applied[kind].append(applied)
+            print(f"sample {n:3d} {kind:>5}: changed "
+                  f"{'-' if changed is None else f'{changed * 1000:.0f} ms'}, stream applied "
+                  f"{'-' if applied is None else f'{applied * 1000:.0f} ms'}", flush=True)
+            time.sleep(args.gap_s)
+    return timings
+
+
+def _report(args, timings: Timings) -> int:
+    print(f"\nfreshness at {args.background_rate:g} background events/s, POST sent -> changed GET "
+          f"(poll {args.poll_ms:g} ms):")
+    missed = []
+    for kind in KINDS:
+        changed, applied = timings.changed[kind], timings.applied[kind]
+        p95 = quantile(changed, 0.95)
+        lag = (f"p50 {quantile(applied, 0.5) * 1000:.0f} ms  p95 {quantile(applied, 0.95) * 1000:.0f} ms"
+               if applied else "not measured (no stream)")
+        print(f"{kind:>5} shoppers: n {len(changed):3d}  p50 {quantile(changed, 0.5) * 1000:6.0f} ms  "
+              f"p95 {p95 * 1000:6.0f} ms  p99 {quantile(changed, 0.99) * 1000:6.0f} ms  |  stream apply lag {lag}")
+        if not changed or not p95 * 1000 <= args.goal_ms:
+            missed.append(f"{kind} p95")
+    print(f"unchanged within {args.timeout_s:g}s: {timings.unchanged}")
+    print("goal met" if not missed else f"goal missed ({', '.join(missed)} > {args.goal_ms:g} ms)")
+    return 1 if missed else 0
+
+
+def _background_load(settings: Settings, items: list[str], rate: float, stop_load: threading.Event) -> None:
     """Other shoppers' events at a steady rate, produced straight to Kafka in 10 ms slices."""
     producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "linger.ms": 5})
     per_slice, n = max(1, round(rate / 100)), 0
@@ -95,9 +205,11 @@ def _background_load(settings, items: list[str], rate: float, stop_load: threadi
     producer.flush(10)
 
 
-def _ids(base: str, user: str) -> list[str]:
-    return item_ids(get_recommendations(base, user, K))
+def _ids(http: requests.Session, base: str, user: str) -> list[str]:
+    answer = http.get(f"{base}/v1/users/{user}/recommendations?k={K}", timeout=10)
+    answer.raise_for_status()
+    return [item["item_id"] for item in answer.json()["items"]]
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
