@@ -7,7 +7,8 @@ second straight to Kafka (other shoppers' steady load). Each sample times one sh
 - a known shopper (in the model) buys the first item of their list.
 The clock starts when the POST is sent and stops when a GET answers a list that differs from the one before
 (polled every --poll-ms). Beside it, the stream's own apply lag: from the same POST until the stream's state
-holds the event (its id digest in the profile, polled the same way). Prints p50/p95/p99 per kind of shopper.
+holds the event (its id digest in the profile, polled the same way in the background). Prints p50/p95/p99
+per kind of shopper.
 
     .venv/bin/python bench/freshness.py                          # make bench: 100 samples at 1,000 events/s
     .venv/bin/python bench/freshness.py --pending-max 0          # without read-your-own-writes (stream only)
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -32,13 +32,12 @@ from dataclasses import dataclass, field
 import redis
 import requests
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
-from soak import free_port, quantile, start, stop, wait_for
+from soak import forget_run, free_port, isolated_env, quantile, start_stack, stop
 
 from recsys.config import PROJECT_ROOT, Settings, load_settings
-from recsys.contracts.redis_keys import PROFILE_EVENT_IDS, REALTIME_QUERY, RedisKeys, decode_profile, event_id_digest
+from recsys.contracts.redis_keys import PROFILE_EVENT_IDS, RedisKeys, decode_profile, event_id_digest
 from recsys.demo.synthetic_model import make_model, publish_model
-from recsys.kafka.topics import ensure_topics, project_topics
+from recsys.kafka.topics import ensure_topics
 
 BENCH_ROOT = PROJECT_ROOT / ".local" / "bench" / "freshness"
 K = 10
@@ -59,13 +58,15 @@ def main() -> int:
     parser.add_argument("--gap-s", type=float, default=0.3, help="pause between samples")
     parser.add_argument("--poll-ms", type=float, default=10.0, help="how often a sample polls GET and Redis")
     parser.add_argument("--timeout-s", type=float, default=30.0, help="a sample gives up after this long")
+    parser.add_argument("--apply-timeout-s", type=float, default=300.0,
+                        help="how long to wait after the last sample for the stream to apply the sampled events")
     parser.add_argument("--pending-max", type=int, default=None, help="override redis.pending_max (0: overlay off)")
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--items", type=int, default=5_000)
     parser.add_argument("--rank", type=int, default=32)
     parser.add_argument("--goal-ms", type=float, default=300.0, help="goal: p95 of POST -> changed GET")
     parser.add_argument("--no-stream", action="store_true", help="do not start the stream job (no apply lag)")
-    parser.add_argument("--smoke", action="store_true", help="tiny size for CI: 6 samples, small model, one worker, no stream")
+    parser.add_argument("--smoke", action="store_true", help="CI size: 6 samples, small model, 1 worker, no stream")
     args = parser.parse_args()
     if args.smoke:
         args.samples, args.background_rate, args.users, args.items, args.rank = 6, 50.0, 200, 300, 8
@@ -75,12 +76,7 @@ def main() -> int:
     run_dir = BENCH_ROOT / tag
     run_dir.mkdir(parents=True)
     port = free_port()
-    env = {**os.environ, "RECSYS_ENV": os.environ.get("RECSYS_ENV", "local"),
-           "RECSYS__STORAGE__DELTA_ROOT": str(run_dir / "delta"),
-           "RECSYS__STORAGE__CHECKPOINT_ROOT": str(run_dir / "checkpoints"),
-           "RECSYS__KAFKA__EVENTS_TOPIC": tag, "RECSYS__REDIS__KEY_PREFIX": f"{tag}:v1",
-           "RECSYS__SERVING__HOST": "127.0.0.1", "RECSYS__SERVING__PORT": str(port),
-           "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "prometheus")}
+    env = isolated_env(tag, run_dir, port)
     if args.pending_max is not None:
         env["RECSYS__REDIS__PENDING_MAX"] = str(args.pending_max)
     if args.smoke:
@@ -98,19 +94,7 @@ def main() -> int:
     procs: dict[str, subprocess.Popen] = {}
     stop_load = threading.Event()
     try:
-        if not args.no_stream:
-            procs["stream"] = start("stream", [sys.executable, "-m", "recsys.spark.submit", "spark_jobs/stream.py"],
-                                    env, run_dir)
-        procs["gunicorn"] = start("gunicorn", [str(PROJECT_ROOT / ".venv" / "bin" / "gunicorn"), "--config",
-                                               "api/gunicorn_conf.py", "--access-logfile", "/dev/null",
-                                               "api.wsgi:app"], env, run_dir)
-        wait_for(lambda: requests.get(f"{base}/v1/users/u0/recommendations", timeout=30).ok, 180, "the API",
-                 procs, run_dir)
-        if not args.no_stream:
-            requests.post(f"{base}/v1/events", timeout=30, json={
-                "user_id": "u0", "item_id": items[0], "event_type": "view"}).raise_for_status()
-            wait_for(lambda: rdb.exists(RedisKeys(settings.redis.key_prefix).stream_progress(REALTIME_QUERY)), 600,
-                     "the stream's first batch", procs, run_dir)
+        start_stack(procs, env, run_dir, settings, base, f"warmup-{tag}", stream=not args.no_stream)
         threading.Thread(target=_background_load, args=(settings, items, args.background_rate, stop_load),
                          daemon=True).start()
         timings = _sample(args, base, settings, rdb, items, procs, run_dir)
@@ -118,9 +102,7 @@ def main() -> int:
         stop_load.set()
         for proc in procs.values():
             stop(proc)
-        for key in rdb.scan_iter(f"{settings.redis.key_prefix}:*", count=1000):
-            rdb.delete(key)
-        AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers}).delete_topics(project_topics(settings))
+        forget_run(settings, rdb)
         shutil.rmtree(run_dir / "delta", ignore_errors=True)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return _report(args, timings)
@@ -128,8 +110,10 @@ def main() -> int:
 
 def _sample(args, base: str, settings: Settings, rdb: redis.Redis, items: list[str],
             procs: dict[str, subprocess.Popen], run_dir) -> Timings:
+    """Samples one after the other; the stream's apply lag is watched in the background (ApplyWatch), so a
+    slow stream does not slow the samples down."""
     timings = Timings()
-    keys = RedisKeys(settings.redis.key_prefix)
+    watch = ApplyWatch(rdb, RedisKeys(settings.redis.key_prefix), args.poll_ms / 1000) if "stream" in procs else None
     with requests.Session() as http:
         for n in range(args.samples):
             kind = KINDS[n % 2]
@@ -141,19 +125,17 @@ def _sample(args, base: str, settings: Settings, rdb: redis.Redis, items: list[s
                 user = f"u{(n * 7919) % args.users}"
                 events = [{"user_id": user, "item_id": _ids(http, base, user)[0], "event_type": "purchase"}]
             events[-1]["event_id"] = f"{user}-{n}-{uuid.uuid4().hex[:6]}"
-            digest = event_id_digest(events[-1]["event_id"])
             before = _ids(http, base, user)
             posted = time.monotonic()
             http.post(f"{base}/v1/events", json=events, timeout=10).raise_for_status()
-            changed = applied = None
-            while time.monotonic() - posted < args.timeout_s and (changed is None or (
-                    applied is None and "stream" in procs)):
-                if changed is None and _ids(http, base, user) != before:
+            if watch is not None:
+                watch.add(kind, user, event_id_digest(events[-1]["event_id"]), posted)
+            changed = None
+            while changed is None and time.monotonic() - posted < args.timeout_s:
+                if _ids(http, base, user) != before:
                     changed = time.monotonic() - posted
-                if applied is None and "stream" in procs and digest in (
-                        decode_profile(rdb.get(keys.profile(user)))[0].get(PROFILE_EVENT_IDS) or ()):
-                    applied = time.monotonic() - posted
-                time.sleep(args.poll_ms / 1000)
+                else:
+                    time.sleep(args.poll_ms / 1000)
             for name, proc in procs.items():
                 if proc.poll() is not None:
                     sys.exit(f"{name} exited with {proc.returncode}; see {run_dir / name}.log")
@@ -161,13 +143,60 @@ def _sample(args, base: str, settings: Settings, rdb: redis.Redis, items: list[s
                 timings.unchanged += 1
             else:
                 timings.changed[kind].append(changed)
-            if applied is not None:
-                timings.applied[kind].append(applied)
-            print(f"sample {n:3d} {kind:>5}: changed "
-                  f"{'-' if changed is None else f'{changed * 1000:.0f} ms'}, stream applied "
-                  f"{'-' if applied is None else f'{applied * 1000:.0f} ms'}", flush=True)
+            print(f"sample {n:3d} {kind:>5}: changed {'-' if changed is None else f'{changed * 1000:.0f} ms'}",
+                  flush=True)
             time.sleep(args.gap_s)
+    if watch is not None:
+        timings.applied = watch.finish(args.apply_timeout_s)
     return timings
+
+
+class ApplyWatch:
+    """Polls the profiles of the sampled shoppers until the stream's state holds each sample's event (its id
+    digest in the profile's dedupe ids): the stream's own apply lag, from the same POST."""
+
+    def __init__(self, rdb: redis.Redis, keys: RedisKeys, poll_s: float) -> None:
+        self._rdb, self._keys, self._poll_s = rdb, keys, poll_s
+        self._waiting: list[tuple[str, str, str, float]] = []  # (kind, user, digest, posted)
+        self._applied: dict[str, list[float]] = {k: [] for k in KINDS}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def add(self, kind: str, user: str, digest: str, posted: float) -> None:
+        with self._lock:
+            self._waiting.append((kind, user, digest, posted))
+
+    def finish(self, timeout_s: float) -> dict[str, list[float]]:
+        """Wait for the events still unapplied (at most timeout_s), then the lags per kind; prints what is left."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self._waiting:
+            time.sleep(0.5)
+        self._stop.set()
+        self._thread.join()
+        if self._waiting:
+            print(f"stream: {len(self._waiting)} sampled events not applied within {timeout_s:g}s after the last")
+        return self._applied
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                waiting = list(self._waiting)
+            if waiting:
+                pipe = self._rdb.pipeline(transaction=False)
+                for _, user, _, _ in waiting:
+                    pipe.get(self._keys.profile(user))
+                now = time.monotonic()
+                done = set()
+                for entry, raw in zip(waiting, pipe.execute(), strict=True):
+                    kind, _, digest, posted = entry
+                    if digest in (decode_profile(raw)[0].get(PROFILE_EVENT_IDS) or ()):
+                        self._applied[kind].append(now - posted)
+                        done.add(entry)
+                with self._lock:
+                    self._waiting = [entry for entry in self._waiting if entry not in done]
+            time.sleep(self._poll_s)
 
 
 def _report(args, timings: Timings) -> int:
@@ -206,7 +235,7 @@ def _background_load(settings: Settings, items: list[str], rate: float, stop_loa
 
 
 def _ids(http: requests.Session, base: str, user: str) -> list[str]:
-    answer = http.get(f"{base}/v1/users/{user}/recommendations?k={K}", timeout=10)
+    answer = http.get(f"{base}/v1/users/{user}/recommendations?k={K}", timeout=30)
     answer.raise_for_status()
     return [item["item_id"] for item in answer.json()["items"]]
 

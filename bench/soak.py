@@ -82,6 +82,23 @@ def start(name: str, command: list[str], env: dict, run_dir: Path) -> subprocess
                             start_new_session=True)
 
 
+def isolated_env(tag: str, run_dir: Path, port: int) -> dict[str, str]:
+    """The environment of a bench run of its own: Delta root, checkpoints, topic, Redis prefix, API port."""
+    return {**os.environ, "RECSYS_ENV": os.environ.get("RECSYS_ENV", "local"),
+            "RECSYS__STORAGE__DELTA_ROOT": str(run_dir / "delta"),
+            "RECSYS__STORAGE__CHECKPOINT_ROOT": str(run_dir / "checkpoints"),
+            "RECSYS__KAFKA__EVENTS_TOPIC": tag, "RECSYS__REDIS__KEY_PREFIX": f"{tag}:v1",
+            "RECSYS__SERVING__HOST": "127.0.0.1", "RECSYS__SERVING__PORT": str(port),
+            "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "prometheus")}
+
+
+def forget_run(settings: Settings, rdb: redis.Redis) -> None:
+    """Delete a run's Redis keys (its prefix) and its topics."""
+    for key in rdb.scan_iter(f"{settings.redis.key_prefix}:*", count=1000):
+        rdb.delete(key)
+    AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers}).delete_topics(project_topics(settings))
+
+
 def stop(proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
     """SIGTERM the process group (it leads its own session), SIGKILL what is left."""
     if proc.poll() is None:
@@ -106,6 +123,28 @@ def wait_for(check, timeout_s: float, what: str, procs: dict[str, subprocess.Pop
             pass
         time.sleep(0.5)
     sys.exit(f"{what} not seen within {timeout_s:.0f}s; logs in {run_dir}")
+
+
+def start_stack(procs: dict[str, subprocess.Popen], env: dict, run_dir: Path, settings: Settings, base: str,
+                warmup_id: str, stream: bool = True) -> None:
+    """Start the stream job (unless not `stream`) and gunicorn into `procs` (the caller stops them), wait until
+    the API answers and the stream has applied a first batch, and let every worker load the model."""
+    if stream:
+        procs["stream"] = start("stream", [sys.executable, "-m", "recsys.spark.submit", "spark_jobs/stream.py"],
+                                env, run_dir)
+    procs["gunicorn"] = start("gunicorn", [str(PROJECT_ROOT / ".venv" / "bin" / "gunicorn"), "--config",
+                                           "api/gunicorn_conf.py", "--access-logfile", "/dev/null",
+                                           "api.wsgi:app"], env, run_dir)
+    wait_for(lambda: requests.get(f"{base}/v1/users/u0/recommendations", timeout=30).ok, 180, "the API",
+             procs, run_dir)
+    if stream:
+        requests.post(f"{base}/v1/events", timeout=30, json={  # the stream's first batch: it is running
+            "event_id": warmup_id, "user_id": "u0", "item_id": "i0", "event_type": "view"}).raise_for_status()
+        progress = RedisKeys(settings.redis.key_prefix).stream_progress(REALTIME_QUERY)
+        rdb = redis.Redis.from_url(settings.redis.url)
+        wait_for(lambda: rdb.exists(progress), 600, "the stream's first batch", procs, run_dir)
+    for n in range(20 * len(worker_rss(procs["gunicorn"].pid))):  # every worker loads its model first
+        requests.get(f"{base}/v1/users/u{n}/recommendations", timeout=60)
 
 
 def worker_rss(master: int) -> dict[int, int]:
@@ -216,12 +255,7 @@ def main() -> int:
     run_dir = BENCH_ROOT / tag
     run_dir.mkdir(parents=True)
     port = free_port()
-    env = {**os.environ, "RECSYS_ENV": os.environ.get("RECSYS_ENV", "local"),
-           "RECSYS__STORAGE__DELTA_ROOT": str(run_dir / "delta"),
-           "RECSYS__STORAGE__CHECKPOINT_ROOT": str(run_dir / "checkpoints"),
-           "RECSYS__KAFKA__EVENTS_TOPIC": tag, "RECSYS__REDIS__KEY_PREFIX": f"{tag}:v1",
-           "RECSYS__SERVING__HOST": "127.0.0.1", "RECSYS__SERVING__PORT": str(port),
-           "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "prometheus")}
+    env = isolated_env(tag, run_dir, port)
     settings = load_settings(env["RECSYS_ENV"], environ=env)
     ensure_topics(settings)
     model = make_model(f"soak.{tag[5:]}", args.users, args.items, args.rank, 20)
@@ -233,19 +267,7 @@ def main() -> int:
     keys = RedisKeys(settings.redis.key_prefix)
     procs: dict[str, subprocess.Popen] = {}
     try:
-        procs["stream"] = start("stream", [sys.executable, "-m", "recsys.spark.submit", "spark_jobs/stream.py"],
-                                env, run_dir)
-        procs["gunicorn"] = start("gunicorn", [str(PROJECT_ROOT / ".venv" / "bin" / "gunicorn"), "--config",
-                                               "api/gunicorn_conf.py", "--access-logfile", "/dev/null",
-                                               "api.wsgi:app"], env, run_dir)
-        wait_for(lambda: requests.get(f"{base}/v1/users/u0/recommendations", timeout=30).ok, 180, "the API",
-                 procs, run_dir)
-        requests.post(f"{base}/v1/events", timeout=30, json={  # the stream's first batch: it is running
-            "event_id": f"warmup-{tag}", "user_id": "u0", "item_id": "i0", "event_type": "view"}).raise_for_status()
-        wait_for(lambda: rdb.exists(keys.stream_progress(REALTIME_QUERY)), 600, "the stream's first batch",
-                 procs, run_dir)
-        for n in range(20 * len(worker_rss(procs["gunicorn"].pid))):  # every worker loads its model first
-            requests.get(f"{base}/v1/users/u{n}/recommendations", timeout=30)
+        start_stack(procs, env, run_dir, settings, base, f"warmup-{tag}")
         rss_start, (redis_start, _) = worker_rss(procs["gunicorn"].pid), redis_memory(rdb, keys.prefix)
         t0 = time.monotonic()
         outcome = run_load(base, args.rate, args.seconds, args.threads, args.users, args.items, tag)
@@ -256,9 +278,7 @@ def main() -> int:
     finally:
         for proc in procs.values():
             stop(proc)
-        for key in rdb.scan_iter(f"{settings.redis.key_prefix}:*", count=1000):
-            rdb.delete(key)
-        AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers}).delete_topics(project_topics(settings))
+        forget_run(settings, rdb)
 
     sent, errors = outcome.sent, sum(outcome.errors.values())
     print(f"\nrequests: {sent} in {took:.1f}s = {sent / took:.0f} req/s (target {args.rate:g}); "
