@@ -105,7 +105,8 @@ class RedisOnlineStore:
         replies = pipe.execute()
         stored = parse_profiles(replies, [user_id], times=False)[user_id]
         fields = stored.fields
-        pending = () if not extra else self._pending.unapplied(replies[-extra:], fields.get(rk.PROFILE_EVENT_IDS))
+        pending = () if not extra else self._pending.unapplied(replies[-extra:], fields.get(rk.PROFILE_EVENT_IDS),
+                                                                  stored.erased_at)
         live = None
         if model_version is not None and fields.get(rk.PROFILE_MODEL) == model_version:
             live = decode_vector(stored.vector, rank)

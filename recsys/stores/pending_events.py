@@ -93,26 +93,29 @@ class RedisPendingEvents:
         pipe.mget(self._watermarks)
         return 2
 
-    def unapplied(self, replies: Sequence, applied_ids: Sequence[str] | None) -> tuple[PendingEvent, ...]:
+    def unapplied(self, replies: Sequence, applied_ids: Sequence[str] | None,
+                  erased_at: float | None = None) -> tuple[PendingEvent, ...]:
         """The entries the state read in the same MULTI does not include yet, oldest first (each event once)."""
         if not replies:
             return ()
         raw_entries, marks = replies
         watermarks = {(self._topic, p): int(v) for p, v in enumerate(marks) if v is not None}
-        return unapplied_events([decode_pending(raw) for raw in raw_entries], watermarks, applied_ids)
+        return unapplied_events([decode_pending(raw) for raw in raw_entries], watermarks, applied_ids, erased_at)
 
 
 def unapplied_events(entries: Sequence[dict | None], watermarks: dict[tuple[str, int], int],
-                     applied_ids: Sequence[str] | None) -> tuple[PendingEvent, ...]:
+                     applied_ids: Sequence[str] | None, erased_at: float | None = None) -> tuple[PendingEvent, ...]:
     """Entries (newest first, as stored) -> the events not yet applied, oldest first, each id once.
 
     An entry is applied when the profile's dedupe ids hold its digest, or when the stream's watermark of its
-    partition is at or past its offset (the stream applies one partition in offset order)."""
+    partition is at or past its offset (the stream applies one partition in offset order). Events from before
+    the user's erasure never count (an entry recorded just after a DELETE /v1/users/<id> removed the list)."""
     applied = set(applied_ids or ())
     kept: dict[str, PendingEvent] = {}
     for fields in reversed(entries):
         event = _event(fields)
-        if event is None or event.digest in applied or event.digest in kept:
+        if event is None or event.digest in applied or event.digest in kept or (
+                erased_at is not None and event.ts <= erased_at):
             continue
         mark = watermarks.get((event.topic, event.partition)) if event.partition is not None else None
         if mark is not None and event.offset is not None and event.offset <= mark:

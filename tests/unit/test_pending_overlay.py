@@ -33,6 +33,7 @@ def test_an_entry_stops_counting_once_the_state_holds_its_id_or_the_watermark_pa
     kept = unapplied_events(stored, {("t", 0): 2}, [event_id_digest("e4")])
     assert [e.item_id for e in kept] == ["a3"]  # e1, e2 at or under partition 0's watermark, e4 by its id
     assert [e.item_id for e in unapplied_events(stored, {}, None)] == ["a1", "a2", "a3", "a4"]  # oldest first, once
+    assert [e.item_id for e in unapplied_events(stored, {}, None, erased_at=NOW - 8)] == ["a3", "a4"]
 
 
 def _pending(*events: tuple[str, str]) -> tuple[PendingEvent, ...]:
