@@ -318,7 +318,8 @@ def rank_items(model: FactorModel, cfg: ServingConfig, weights: MergeWeights, sh
     excluded = [model.all_index[i] for i in owned_out | query.exclude if i in model.all_index]
     base = scores.copy() if cfg.repurchase.buy_again_k > 0 else None
     scores[excluded] = -np.inf
-    keep = model.attributes.mask(query.category, query.brand, query.min_price, query.max_price)
+    keep = model.attributes.mask(query.category, query.brand, query.min_price, query.max_price,
+                                 query.include_unavailable)
     if keep is not None:
         scores[~keep] = -np.inf
     cap = 0 if query.category is not None else cfg.max_per_category  # one category asked: no cap

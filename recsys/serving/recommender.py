@@ -121,24 +121,30 @@ class Recommender:
                 co_views = self._online.item_signals([item_id], self._cfg.co_view_k, 0).co_views.get(item_id, [])
             except redis.RedisError as exc:
                 log.warning("similar items of %s without co-views: %s", item_id, exc)
-        return blend_similar(model, item_id, batch, co_views, k, self._cfg.similar)
+        return blend_similar(model, item_id, servable(model, batch), servable(model, co_views), k, self._cfg.similar)
 
     def trending(self, k: int, category: str | None = None) -> TrendingItems:
-        """The live trending view, optionally of one category; the model's popularity when Redis fails."""
+        """The live trending view, optionally of one category, topped up with the model's popularity (a fresh
+        start has no live view yet); the model's popularity alone when Redis fails. Only servable catalogue
+        items: an id only events named (a probe) is never shown."""
         model = self._model()
         try:
-            rows = self._online.trending(self._cfg.trending_pool if category is not None else k)
+            rows = self._online.trending(max(self._cfg.trending_pool, k))  # filters drop some
         except redis.RedisError:
             return TrendingItems(self._popular(model, k, category), True)
         items = []
-        for item, score in rows:
-            row = None if model is None else model.all_index.get(item)
-            item_category = None if row is None else model.attributes.category_of(row)
+        for item, score in servable(model, rows):
+            row = model.all_index[item]
+            item_category = model.attributes.category_of(row)
             if category is not None and item_category != category:
                 continue
             items.append(ScoredItem(item, score, [why.trending_in(item_category)]))
             if len(items) == k:
                 break
+        if len(items) < k:
+            shown = {item.item_id for item in items}
+            popular = [p for p in self._popular(model, k + len(items), category) if p.item_id not in shown]
+            items += popular[:k - len(items)]
         return TrendingItems(items, False)
 
     def describe(self, item_ids: Sequence[str]) -> list[ItemCard]:
@@ -232,6 +238,15 @@ class Recommender:
             scores[~keep[:model.n_items]] = -np.inf
         return [ScoredItem(model.item_ids[row], float(scores[row]), [REASON_POPULAR])
                 for row in top_rows(scores, k).tolist()]
+
+
+def servable(model: FactorModel | None, scored: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """The (item, score) pairs whose item the model ranks and may serve (listed, available, not blocked)."""
+    if model is None:
+        return []
+    index, attributes = model.all_index, model.attributes
+    return [(item, score) for item, score in scored
+            if (row := index.get(item)) is not None and attributes.is_servable(row)]
 
 
 def _erased_since(model: FactorModel, state: RealtimeState) -> bool:
