@@ -3,9 +3,9 @@
 
 The API validates request bodies with these models and the store writes exactly their fields plus
 `updated_at`, so the two cannot drift. A row replaces the stored one (PUT): a field left out is stored
-as NULL. A patch (PATCH, ItemPatch) changes only the fields it sends. `available` NULL counts as available; `blocked` true
-removes the item from every answer (a deleted or blocked item), `available` false only from answers
-that did not ask for unavailable items (sold out).
+as NULL. A patch (PATCH, ItemPatch) changes only the fields it sends. `available` NULL counts as
+available; `blocked` true removes the item from every answer (a deleted or blocked item), `available`
+false only from answers that did not ask for unavailable items (sold out).
 """
 
 from __future__ import annotations

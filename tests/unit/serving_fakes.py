@@ -59,8 +59,8 @@ class FakeOnline:
 
 
 def shop_model(**overrides) -> FactorModel:
-    """Eight items in three categories plus one of which the catalogue knows nothing; factors: shoes along the first axis,
-    bags along the second, hats in between; "u1" likes shoes."""
+    """Eight items in three categories plus one of which the catalogue knows nothing; factors: shoes along
+    the first axis, bags along the second, hats in between; "u1" likes shoes."""
     ids = ["a1", "a2", "a3", "b1", "b2", "b3", "c1", "c2", "x1"]
     factors = np.array([[1, 0], [0.9, 0.1], [0.8, 0], [0, 1], [0.1, 0.9], [0, 0.8], [0.5, 0.5], [0.45, 0.5],
                         [0.3, 0.3]], dtype=np.float32)
