@@ -87,11 +87,9 @@ class LiveModel:
         """(ids, matrix) of the live item vectors served with model `version` (items its batch factors lack),
         for a candidate stage that indexes the item factors: the rows the served model appended."""
         model = self()
-        if model is None or model.version != version:
+        if model is None or model.version != version or model.live_items == 0:
             return [], np.zeros((0, 0), dtype=np.float32)
-        base = self._model()
-        start = 0 if base is None else base.n_items
-        return model.item_ids[start:], model.item_factors[start:]
+        return model.item_ids[-model.live_items:], model.item_factors[-model.live_items:]
 
 
 def overlay(base: FactorModel, rows: Mapping[str, Mapping], vectors: Mapping[str, np.ndarray],
@@ -106,6 +104,7 @@ def overlay(base: FactorModel, rows: Mapping[str, Mapping], vectors: Mapping[str
     if live:
         matrix = np.asarray([vectors[item] for item in live], dtype=np.float32).reshape(len(live), -1)
         changes.update(item_ids=[*base.item_ids, *live], item_factors=np.vstack([base.item_factors, matrix]),
+                       live_items=len(live),
                        popularity=np.concatenate([np.asarray(base.popularity, dtype=np.float32),
                                                   np.zeros(len(live), dtype=np.float32)]))
     return dataclasses.replace(base, **changes)

@@ -254,7 +254,9 @@ class Merge:
         if name == "new_items" and self._seen_content is not None:
             seen, matrix = self._seen_content
             similarity = (matrix @ model.new_item_profiles[row - model.n_items].T).toarray().ravel()
-            return why.new_like(seen[int(np.argmax(similarity))])
+            similarity[[i == model.all_item_ids[row] for i in seen]] = -np.inf  # an item does not explain itself
+            best = int(np.argmax(similarity))
+            return why.new_like(seen[best]) if np.isfinite(similarity[best]) else None
         return None
 
     def _knn_reason(self, row: int) -> str | None:

@@ -21,7 +21,7 @@ from recsys.config import MergeWeights, ServingConfig
 from recsys.contracts.segments import EVERYONE, segment_keys
 from recsys.serving import reasons as why
 from recsys.serving.merge import SECONDS_PER_DAY, Shopper, rank_items
-from recsys.serving.neighbours import blend_similar, fallback_similar
+from recsys.serving.neighbours import blend_similar, fallback_similar, live_similar
 from recsys.serving.reasons import REASON_NEW, REASON_POPULAR, REASON_SEEN, REASON_SEGMENT, REASON_TASTE
 from recsys.serving.results import (
     ItemCard,
@@ -115,6 +115,8 @@ class Recommender:
         batch = model.similar.of(item_id, k) if model.similar is not None else []
         if not batch:
             batch = fallback_similar(model, item_id, k)
+        elif model.live_items:  # items new since the batch run join by their live vectors
+            batch = sorted([*batch, *live_similar(model, item_id, k)], key=lambda pair: -pair[1])
         co_views: list[tuple[str, float]] = []
         if self._cfg.similar.co_views > 0:
             try:

@@ -69,6 +69,7 @@ class FactorModel:
     trained_at: float | None = None  # registry created_at (epoch s): a user erased after it has no row here to use
     history: UserHistory | None = None  # each known user's items at training time, with what they own
     merge: MergeWeights | None = None  # the merge weights tuned with this version (None: serving.merge)
+    live_items: int = 0  # the last rows of item_ids are live items folded in by the speed layer (serving.live_model)
     item_index: dict[str, int] = field(init=False)
     new_item_rows: np.ndarray = field(init=False)  # content rows of catalogue items without factors
     new_item_profiles: sparse.csr_matrix | None = field(init=False)  # those rows, sliced once per model
