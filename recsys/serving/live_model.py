@@ -14,6 +14,7 @@ changes and rebuilds the served model once (a reference swap, like a model load,
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import threading
@@ -31,7 +32,6 @@ from recsys.stores.live_catalogue import LiveCatalogueStore
 from recsys.stores.model_store import ContentProfiles, FactorModel
 
 log = logging.getLogger(__name__)
-EMPTY_CATALOGUE = ItemCatalogue.from_rows({})
 
 
 class LiveModel:
@@ -97,7 +97,11 @@ def overlay(base: FactorModel, rows: Mapping[str, Mapping], vectors: Mapping[str
     """`base` with the live catalogue rows and item vectors laid over it (itself when there are none)."""
     if not rows and not vectors:
         return base
-    catalogue = (base.catalogue or EMPTY_CATALOGUE).with_rows(rows)
+    known = base.catalogue.row if base.catalogue is not None else None
+    if all(item in base.all_index for item in rows) and all(item in base.item_index for item in vectors):
+        return _with_attributes(base, rows, known)
+    # Without a catalogue every model item is served: the live rows add to them, they do not replace them.
+    catalogue = (base.catalogue or ItemCatalogue(base.all_item_ids, base.attributes)).with_rows(rows)
     content = _with_new_profiles(base, rows, catalogue, cfg)
     live = sorted(item for item in vectors if item not in base.item_index and item in catalogue.row)
     changes: dict = {"catalogue": catalogue, "content": content}
@@ -108,6 +112,16 @@ def overlay(base: FactorModel, rows: Mapping[str, Mapping], vectors: Mapping[str
                        popularity=np.concatenate([np.asarray(base.popularity, dtype=np.float32),
                                                   np.zeros(len(live), dtype=np.float32)]))
     return dataclasses.replace(base, **changes)
+
+
+def _with_attributes(base: FactorModel, rows: Mapping[str, Mapping], known: Mapping[str, int] | None) -> FactorModel:
+    """Changes to items the model already ranks only: `base` with its attribute arrays patched at those rows,
+    without rebuilding its lookups: a full rebuild walks every item id, this costs the array copies."""
+    changes = {base.all_index[item]: row for item, row in rows.items()}
+    listed = frozenset(base.all_index[item] for item in rows if known is not None and item not in known)
+    model = copy.copy(base)
+    object.__setattr__(model, "attributes", base.attributes.patched(changes, listed=listed))
+    return model
 
 
 def _with_new_profiles(base: FactorModel, rows: Mapping[str, Mapping], catalogue: ItemCatalogue,

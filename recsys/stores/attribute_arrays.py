@@ -115,6 +115,32 @@ class AttributeArrays:
         code = lookup.get(name)
         return np.zeros(len(codes), dtype=bool) if code is None else codes == code
 
+    def patched(self, changes: Mapping[int, Mapping], n: int | None = None,
+                listed: frozenset[int] = frozenset()) -> AttributeArrays:
+        """Copies grown to n rows (new rows unknown and servable) with row -> changed fields laid over them (any
+        of category, brand, price, available, blocked; a field left out keeps its value). Rows in `listed`
+        were withdrawn only for lacking a catalogue row: the change lists them, so they start servable."""
+        n = len(self) if n is None else n
+        category, brand = _grown(self.category, n, UNKNOWN), _grown(self.brand, n, UNKNOWN)
+        price = _grown(self.price, n, np.nan)
+        status = _grown(np.zeros(len(self), np.int8) if self.status is None else self.status, n, SERVABLE)
+        categories, brands = dict(self.category_code), dict(self.brand_code)
+        for i, row in changes.items():
+            if i in listed:
+                status[i] = SERVABLE
+            if "category" in row:
+                category[i] = _code(categories, row["category"])
+            if "brand" in row:
+                brand[i] = _code(brands, row["brand"])
+            if "price" in row:
+                price[i] = np.nan if row["price"] is None else float(row["price"])
+            if "available" in row or "blocked" in row:
+                was = int(status[i])
+                available = row.get("available", None if was != UNAVAILABLE else False)
+                blocked = row.get("blocked", was == WITHDRAWN)
+                status[i] = status_of(available, blocked)
+        return AttributeArrays(category, brand, price, tuple(categories), tuple(brands), status)
+
     def category_of(self, row: int) -> str | None:
         code = int(self.category[row])
         return None if code == UNKNOWN else self.category_names[code]
@@ -155,29 +181,14 @@ class ItemCatalogue:
         if not rows:
             return self
         ids = list(self.item_ids)
-        n = len(ids) + sum(1 for item in rows if item not in self.row)
-        base = self.attributes
-        category, brand = _grown(base.category, n, UNKNOWN), _grown(base.brand, n, UNKNOWN)
-        price = _grown(base.price, n, np.nan)
-        status = _grown(np.zeros(len(ids), np.int8) if base.status is None else base.status, n, SERVABLE)
-        categories, brands = dict(base.category_code), dict(base.brand_code)
+        changes: dict[int, Mapping] = {}
         for item, row in rows.items():
             i = self.row.get(item)
             if i is None:
                 i = len(ids)
                 ids.append(item)
-            if "category" in row:
-                category[i] = _code(categories, row["category"])
-            if "brand" in row:
-                brand[i] = _code(brands, row["brand"])
-            if "price" in row:
-                price[i] = np.nan if row["price"] is None else float(row["price"])
-            if "available" in row or "blocked" in row:
-                was = int(status[i])
-                available = row.get("available", None if was != UNAVAILABLE else False)
-                blocked = row.get("blocked", was == WITHDRAWN)
-                status[i] = status_of(available, blocked)
-        return ItemCatalogue(ids, AttributeArrays(category, brand, price, tuple(categories), tuple(brands), status))
+            changes[i] = row
+        return ItemCatalogue(ids, self.attributes.patched(changes, len(ids)))
 
 
 def _code(codes: dict[str, int], name: str | None) -> int:

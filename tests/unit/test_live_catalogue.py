@@ -10,7 +10,7 @@ from recsys.serving.content_vector import content_rows, item_tokens, murmur3_32,
 from recsys.serving.live_model import overlay
 from recsys.serving.recommender import RecommendationQuery, Recommender
 from recsys.speed.adjustments import ModelContext, SpeedEvent, fold_items
-from recsys.stores.attribute_arrays import SERVABLE, UNAVAILABLE, WITHDRAWN
+from recsys.stores.attribute_arrays import SERVABLE, UNAVAILABLE, WITHDRAWN, ItemCatalogue
 from recsys.stores.model_store import ContentProfiles
 from tests.unit.serving_fakes import FakeOnline, shop_model
 
@@ -123,3 +123,14 @@ def test_fold_items_moves_only_listed_new_items_with_each_users_vector():
               "cold": [SpeedEvent("cold", "new", "view", 3.0)]}
     moved = fold_items(events, {"u": np.array([1.0, 0.0]), "cold": None}, {}, {"new"}, context, {"view": 1.0})
     assert set(moved) == {"new"} and moved["new"][0] > 0 and moved["new"][1] == 0
+
+
+def test_a_row_lists_an_item_the_catalogue_lacked_and_without_a_catalogue_nothing_is_withdrawn():
+    base = shop_model()
+    partial = shop_model(catalogue=ItemCatalogue(["a1", "b1"], base.catalogue.attributes.take(np.array([0, 3]))))
+    assert "c1" not in ids(served(partial).recommend("u1", RecommendationQuery(9)).items)  # not listed
+    listed = overlay(partial, {"c1": {"item_id": "c1", "category": "hats"}}, {}, CONTENT)
+    assert "c1" in ids(served(listed).recommend("u1", RecommendationQuery(9)).items)
+    bare = overlay(shop_model(catalogue=None), {"n1": {"item_id": "n1", "category": "hats", "title": "hat"}}, {},
+                   CONTENT)
+    assert len(ids(served(bare).recommend("u1", RecommendationQuery(9)).items)) == 9  # no catalogue: all served
