@@ -7,8 +7,8 @@ catalogue poller, as gunicorn workers are) that answer through the Flask test cl
 1. PATCH /v1/items -> seen in every worker: a shopper's top item is made unavailable, then available again;
    each worker polls the shopper's recommendations until the item is gone (back); the sample is the slowest
    worker's time.
-2. A new item's first interactions -> in the similar items of the item viewed with it and in the
-   recommendations (of the item's category) of a shopper who viewed it, in every worker. The item is PUT
+2. A new item's first interactions -> in the similar items of the item viewed with it, then in the
+   recommendations (of the item's category) of a shopper who viewed it, in every worker (two figures). The item is PUT
    first (not timed); the clock starts when the speed layer's Redis writer (what each Spark executor runs per
    micro-batch) applies the views of three shoppers whose taste fits the viewed item. The stream's trigger
    and Kafka hop are not included: see bench/trigger_latency.py for those.
@@ -102,21 +102,20 @@ def run(settings: Settings, args: argparse.Namespace) -> None:
             changes.append(_sample(commands, replies, ("availability", started, (shopper, item, present))))
             time.sleep(0.37 * (n % 3))  # vary the phase against the workers' polls
         _report("PATCH /v1/items -> change seen in every worker's answers", changes, settings)
-        arrivals, used = [], {shopper}
+        similar, listed, used = [], [], {shopper}
         for n in range(args.samples):
-            new, source = f"bench-new-{n}", model.item_ids[n]
+            new, source, category = f"bench-new-{n}", model.item_ids[n], model.categories[n]
             viewers = _fans(model, n, used)  # shoppers who view an item are mostly those whose taste it fits
-            put = writer.put("/v1/items", json={"item_id": new, "title": f"new {source}",
-                                                "category": model.categories[n]})
+            put = writer.put("/v1/items", json={"item_id": new, "title": f"new {source}", "category": category})
             assert put.status_code == 200, put.json
             now = time.time()
             events = [SpeedEvent(u, i, "view", now + k) for u in viewers for k, i in enumerate((source, new))]
             started = time.time()
             _apply(settings, events, n)
-            arrivals.append(_sample(commands, replies, ("new_item", started,
-                                                        (viewers[0], source, new, model.categories[n]))))
-        _report("first interactions -> new item in similar items and a viewer's recommendations", arrivals,
-                settings)
+            similar.append(_sample(commands, replies, ("new_similar", started, (source, new))))
+            listed.append(_sample(commands, replies, ("new_listed", started, (viewers[0], new, category))))
+        _report("first interactions -> new item in the viewed item's similar items", similar, settings)
+        _report("first interactions -> new item in its viewer's recommendations", listed, settings)
     finally:
         for queue in commands:
             queue.put(None)
@@ -175,8 +174,6 @@ def _worker(settings: Settings, commands, replies, timeout_s: float) -> None:
         deadline = time.time() + timeout_s
         while not check(client, *params):
             if time.time() > deadline:
-                print(f"timed out: {kind} {params}: {str(_DEBUG[kind](client, *params))[:600]}", file=sys.stderr,
-                      flush=True)
                 replies.put(None)
                 break
             time.sleep(0.01)
@@ -192,16 +189,17 @@ def _availability(client, shopper: str, item: str, present: bool) -> bool:
     return (item in _ids(client.get(f"/v1/users/{shopper}/recommendations?k={K}").json)) == present
 
 
-def _new_item(client, viewer: str, source: str, item: str, category: str) -> bool:
-    """In the source's similar items and the viewer's list of the item's category (a category page: the
-    home page's per-category cap would keep a fourth item of the viewer's favourite category off it)."""
-    return (item in _ids(client.get(f"/v1/items/{source}/similar?k={K}").json)
-            and item in _ids(client.get(f"/v1/users/{viewer}/recommendations?k={K}&category={category}").json))
+def _new_similar(client, source: str, item: str) -> bool:
+    return item in _ids(client.get(f"/v1/items/{source}/similar?k={K}").json)
 
 
-_CHECKS = {"availability": _availability, "new_item": _new_item}
-_DEBUG = {"availability": lambda c, s, i, p: "", "new_item": lambda c, v, s, i, cat: (
-    c.get(f"/v1/items/{s}/similar?k={K}").json, c.get(f"/v1/users/{v}/recommendations?k={K}&category={cat}").json)}
+def _new_listed(client, viewer: str, item: str, category: str) -> bool:
+    """In the viewer's list of the item's category (a category page: the home page's per-category cap would
+    keep a fourth item of the viewer's favourite category off it)."""
+    return item in _ids(client.get(f"/v1/users/{viewer}/recommendations?k={K}&category={category}").json)
+
+
+_CHECKS = {"availability": _availability, "new_similar": _new_similar, "new_listed": _new_listed}
 
 
 if __name__ == "__main__":
