@@ -6,7 +6,7 @@ RUN_DATE ?= $(shell date -u +%F)
 DATA ?= synthetic
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status cluster-up cluster-down load train maintain rollback stream serve demo test test-unit lint bench bench-speed bench-serving bench-soak bench-trigger bench-quality bench-cost airflow airflow-down airflow-test lock clean
+.PHONY: help setup up down status cluster-up cluster-down load train maintain rollback stream serve demo test test-unit lint bench bench-speed bench-serving bench-catalogue bench-soak bench-trigger bench-quality bench-cost airflow airflow-down airflow-test lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -74,6 +74,9 @@ bench-trigger: up  ## micro-batch trigger against Spark's real-time mode: event-
 bench-serving: up  ## serving: wrk against gunicorn, 100k items x 64 factors with real-time state: p50/p90/p99, req/s, profile
 	command -v wrk >/dev/null || (apt-get install -y wrk || sudo apt-get install -y wrk)
 	$(PY) bench/serving_load.py --items 100000 --rank 64 --seconds 20
+
+bench-catalogue: up  ## live catalogue: PATCH /v1/items -> every worker, a new item's first views -> its lists (p50/p95)
+	$(PY) bench/catalogue.py --samples 20 --workers 2 --items 20000
 
 bench-soak: up  ## soak: 500 req/s for 10 min (80% reads, 20% events) against gunicorn + stream; errors, p99, RSS, Redis, bronze audit
 	$(PY) bench/soak.py --rate 500 --seconds 600

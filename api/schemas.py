@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 from pydantic.json_schema import SkipJsonSchema
 
 from recsys.config import Settings
-from recsys.contracts.catalogue import MAX_ATTRIBUTE_LENGTH, ItemAttributes, UserAttributes
+from recsys.contracts.catalogue import MAX_ATTRIBUTE_LENGTH, ItemAttributes, ItemPatch, UserAttributes
 from recsys.contracts.events import ID_PATTERN, MAX_ID_LENGTH, Event
 from recsys.contracts.model_version import VERSION_PATTERN
 
@@ -218,6 +218,7 @@ def recommendation_query(settings: Settings) -> type[BaseModel]:
             str, f"comma-separated item ids never to return (at most {serving.max_exclude})",
             pattern=id_list_pattern(serving.max_exclude, serving.max_id_length)),
         "explain": (bool, Field(default=False, description="add each item's contributions (signal -> score part)")),
+        "include_unavailable": (bool, Field(default=False, description="also items out of stock (available false)")),
     }
     for name in settings.outputs.segment_attributes:
         fields[name] = _optional_query(str, _attribute_description(name), min_length=1,
@@ -247,6 +248,7 @@ def anonymous_body(settings: Settings) -> type[BaseModel]:
         "exclude": (list[item], Field(  # type: ignore[valid-type]
             default_factory=list, max_length=serving.max_exclude, description="item ids never to return")),
         "explain": (bool, Field(default=False, description="add each item's contributions")),
+        "include_unavailable": (bool, Field(default=False, description="also items out of stock (available false)")),
     }
     for name in settings.outputs.segment_attributes:
         fields[name] = (str | None, Field(default=None, min_length=1, max_length=serving.max_id_length,
@@ -317,10 +319,30 @@ class _StrictJson:
 def item_rows(max_rows: int) -> type[BaseModel]:
     """PUT /v1/items: 1 to `delta_rs.max_upsert_rows` catalogue rows (recsys.contracts.catalogue)."""
 
-    class ItemRows(_StrictJson, RootModel[Annotated[list[ItemAttributes], Field(min_length=1, max_length=max_rows)]]):
-        """Catalogue items, each replacing the stored row of its id (a field left out is stored as null)."""
+    class ItemRows(_StrictJson, RootModel[Annotated[list[ItemAttributes], Field(min_length=1, max_length=max_rows)]
+                                          | ItemAttributes]):
+        """Catalogue items (a list, or one item), each replacing the stored row of its id (a field left out is
+        stored as null)."""
+
+        def rows(self) -> list[ItemAttributes]:
+            return self.root if isinstance(self.root, list) else [self.root]
 
     return ItemRows
+
+
+@lru_cache(maxsize=8)
+def item_patches(max_rows: int) -> type[BaseModel]:
+    """PATCH /v1/items: 1 to `delta_rs.max_upsert_rows` partial updates (recsys.contracts.catalogue.ItemPatch)."""
+
+    class ItemPatches(_StrictJson, RootModel[Annotated[list[ItemPatch], Field(min_length=1, max_length=max_rows)]
+                                             | ItemPatch]):
+        """Partial updates (a list, or one), e.g. [{"item_id": "i42", "available": false}]: only the fields
+        sent change; an unknown id is created with them."""
+
+        def rows(self) -> list[ItemPatch]:
+            return self.root if isinstance(self.root, list) else [self.root]
+
+    return ItemPatches
 
 
 @lru_cache(maxsize=8)
@@ -336,6 +358,12 @@ def user_rows(max_rows: int) -> type[BaseModel]:
 class UpsertResponse(BaseModel):
     inserted: int = Field(description="rows whose id was new")
     updated: int = Field(description="rows that replaced a stored one")
+
+
+class CatalogueUpsertResponse(UpsertResponse):
+    catalogue_version: int | None = Field(description="the live catalogue version serving workers pick up within "
+                                          "serving.catalogue_poll_s; null when Redis failed (then served from the "
+                                          "next model load)")
 
 
 # --- user data: history and erasure --------------------------------------------------------------------

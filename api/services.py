@@ -21,15 +21,18 @@ from recsys.ingest.producer import EventSink, KafkaEventSink
 from recsys.ingest.served_recorder import KafkaServedRecorder, ServedRecorder
 from recsys.redis_client import redis_client
 from recsys.services.attribution import RedisServedMemory
+from recsys.services.catalogue import CatalogueService
 from recsys.services.privacy import Pseudonymizer
 from recsys.services.status import ServiceStatus, service_status
 from recsys.services.user_data import UserDataService
+from recsys.serving.live_model import LiveModel
 from recsys.serving.model_cache import ModelCache, PinnedModel
 from recsys.serving.pending_overlay import OverlayRules
 from recsys.serving.recommender import Recommender
 from recsys.serving.results import RecommendationQuery
 from recsys.serving.served_lists import ServedList, serve_list
 from recsys.stores.attribute_store import AttributeStore, DeltaAttributeStore
+from recsys.stores.live_catalogue import LiveCatalogueStore
 from recsys.stores.model_store import DeltaModelStore, FactorModel
 from recsys.stores.online_store import OnlineStore, RedisOnlineStore
 from recsys.stores.pending_events import RedisPendingEvents
@@ -73,11 +76,13 @@ class Services:
     memory: PerProcess[RedisServedMemory]
     attributes: AttributeStore
     user_data: UserDataService
+    catalogue: CatalogueService
     ingest_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
     pseudonyms: Pseudonymizer = field(default_factory=Pseudonymizer.disabled)  # user id -> stored id
     pinned: dict[str, Recommender] = field(default_factory=dict)  # version pinned by a variant -> its recommender
     registry: Callable[[], list[dict]] = list  # the model registry's rows (DeltaModelStore.registry)
     pending: RedisPendingEvents | None = None  # read your own writes: acknowledged events recorded for serving
+    live: Callable[[], FactorModel | None] = lambda: None  # the current model with the live catalogue laid over it
 
     def recommender_for(self, version: str | None) -> Recommender:
         """The recommender of a variant's pinned version; the current model's when None (or not pinned)."""
@@ -95,7 +100,7 @@ class Services:
 
     def status(self) -> ServiceStatus:
         """The served model version and the speed layer's progress (GET /v1/status)."""
-        model = self.models.get()
+        model = self.live()
         return service_status(None if model is None else model.version, self.online)
 
     def close(self) -> None:
@@ -114,6 +119,11 @@ def build_services(settings: Settings) -> Services:
                                  client)
     online = RedisOnlineStore(settings.redis, client, pending=pending)
     rules = OverlayRules.from_settings(settings) if pending.enabled else None
+    live_store = LiveCatalogueStore(guard(redis_client(settings.redis), redis_breaker(settings.redis)),
+                                    settings.redis.key_prefix)
+
+    def live(model: Callable[[], FactorModel | None]) -> LiveModel:
+        return LiveModel(model, live_store, settings.serving.catalogue_poll_s, settings.content)
 
     def recommender(model: Callable[[], FactorModel | None]) -> Recommender:
         return Recommender(model, online, settings.serving, settings.outputs.segment_attributes,
@@ -121,14 +131,17 @@ def build_services(settings: Settings) -> Services:
 
     experiments = settings.experiments
     pins = {v.model_version for v in experiments.variants if experiments.enabled and v.model_version is not None}
+    current = live(models.get)
+    attributes = DeltaAttributeStore(settings)
     return Services(
         settings=settings, models=models, online=online, sink=KafkaEventSink(settings.kafka),
-        recommender=recommender(models.get),
+        recommender=recommender(current),
         recorder=PerProcess(lambda: KafkaServedRecorder.from_settings(settings, listener=count_served_record)),
         memory=PerProcess(lambda: RedisServedMemory(experiments, settings.redis, listener=count_attribution_error)),
-        attributes=DeltaAttributeStore(settings), user_data=UserDataService(settings), pseudonyms=pseudonyms,
+        attributes=attributes, user_data=UserDataService(settings), pseudonyms=pseudonyms,
+        catalogue=CatalogueService(attributes, live_store), live=current,
         ingest_slots=threading.BoundedSemaphore(settings.serving.ingest_slots),
-        pinned={version: recommender(PinnedModel(store, version, models.get)) for version in sorted(pins)},
+        pinned={version: recommender(live(PinnedModel(store, version, models.get))) for version in sorted(pins)},
         registry=store.registry, pending=pending,
     )
 

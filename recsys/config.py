@@ -217,6 +217,7 @@ class StreamConfig(_Section):
     co_view_recent: int = Field(ge=0)
     co_views_max: int = Field(gt=0)
     co_view_ttl_s: int = Field(gt=0)
+    live_items_ttl_s: int = Field(gt=0)
 
 
 class MergeWeights(_Section):
@@ -278,6 +279,7 @@ class ServingConfig(_Section):
     interest_saturation: float = Field(gt=0)
     anonymous_event_strength: float = Field(gt=0)
     model_refresh_s: float = Field(ge=0)
+    catalogue_poll_s: float = Field(ge=0)
     max_id_length: int = Field(gt=0)
     metrics_dir: str
     blas_threads: int = Field(gt=0)

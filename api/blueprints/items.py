@@ -1,5 +1,6 @@
-"""GET /v1/items/<item_id>/similar, GET /v1/items?ids= and PUT /v1/items (the catalogue)."""
+"""GET /v1/items/<item_id>/similar, GET /v1/items?ids=, PUT and PATCH /v1/items (the catalogue)."""
 
+from collections.abc import Callable
 from dataclasses import asdict
 
 from flask import jsonify
@@ -9,10 +10,11 @@ from api.blueprints import resource_blueprint
 from api.errors import ApiError, unavailable
 from api.schemas import (
     COMMIT_CONFLICT_RESPONSE,
+    CatalogueUpsertResponse,
     ItemsResponse,
     SimilarItemsResponse,
-    UpsertResponse,
     error_responses,
+    item_patches,
     item_path,
     item_rows,
     items_query,
@@ -22,16 +24,19 @@ from api.schemas import (
 from api.services import services
 from recsys.config import Settings
 from recsys.services.auth import AccessPolicy, Scope
+from recsys.services.catalogue import CatalogueWrite
 from recsys.serving.results import UnknownItemError
 from recsys.stores.delta_rs import CommitConflictError
 
 
 def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
-    bp = resource_blueprint("items", __name__, access, scope=Scope.READ, view_scopes={"put_items": Scope.CATALOGUE},
+    bp = resource_blueprint("items", __name__, access, scope=Scope.READ, view_scopes={"put_items": Scope.CATALOGUE,
+                                                                                  "patch_items": Scope.CATALOGUE},
                             url_prefix="/v1", description="similar items, and the catalogue's attributes")
     item_path_model = item_path(settings.serving.max_id_length)
     query_model = similar_query(settings)
     rows_model = item_rows(settings.delta_rs.max_upsert_rows)
+    patches_model = item_patches(settings.delta_rs.max_upsert_rows)
     ids_model = items_query(settings)
 
     @bp.get("/items/<item_id>/similar", responses={200: SimilarItemsResponse, **error_responses(400, 404)})
@@ -54,18 +59,33 @@ def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
         cards = services().recommender.describe(query.ids.split(","))
         return jsonify({"items": [asdict(card) for card in cards]})
 
-    @bp.put("/items", responses={200: UpsertResponse, **error_responses(400), 503: COMMIT_CONFLICT_RESPONSE})
+    @bp.put("/items", responses={200: CatalogueUpsertResponse, **error_responses(400),
+                                 503: COMMIT_CONFLICT_RESPONSE})
     def put_items(body: rows_model):
-        """Insert or replace catalogue items (the `items` table), in one Delta commit.
+        """Insert or replace catalogue items (the `items` table; a list or one item), in one Delta commit.
 
-        Serving filters and reasons use the catalogue loaded with each model version, so a change is
-        served from the next version the API loads; the speed layer's interests see it within
-        stream.catalogue_refresh_s.
+        The change is also published to the live catalogue: every serving worker filters, explains and
+        ranks with it within serving.catalogue_poll_s, without a model reload; a new item gets a content
+        profile at once. The speed layer's interests see it within stream.catalogue_refresh_s.
         """
-        try:
-            counts = services().attributes.upsert_items(body.root)
-        except CommitConflictError as exc:
-            raise unavailable("commit_conflict", str(exc)) from exc
-        return jsonify(asdict(counts))
+        return _written(lambda: services().catalogue.put(body.rows()))
+
+    @bp.patch("/items", responses={200: CatalogueUpsertResponse, **error_responses(400),
+                                   503: COMMIT_CONFLICT_RESPONSE})
+    def patch_items(body: patches_model):
+        """Change some fields of catalogue items (a list or one), e.g. `[{"item_id": "i42", "available": false}]`.
+
+        Fields left out keep their stored values; an unknown id is created. `available: false` keeps the
+        item out of every answer that does not ask for unavailable items; `blocked: true` out of all.
+        """
+        return _written(lambda: services().catalogue.patch(body.rows()))
 
     return bp
+
+
+def _written(write: Callable[[], CatalogueWrite]):
+    try:
+        done = write()
+    except CommitConflictError as exc:
+        raise unavailable("commit_conflict", str(exc)) from exc
+    return jsonify({**asdict(done.counts), "catalogue_version": done.version})

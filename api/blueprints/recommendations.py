@@ -43,7 +43,7 @@ def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
         request = RecommendationQuery(
             k=query.k, offset=query.offset, category=query.category, brand=query.brand, min_price=query.min_price,
             max_price=query.max_price, exclude=exclude_ids(query.exclude), explain=query.explain,
-            attributes=attributes_of(query))
+            attributes=attributes_of(query), include_unavailable=query.include_unavailable)
         served = svc.serve(svc.pseudonyms.user_id(path.user_id), request)
         answer = served.recommendations
         body = {"user_id": path.user_id,  # the caller's id, not the pseudonym
@@ -60,7 +60,7 @@ def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
         request = RecommendationQuery(
             k=body.k, offset=body.offset, category=body.category, brand=body.brand, min_price=body.min_price,
             max_price=body.max_price, exclude=frozenset(body.exclude), explain=body.explain,
-            attributes=attributes_of(body))
+            attributes=attributes_of(body), include_unavailable=body.include_unavailable)
         answer = services().recommender.anonymous(body.seen_items, request)
         return jsonify({"model_version": answer.model_version, "degraded": answer.degraded,
                         "items": scored_items(answer.items)})

@@ -58,3 +58,35 @@ def target_preference(value: float, current: float) -> float | None:
         return current + (value / (value - 1.0)) * -min(1.0, current)
     return None
 
+
+
+class ItemFoldIn:
+    """The transpose of FoldIn: fold a user's event into an ITEM's vector against fixed user vectors.
+
+    An item the batch model has no factors for (new since the last run) gets y += (target - x·y) · (XᵀX+λI)⁻¹ x
+    for each event of a user with vector x: the same least-squares step with the roles of users and items
+    swapped. (XᵀX+λI)⁻¹ is k x k and precomputed once per model version from its user factors, so an event
+    costs two dot products whatever the number of users.
+    """
+
+    def __init__(self, user_factors: np.ndarray) -> None:
+        factors = np.asarray(user_factors, dtype=np.float64)
+        rank = factors.shape[1] if factors.ndim == 2 else 0
+        gram = factors.T @ factors
+        gram += RIDGE * max(float(np.trace(gram)) / max(rank, 1), 1e-9) * np.eye(rank)
+        self.inverse = np.linalg.inv(gram)  # (XᵀX+λI)⁻¹
+
+    @property
+    def rank(self) -> int:
+        return self.inverse.shape[0]
+
+    def update(self, y: np.ndarray, x: np.ndarray | None, value: float) -> np.ndarray:
+        """y after one event of strength `value` by a user with vector x; unchanged without a vector."""
+        if x is None or value == 0 or not np.any(x):
+            return y
+        x = np.asarray(x, dtype=np.float64)
+        current = float(x @ y)
+        target = target_preference(value, current)
+        if target is None:
+            return y
+        return y + (target - current) * (self.inverse @ x)

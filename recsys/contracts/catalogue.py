@@ -2,7 +2,10 @@
 `items` and `users` tables (PUT /v1/items, PUT /v1/users, recsys.stores.attribute_store).
 
 The API validates request bodies with these models and the store writes exactly their fields plus
-`updated_at`, so the two cannot drift. A row replaces the stored one: a field left out is stored as NULL.
+`updated_at`, so the two cannot drift. A row replaces the stored one (PUT): a field left out is stored
+as NULL. A patch (PATCH, ItemPatch) changes only the fields it sends. `available` NULL counts as
+available; `blocked` true removes the item from every answer (a deleted or blocked item), `available`
+false only from answers that did not ask for unavailable items (sold out).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from recsys.contracts.events import ID_PATTERN, MAX_ID_LENGTH
 # Bounds keep one row small in Delta, in the content profiles (title words) and in segment keys.
 MAX_TITLE_LENGTH = 512
 MAX_ATTRIBUTE_LENGTH = 128
+MAX_STOCK = 2**31 - 1  # the table's INT column
 
 
 def check_id(value: str) -> str:
@@ -45,6 +49,22 @@ class ItemAttributes(AttributeRow):
     category: str | None = Field(default=None, max_length=MAX_ATTRIBUTE_LENGTH)
     brand: str | None = Field(default=None, max_length=MAX_ATTRIBUTE_LENGTH)
     price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    available: bool | None = None  # None: available (rows written before the attribute existed)
+    stock: int | None = Field(default=None, ge=0, le=MAX_STOCK)
+    blocked: bool | None = None  # deleted or blocked: never served
+
+
+# The catalogue's live attributes: set through the API (PUT/PATCH /v1/items), not by the file loaders.
+LIVE_ITEM_FIELDS: tuple[str, ...] = ("available", "stock", "blocked")
+
+
+class ItemPatch(ItemAttributes):
+    """A partial update of one item: only the fields sent change (model_fields_set), the others keep
+    their stored values; an item not stored yet is created with the fields sent."""
+
+    def changes(self) -> dict:
+        """The fields sent, the id included."""
+        return {name: getattr(self, name) for name in self.model_fields_set | {self.KEY}}
 
 
 class UserAttributes(AttributeRow):

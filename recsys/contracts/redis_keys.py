@@ -203,6 +203,31 @@ class RedisKeys:
         from models trained before it."""
         return f"{self.prefix}:erased"
 
+    def catalogue_version(self) -> str:
+        """STRING, no TTL: a counter raised by every catalogue change (PUT/PATCH /v1/items); workers poll it
+        every serving.catalogue_poll_s and read only the changes above the version they hold."""
+        return f"{self.prefix}:catalogue:version"
+
+    def catalogue_items(self) -> str:
+        """HASH item_id -> the item's whole row as JSON (the ItemAttributes fields), no TTL: the live
+        catalogue serving overlays on the one loaded with the model."""
+        return f"{self.prefix}:catalogue:items"
+
+    def catalogue_changes(self) -> str:
+        """ZSET item_id -> catalogue_version of the item's latest change, no TTL."""
+        return f"{self.prefix}:catalogue:changes"
+
+    def live_item_vectors(self, model_version: str) -> str:
+        """HASH item_id -> float16 vector (encode_vector) folded in by the speed layer for an item the batch
+        model `model_version` has no factors for; TTL stream.live_items_ttl_s. A new version's key starts
+        empty: its batch factors supersede these."""
+        return f"{self.prefix}:items:live:{model_version}"
+
+    def live_item_count(self, model_version: str) -> str:
+        """STRING: raised with every write of live_item_vectors(model_version): workers re-read the HASH
+        only when it moved; same TTL."""
+        return f"{self.prefix}:items:live:{model_version}:n"
+
     def stream_progress(self, query: str) -> str:
         """HASH with a query's last batch id, counts, freshness lag and Kafka lag (operators' view)."""
         return f"{self.prefix}:stream:{query}:progress"

@@ -80,8 +80,9 @@ RECOMMENDATIONS_SERVED = TableSpec(
 
 ITEMS = TableSpec(
     name="items",
-    ddl="item_id STRING, title STRING, category STRING, brand STRING, price DOUBLE, updated_at TIMESTAMP",
-    doc="Item catalogue (latest attributes per item).",
+    ddl="item_id STRING, title STRING, category STRING, brand STRING, price DOUBLE, available BOOLEAN, stock INT, "
+        "blocked BOOLEAN, updated_at TIMESTAMP",
+    doc="Item catalogue (latest attributes per item); available NULL = available, blocked = never served.",
 )
 
 USERS = TableSpec(

@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys.contracts.catalogue import LIVE_ITEM_FIELDS
 from recsys.contracts.events import ID_PATTERN, MAX_ID_LENGTH, Event
 from recsys.contracts.tables import EVENT_PAYLOAD_DDL, ITEMS, USERS, TableSpec
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(TableSpec("event_payload", EVENT_PAYLOAD_DDL).columns)
-ITEM_COLUMNS: tuple[str, ...] = tuple(ITEMS.columns)
+# Data sources give the descriptive attributes; the live ones (available, stock, blocked) come through the API.
+ITEM_COLUMNS: tuple[str, ...] = tuple(c for c in ITEMS.columns if c not in LIVE_ITEM_FIELDS)
 USER_COLUMNS: tuple[str, ...] = tuple(USERS.columns)
 
 # Delta and Spark store microseconds; nanosecond frames would be truncated (or rejected) on write.

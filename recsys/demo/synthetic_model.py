@@ -58,8 +58,12 @@ def make_model(version: str, n_users: int, n_items: int, rank: int, n_categories
 
 
 def _append(settings: Settings, spec: TableSpec, columns: dict[str, list | pa.Array]) -> None:
+    """Append the columns as rows; contract columns not given are NULL (e.g. the catalogue's live ones)."""
     ensure_table(settings, spec)
-    table = pa.table(columns).select(arrow_schema(spec).names).cast(arrow_schema(spec))
+    schema = arrow_schema(spec)
+    n = len(next(iter(columns.values())))
+    columns = {**{f.name: pa.nulls(n, f.type) for f in schema if f.name not in columns}, **columns}
+    table = pa.table(columns).select(schema.names).cast(schema)
     write_deltalake(settings.table_path(spec.name), table, mode="append")
 
 

@@ -254,7 +254,9 @@ class Merge:
         if name == "new_items" and self._seen_content is not None:
             seen, matrix = self._seen_content
             similarity = (matrix @ model.new_item_profiles[row - model.n_items].T).toarray().ravel()
-            return why.new_like(seen[int(np.argmax(similarity))])
+            similarity[[i == model.all_item_ids[row] for i in seen]] = -np.inf  # an item does not explain itself
+            best = int(np.argmax(similarity))
+            return why.new_like(seen[best]) if np.isfinite(similarity[best]) else None
         return None
 
     def _knn_reason(self, row: int) -> str | None:
@@ -318,7 +320,8 @@ def rank_items(model: FactorModel, cfg: ServingConfig, weights: MergeWeights, sh
     excluded = [model.all_index[i] for i in owned_out | query.exclude if i in model.all_index]
     base = scores.copy() if cfg.repurchase.buy_again_k > 0 else None
     scores[excluded] = -np.inf
-    keep = model.attributes.mask(query.category, query.brand, query.min_price, query.max_price)
+    keep = model.attributes.mask(query.category, query.brand, query.min_price, query.max_price,
+                                 query.include_unavailable)
     if keep is not None:
         scores[~keep] = -np.inf
     cap = 0 if query.category is not None else cfg.max_per_category  # one category asked: no cap

@@ -28,6 +28,18 @@ def fallback_similar(model: FactorModel, item_id: str, k: int) -> list[tuple[str
     return [(other, score) for other, score in out if other != item_id and score > 0][:k]
 
 
+def live_similar(model: FactorModel, item_id: str, k: int) -> list[tuple[str, float]]:
+    """Factor cosine of an ALS item to the live items (folded in since the batch run, so in no batch list)."""
+    row = model.all_index[item_id]
+    if model.live_items == 0 or row >= model.n_items:
+        return []
+    start = model.n_items - model.live_items
+    cosine = (model.item_factors[start:model.n_items] @ model.item_factors[row]) * \
+        model.inverse_norms[start:model.n_items] * model.inverse_norms[row]
+    ids = model.item_ids[start:model.n_items]
+    return [(ids[r], float(cosine[r])) for r in best_rows(cosine, k).tolist() if ids[r] != item_id and cosine[r] > 0]
+
+
 def blend_similar(model: FactorModel, item_id: str, batch: list[tuple[str, float]],
                   co_views: list[tuple[str, float]], k: int, weights: SimilarWeights) -> list[ScoredItem]:
     """weights.batch x batch similarity + weights.co_views x co-view count / the largest count."""

@@ -21,7 +21,7 @@ from recsys.config import MergeWeights, ServingConfig
 from recsys.contracts.segments import EVERYONE, segment_keys
 from recsys.serving import reasons as why
 from recsys.serving.merge import SECONDS_PER_DAY, Shopper, rank_items
-from recsys.serving.neighbours import blend_similar, fallback_similar
+from recsys.serving.neighbours import blend_similar, fallback_similar, live_similar
 from recsys.serving.pending_overlay import OverlayRules, overlay_pending
 from recsys.serving.reasons import REASON_NEW, REASON_POPULAR, REASON_SEEN, REASON_SEGMENT, REASON_TASTE
 from recsys.serving.results import (
@@ -120,30 +120,38 @@ class Recommender:
         batch = model.similar.of(item_id, k) if model.similar is not None else []
         if not batch:
             batch = fallback_similar(model, item_id, k)
+        elif model.live_items:  # items new since the batch run join by their live vectors
+            batch = sorted([*batch, *live_similar(model, item_id, k)], key=lambda pair: -pair[1])
         co_views: list[tuple[str, float]] = []
         if self._cfg.similar.co_views > 0:
             try:
                 co_views = self._online.item_signals([item_id], self._cfg.co_view_k, 0).co_views.get(item_id, [])
             except redis.RedisError as exc:
                 log.warning("similar items of %s without co-views: %s", item_id, exc)
-        return blend_similar(model, item_id, batch, co_views, k, self._cfg.similar)
+        return blend_similar(model, item_id, servable(model, batch), servable(model, co_views), k, self._cfg.similar)
 
     def trending(self, k: int, category: str | None = None) -> TrendingItems:
-        """The live trending view, optionally of one category; the model's popularity when Redis fails."""
+        """The live trending view, optionally of one category, topped up with the model's popularity (a fresh
+        start has no live view yet); the model's popularity alone when Redis fails. Only servable catalogue
+        items: an id only events named (a probe) is never shown."""
         model = self._model()
         try:
-            rows = self._online.trending(self._cfg.trending_pool if category is not None else k)
+            rows = self._online.trending(max(self._cfg.trending_pool, k))  # filters drop some
         except redis.RedisError:
             return TrendingItems(self._popular(model, k, category), True)
         items = []
-        for item, score in rows:
-            row = None if model is None else model.all_index.get(item)
-            item_category = None if row is None else model.attributes.category_of(row)
+        for item, score in servable(model, rows):
+            row = model.all_index[item]
+            item_category = model.attributes.category_of(row)
             if category is not None and item_category != category:
                 continue
             items.append(ScoredItem(item, score, [why.trending_in(item_category)]))
             if len(items) == k:
                 break
+        if len(items) < k:
+            shown = {item.item_id for item in items}
+            popular = [p for p in self._popular(model, k + len(items), category) if p.item_id not in shown]
+            items += popular[:k - len(items)]
         return TrendingItems(items, False)
 
     def describe(self, item_ids: Sequence[str]) -> list[ItemCard]:
@@ -237,6 +245,15 @@ class Recommender:
             scores[~keep[:model.n_items]] = -np.inf
         return [ScoredItem(model.item_ids[row], float(scores[row]), [REASON_POPULAR])
                 for row in top_rows(scores, k).tolist()]
+
+
+def servable(model: FactorModel | None, scored: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """The (item, score) pairs whose item the model ranks and may serve (listed, available, not blocked)."""
+    if model is None:
+        return []
+    index, attributes = model.all_index, model.attributes
+    return [(item, score) for item, score in scored
+            if (row := index.get(item)) is not None and attributes.is_servable(row)]
 
 
 def _erased_since(model: FactorModel, state: RealtimeState) -> bool:

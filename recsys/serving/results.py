@@ -59,6 +59,7 @@ class RecommendationQuery:
     explain: bool = False  # attach each item's contributions
     attributes: Mapping[str, str] | None = None  # segment attributes (age_band, ...) for a cold start
     weights: MergeWeights | None = None  # None: serving.merge
+    include_unavailable: bool = False  # also items out of stock (available false); blocked items never
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.offset < 0:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys.als.foldin import FoldIn
+from recsys.als.foldin import FoldIn, ItemFoldIn
 from recsys.config import StreamConfig
 from recsys.contracts import redis_keys as rk
 from recsys.contracts.redis_keys import current_interests, decay, decode_vector, encode_vector
@@ -43,6 +43,7 @@ class ModelContext:
     version: str
     fold: FoldIn
     user_vector: Callable[[str], np.ndarray | None]  # the batch vector of a user the model knows
+    item_fold: ItemFoldIn | None = None  # folds events into items the model lacks (None: no live items)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def update_user(events: Sequence[SpeedEvent], state: UserState, cfg: StreamConfi
     cart = dict.fromkeys(state.profile.get(rk.PROFILE_CART, []))
     x = _start_vector(events[0].user_id, state, model, weights) if model and events else None
     for ev in events:
-        value = weights.get(ev.event_type, 0.0) * (ev.quantity if ev.event_type == "purchase" else 1)
+        value = event_value(ev, weights)
         # Whole seconds: Redis stores integer scores in a few bytes, a fractional one as text.
         out.recent[ev.item_id] = max(int(ev.ts), out.recent.get(ev.item_id, 0))
         if ev.event_type == "purchase":
@@ -114,6 +115,34 @@ def update_user(events: Sequence[SpeedEvent], state: UserState, cfg: StreamConfi
     if x is not None and model is not None:
         out.vector = encode_vector(x)
         out.profile[rk.PROFILE_MODEL] = model.version
+    return out
+
+
+def event_value(ev: SpeedEvent, weights: Mapping[str, float]) -> float:
+    """An event's strength: its type's weight, times the quantity for a purchase."""
+    return weights.get(ev.event_type, 0.0) * (ev.quantity if ev.event_type == "purchase" else 1)
+
+
+def fold_items(events: Mapping[str, Sequence[SpeedEvent]], user_vectors: Mapping[str, np.ndarray | None],
+               stored: Mapping[str, np.ndarray], items: set[str], model: ModelContext,
+               weights: Mapping[str, float]) -> dict[str, np.ndarray]:
+    """The live vectors of `items` (ones the batch model lacks) after the events of each user, folded in
+    with the user's vector; starts from the stored vector, else zeros. Only the items that moved."""
+    fold = model.item_fold
+    if fold is None or not items:
+        return {}
+    out: dict[str, np.ndarray] = {}
+    for user, user_events in events.items():
+        x = user_vectors.get(user)
+        for ev in user_events:
+            if ev.item_id not in items:
+                continue
+            y = out.get(ev.item_id)
+            if y is None:
+                y = np.asarray(stored.get(ev.item_id, np.zeros(fold.rank)), dtype=np.float64)
+            moved = fold.update(y, x, event_value(ev, weights))
+            if moved is not y:
+                out[ev.item_id] = moved
     return out
 
 

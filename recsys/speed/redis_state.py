@@ -22,14 +22,23 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
+import numpy as np
 import redis
 
 from recsys.config import Settings
-from recsys.contracts.redis_keys import PROFILE_EVENT_IDS, REALTIME_QUERY, RedisKeys, encode_profile
+from recsys.contracts.redis_keys import (
+    PROFILE_EVENT_IDS,
+    REALTIME_QUERY,
+    RedisKeys,
+    decode_vector,
+    encode_profile,
+    encode_vector,
+)
 from recsys.contracts.redis_keys import event_id_digest as id_digest  # the digest is the Redis contract's
 from recsys.redis_client import redis_client
-from recsys.speed.adjustments import ModelContext, SpeedEvent, UserState, UserUpdate, update_user
+from recsys.speed.adjustments import ModelContext, SpeedEvent, UserState, UserUpdate, fold_items, update_user
 from recsys.speed.wire import WireDecoder
+from recsys.stores.live_catalogue import LiveCatalogueStore
 from recsys.stores.profile_reader import read_profiles
 
 log = logging.getLogger(__name__)
@@ -106,10 +115,13 @@ class RedisStateWriter:
         parts = list(dict.fromkeys((ev.topic, ev.partition) for ev in chunk if ev.offset is not None))
         offset_keys = [self._keys.stream_offset(REALTIME_QUERY, topic, part) for topic, part in parts]
         erased_key = self._keys.erased_users()
+        new_items = self._new_items(chunk)
+        live_key = self._keys.live_item_vectors(self._model.version) if new_items and self._model else None
         with self._client.pipeline(transaction=True) as tx:
             while True:
                 try:
-                    tx.watch(marker, erased_key, *offset_keys, *(self._keys.profile(u) for u in users))
+                    tx.watch(marker, erased_key, *offset_keys, *(self._keys.profile(u) for u in users),
+                             *([live_key] if live_key else []))
                     if tx.exists(marker):
                         tx.reset()
                         return ApplyStats(events=len(chunk), replayed=len(chunk))
@@ -120,8 +132,10 @@ class RedisStateWriter:
                     states = self._read(users)
                     admitted, stats = self._admit(chunk, marks, erased_at, states)
                     updates = {u: self._update(u, events, states[u], u in erased_at) for u, events in admitted.items()}
+                    items = self._fold_items(tx, live_key, new_items, admitted, updates)
                     tx.multi()
                     self._write(tx, updates)
+                    self._write_items(tx, items)
                     for (topic, part), key in zip(parts, offset_keys, strict=True):
                         top = max(ev.offset for ev in chunk if (ev.topic, ev.partition) == (topic, part))
                         if top > marks[(topic, part)]:
@@ -170,6 +184,39 @@ class RedisStateWriter:
         if ids and self._cfg.dedupe_ids:
             update.profile[PROFILE_EVENT_IDS] = ids[-self._cfg.dedupe_ids:]
         return update
+
+    def _new_items(self, chunk: list[SpeedEvent]) -> set[str]:
+        """The chunk's items the model has no factors for but the catalogue lists (Delta's, or the live one
+        the API writes): their vectors are folded in. Ids no catalogue lists are never given one."""
+        model = self._model
+        if model is None or model.item_fold is None:
+            return set()
+        unknown = {ev.item_id for ev in chunk if ev.item_id not in model.fold.item_index}
+        listed = {item for item in unknown if item in self._catalogue}
+        rest = sorted(unknown - listed)
+        return listed | (LiveCatalogueStore(self._client, self._keys.prefix).listed(rest) if rest else set())
+
+    def _fold_items(self, tx: redis.client.Pipeline, live_key: str | None, items: set[str],
+                    admitted: dict[str, list[SpeedEvent]], updates: dict[str, UserUpdate]) -> dict[str, np.ndarray]:
+        """The new items' vectors after this chunk (read under WATCH: another partition's write re-runs it)."""
+        model = self._model
+        if live_key is None or model is None or model.item_fold is None:
+            return {}
+        names = sorted(items)
+        rank = model.item_fold.rank
+        stored = {item: vector for item, raw in zip(names, tx.hmget(live_key, names), strict=True)
+                  if (vector := decode_vector(raw, rank)) is not None}
+        vectors = {u: decode_vector(up.vector, rank) for u, up in updates.items()}
+        return fold_items(admitted, vectors, stored, items, model, self._settings.events.weights)
+
+    def _write_items(self, tx: redis.client.Pipeline, items: dict[str, np.ndarray]) -> None:
+        if not items or self._model is None:
+            return
+        key, count = self._keys.live_item_vectors(self._model.version), self._keys.live_item_count(self._model.version)
+        tx.hset(key, mapping={item: encode_vector(y) for item, y in items.items()})
+        tx.incr(count)
+        for name in (key, count):
+            tx.expire(name, self._cfg.live_items_ttl_s)
 
     def _read(self, users: list[str]) -> dict[str, UserState]:
         stored = read_profiles(self._client, self._keys, users, self._settings.redis.recent_items_max)

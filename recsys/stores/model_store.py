@@ -34,7 +34,7 @@ from recsys.contracts.tables import (
     USER_FACTORS,
     USER_HISTORY,
 )
-from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue
+from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue, status_of
 from recsys.stores.similar_items import SimilarItems
 from recsys.stores.user_history import UserHistory
 
@@ -69,6 +69,7 @@ class FactorModel:
     trained_at: float | None = None  # registry created_at (epoch s): a user erased after it has no row here to use
     history: UserHistory | None = None  # each known user's items at training time, with what they own
     merge: MergeWeights | None = None  # the merge weights tuned with this version (None: serving.merge)
+    live_items: int = 0  # the last rows of item_ids are live items folded in by the speed layer (serving.live_model)
     item_index: dict[str, int] = field(init=False)
     new_item_rows: np.ndarray = field(init=False)  # content rows of catalogue items without factors
     new_item_profiles: sparse.csr_matrix | None = field(init=False)  # those rows, sliced once per model
@@ -225,12 +226,17 @@ class DeltaModelStore:
         table = self._table(ITEMS.name)
         if table is None:
             return None
-        rows = query_delta(table, "SELECT item_id, category, brand, price FROM ("
-                                  "SELECT item_id, category, brand, price, ROW_NUMBER() OVER ("
+        names = set(table.schema().to_arrow().names)
+        live = ", ".join(c if c in names else f"NULL AS {c}" for c in ("available", "blocked"))
+        rows = query_delta(table, f"SELECT item_id, category, brand, price, {live} FROM ("
+                                  f"SELECT item_id, category, brand, price, {live}, ROW_NUMBER() OVER ("
                                   "PARTITION BY item_id ORDER BY updated_at DESC NULLS LAST) AS latest FROM t"
                                   ") WHERE latest = 1")
+        statuses = [status_of(a, b) for a, b in zip(rows.column("available").to_pylist(),
+                                                    rows.column("blocked").to_pylist(), strict=True)]
         return ItemCatalogue(rows.column("item_id").to_pylist(), AttributeArrays.from_values(
-            rows.column("category").to_pylist(), rows.column("brand").to_pylist(), rows.column("price").to_pylist()))
+            rows.column("category").to_pylist(), rows.column("brand").to_pylist(), rows.column("price").to_pylist(),
+            statuses))
 
 
 SIMILAR_COLUMNS = "item_id, similar_id, score, rank"

@@ -59,15 +59,15 @@ class FakeOnline:
 
 
 def shop_model(**overrides) -> FactorModel:
-    """Eight items in three categories plus one the catalogue lacks; factors: shoes along the first axis,
-    bags along the second, hats in between; "u1" likes shoes."""
+    """Eight items in three categories plus one of which the catalogue knows nothing; factors: shoes along
+    the first axis, bags along the second, hats in between; "u1" likes shoes."""
     ids = ["a1", "a2", "a3", "b1", "b2", "b3", "c1", "c2", "x1"]
     factors = np.array([[1, 0], [0.9, 0.1], [0.8, 0], [0, 1], [0.1, 0.9], [0, 0.8], [0.5, 0.5], [0.45, 0.5],
                         [0.3, 0.3]], dtype=np.float32)
     catalogue = ItemCatalogue.from_rows({
         "a1": ("shoes", "acme", 10.0), "a2": ("shoes", "acme", 20.0), "a3": ("shoes", "acme", 30.0),
         "b1": ("bags", "bolt", 40.0), "b2": ("bags", "bolt", 50.0), "b3": ("bags", "bolt", None),
-        "c1": ("hats", "acme", 5.0), "c2": ("hats", "cap-co", 15.0),
+        "c1": ("hats", "acme", 5.0), "c2": ("hats", "cap-co", 15.0), "x1": (None, None, None),
     })
     fields = dict(version="v1", user_ids={"u1": 0}, user_factors=np.array([[1, 0]], dtype=np.float32),
                   item_ids=ids, item_factors=factors,

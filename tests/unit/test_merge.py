@@ -44,7 +44,7 @@ def test_query_checks_its_page_and_takes_any_iterable_to_exclude():
 def test_business_filters_on_catalogue_attributes():
     assert ids(recommend(k=9, category="bags")) == ["b2", "b1", "b3"]
     assert sorted(ids(recommend(k=9, brand="acme"))) == ["a1", "a2", "a3", "c1"]
-    # An unknown price (b3) or an item the catalogue lacks (x1) fails a price filter, nothing else does.
+    # An unknown price (b3) or an item of which nothing is known (x1) fails a price filter, nothing else does.
     assert sorted(ids(recommend(k=9, min_price=15))) == ["a2", "a3", "b1", "b2", "c2"]
     assert sorted(ids(recommend(k=9, max_price=12, brand="acme"))) == ["a1", "c1"]
     assert {"b3", "x1"} <= set(ids(recommend(k=9)))

@@ -85,8 +85,9 @@ def test_similar_falls_back_to_factors_or_content_and_rejects_unknown_items():
 def test_trending_filters_by_category_through_the_catalogue():
     online = FakeOnline(trending=[("b1", 9.0), ("a1", 8.0), ("c1", 7.0), ("x1", 6.0), ("a2", 5.0)])
     shoes = recommender(online).trending(5, category="shoes")
-    assert not shoes.degraded and ids(shoes.items) == ["a1", "a2"]
+    assert not shoes.degraded and ids(shoes.items) == ["a1", "a2", "a3"]  # topped up with the popular shoes
     assert shoes.items[0].reasons == ["trending in shoes"] and shoes.items[0].score == 8.0
+    assert shoes.items[2].reasons == [REASON_POPULAR]
     top = recommender(online).trending(4)
     assert ids(top.items) == ["b1", "a1", "c1", "x1"] and top.items[3].reasons == ["trending"]
 

@@ -27,7 +27,8 @@ def test_attribute_arrays_code_values_and_filter_with_masks():
     aligned = catalogue.align(["c", "zz", "a"])
     assert aligned.category_of(2) == "shoes" and aligned.category_of(1) is None and aligned.category_of(0) is None
     assert aligned.brand[1] == UNKNOWN and np.isnan(aligned.price[1])
-    assert aligned.mask() is None
+    assert aligned.mask().tolist() == [True, False, True]  # "zz" is not in the catalogue: never served
+    assert catalogue.align(["c", "a"]).mask() is None  # no filter and every item servable
     assert aligned.mask(category="shoes").tolist() == [False, False, True]
     assert aligned.mask(max_price=5).tolist() == [True, False, False]
     assert aligned.mask(brand="nope").tolist() == [False, False, False]
