@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from flask import current_app
@@ -30,6 +31,7 @@ from recsys.serving.served_lists import ServedList, serve_list
 from recsys.stores.attribute_store import AttributeStore, DeltaAttributeStore
 from recsys.stores.model_store import DeltaModelStore, FactorModel
 from recsys.stores.online_store import OnlineStore, RedisOnlineStore
+from recsys.stores.shared_model import share_model
 
 SERVICES_EXTENSION = "recsys"
 T = TypeVar("T")
@@ -103,7 +105,12 @@ class Services:
 def build_services(settings: Settings) -> Services:
     pseudonyms = Pseudonymizer.from_config(settings.privacy, os.environ)  # fails early when the key is missing
     store = DeltaModelStore(settings)
-    models = ModelCache(store, settings.serving.model_refresh_s)
+    retrieval = settings.serving.retrieval
+
+    def shared(model: FactorModel) -> FactorModel:  # one copy of each version per machine (memory-mapped)
+        return share_model(model, retrieval, Path(settings.path(retrieval.cache_dir)))
+
+    models = ModelCache(store, settings.serving.model_refresh_s, shared)
     online = RedisOnlineStore(settings.redis)
 
     def recommender(model: Callable[[], FactorModel | None]) -> Recommender:
@@ -119,7 +126,7 @@ def build_services(settings: Settings) -> Services:
         memory=PerProcess(lambda: RedisServedMemory(experiments, settings.redis, listener=count_attribution_error)),
         attributes=DeltaAttributeStore(settings), user_data=UserDataService(settings), pseudonyms=pseudonyms,
         ingest_slots=threading.BoundedSemaphore(settings.serving.ingest_slots),
-        pinned={version: recommender(PinnedModel(store, version, models.get)) for version in sorted(pins)},
+        pinned={version: recommender(PinnedModel(store, version, models.get, shared)) for version in sorted(pins)},
         registry=store.registry,
     )
 

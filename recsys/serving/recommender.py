@@ -1,8 +1,9 @@
 """Rank items for a user from the batch model and the speed layer's real-time state, with reasons.
 
 A request reads Redis at most twice (the user's state, then the co-views of their recent items with
-the trending view, each one pipeline), scores the whole catalogue with vector operations
-(recsys.serving.merge) and ranks with one argpartition (recsys.serving.top_k). Any Redis error
+the trending view, each one pipeline), gathers a bounded set of candidates (recsys.serving.candidates),
+scores them with vector operations (recsys.serving.merge) and ranks with one argpartition
+(recsys.serving.top_k). Any Redis error
 gives the batch-only list, marked degraded, never an exception.
 """
 
@@ -20,6 +21,7 @@ import redis
 from recsys.config import MergeWeights, ServingConfig
 from recsys.contracts.segments import EVERYONE, segment_keys
 from recsys.serving import reasons as why
+from recsys.serving.candidates import SOURCES, unknown_sources
 from recsys.serving.merge import SECONDS_PER_DAY, Shopper, rank_items
 from recsys.serving.neighbours import blend_similar, fallback_similar
 from recsys.serving.reasons import REASON_NEW, REASON_POPULAR, REASON_SEEN, REASON_SEGMENT, REASON_TASTE
@@ -55,6 +57,10 @@ class Recommender:
     def __init__(self, model: Callable[[], FactorModel | None], online: OnlineStore, cfg: ServingConfig,
                  segment_attributes: list[str] | None = None, *, interest_half_life_s: float | None = None,
                  clock: Callable[[], float] = time.time) -> None:
+        unknown = unknown_sources(cfg.retrieval.sources)
+        if unknown:
+            raise ValueError(f"serving.retrieval.sources names unknown candidate sources {unknown}; "
+                             f"known: {sorted(SOURCES)}")
         self._clock = clock  # "now" for the repurchase window and history recency (evaluation: the cut)
         self._model = model
         self._online = online
@@ -79,7 +85,7 @@ class Recommender:
         owned = {**had.owned(), **dict.fromkeys(state.purchased, now)}  # a purchase the stream saw is the newest
         recent = state.recent or had.items[:self._cfg.recent_window]
         shopper = Shopper(recent=recent, taste=taste, interests=state.interests, co_views=signals.co_views,
-                          trending=signals.trending, history=history, owned=owned,
+                          trending=signals.trending, history=history, owned=owned, user_id=user_id,
                           segment=self._segment(model, query.attributes) if taste is None else [])
         ranked = rank_items(model, self._cfg, weights, shopper, query, now)
         return Recommendations(user_id, model.version, degraded, ranked.items, ranked.buy_again)

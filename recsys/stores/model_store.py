@@ -35,6 +35,7 @@ from recsys.contracts.tables import (
     USER_HISTORY,
 )
 from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue
+from recsys.stores.retrieval_index import Ragged, RetrievalIndex
 from recsys.stores.similar_items import SimilarItems
 from recsys.stores.user_history import UserHistory
 
@@ -69,6 +70,8 @@ class FactorModel:
     trained_at: float | None = None  # registry created_at (epoch s): a user erased after it has no row here to use
     history: UserHistory | None = None  # each known user's items at training time, with what they own
     merge: MergeWeights | None = None  # the merge weights tuned with this version (None: serving.merge)
+    user_candidates: Ragged | None = None  # row of user_ids -> the batch top-N rows of all_item_ids (USER_CANDIDATES)
+    retrieval: RetrievalIndex | None = field(default=None, compare=False)  # candidate structures (shared_model)
     item_index: dict[str, int] = field(init=False)
     new_item_rows: np.ndarray = field(init=False)  # content rows of catalogue items without factors
     new_item_profiles: sparse.csr_matrix | None = field(init=False)  # those rows, sliced once per model
