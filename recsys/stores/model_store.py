@@ -31,6 +31,7 @@ from recsys.contracts.tables import (
     MODEL_REGISTRY,
     POPULAR_ITEMS,
     SIMILAR_ITEMS,
+    USER_CANDIDATES,
     USER_FACTORS,
     USER_HISTORY,
 )
@@ -202,7 +203,8 @@ class DeltaModelStore:
                   ITEM_FACTORS.name: query_delta(items_t, f"SELECT item_id, factors, popularity FROM t {where}")}
         if extras:
             for spec, columns in ((POPULAR_ITEMS, "segment, item_id, rank"), (SIMILAR_ITEMS, SIMILAR_COLUMNS),
-                                  (ITEM_CONTENT, "item_id, indices, weights"), (USER_HISTORY, HISTORY_COLUMNS)):
+                                  (ITEM_CONTENT, "item_id, indices, weights"), (USER_HISTORY, HISTORY_COLUMNS),
+                                  (USER_CANDIDATES, "user_id, items")):
                 table = self._table(spec.name)  # versions trained before a table existed have none
                 if table is not None:
                     tables[spec.name] = query_delta(table, f"SELECT {columns} FROM t {where}")
@@ -272,7 +274,29 @@ def model_from_tables(version: str, tables: dict[str, pa.Table], num_features: i
         catalogue=catalogue,
         similar=_similar(tables.get(SIMILAR_ITEMS.name)),
         history=_history(tables.get(USER_HISTORY.name)),
+        user_candidates=_user_candidates(tables.get(USER_CANDIDATES.name), users.column("user_id"),
+                                         items.column("item_id")),
     )
+
+
+def _user_candidates(rows: pa.Table | None, user_ids, item_ids) -> Ragged | None:
+    """USER_CANDIDATES as lists of item rows per row of the (sorted) user factors; Arrow lookups, no Python loop."""
+    if rows is None or rows.num_rows == 0:
+        return None
+    rows = _sorted(rows, "user_id")
+    user_row = np.asarray(pc.index_in(rows.column("user_id"), value_set=user_ids.combine_chunks()).to_numpy(
+        zero_copy_only=False))
+    lists = rows.column("items").combine_chunks()
+    flat = pc.cast(pc.list_flatten(lists), pa.string())
+    item_row = np.asarray(pc.fill_null(pc.index_in(flat, value_set=pc.cast(item_ids.combine_chunks(), pa.string())),
+                                       -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    offsets = np.asarray(lists.offsets.to_numpy(), dtype=np.int64) - lists.offsets[0].as_py()
+    per_user: list[np.ndarray] = [np.zeros(0, dtype=np.int32)] * len(user_ids)
+    for n, row in enumerate(user_row.tolist()):
+        if row is not None and not np.isnan(row):
+            found = item_row[offsets[n]:offsets[n + 1]]
+            per_user[int(row)] = found[found >= 0]
+    return Ragged.from_lists(per_user)
 
 
 def _sorted(table: pa.Table, *keys: str) -> pa.Table:

@@ -140,3 +140,22 @@ def test_a_narrow_filter_falls_back_to_full_scoring_rather_than_a_short_list():
     shopper = shoppers(model)[1]
     query = RecommendationQuery(k=10, min_price=99.0)  # few items, hardly any among five popular ones
     assert ranked(model, cfg, shopper, query) == ranked(model, serving("full"), shopper, query)
+
+
+def test_the_batch_top_n_table_becomes_each_users_candidate_rows():
+    import pyarrow as pa
+
+    from recsys.contracts.tables import ITEM_FACTORS, USER_CANDIDATES, USER_FACTORS
+    from recsys.stores.model_store import model_from_tables
+
+    tables = {USER_FACTORS.name: pa.table({"user_id": ["u2", "u1"], "factors": [[0.0, 1.0], [1.0, 0.0]]}),
+              ITEM_FACTORS.name: pa.table({"item_id": ["c", "a", "b"], "factors": [[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]],
+                                           "popularity": [1.0, 2.0, 3.0]}),
+              USER_CANDIDATES.name: pa.table({"user_id": ["u1", "gone", "u2"],
+                                              "items": [["b", "unknown", "a"], ["a"], ["c"]]})}
+    model = model_from_tables("v", tables, 16)
+    assert [model.item_ids[r] for r in model.user_candidates.of(model.user_ids["u1"]).tolist()] == ["b", "a"]
+    assert [model.item_ids[r] for r in model.user_candidates.of(model.user_ids["u2"]).tolist()] == ["c"]
+    request = cand.Request(model, Shopper(user_id="u1"), RecommendationQuery(k=2), serving(), SETTINGS.serving.merge,
+                           None)
+    assert sorted(cand.user_top_n(request).tolist()) == sorted(model.item_index[i] for i in ("a", "b"))
