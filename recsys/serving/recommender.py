@@ -1,7 +1,7 @@
 """Rank items for a user from the batch model and the speed layer's real-time state, with reasons.
 
-A request reads Redis at most twice (the user's state, then the co-views of their recent items with
-the trending view, each one pipeline), gathers a bounded set of candidates (recsys.serving.candidates),
+A request reads Redis once (the user's state, the co-views of their recent items and the trending view,
+one Lua script: RedisOnlineStore.request_state), gathers a bounded set of candidates (recsys.serving.candidates),
 scores them with vector operations (recsys.serving.merge) and ranks with one argpartition
 (recsys.serving.top_k). Any Redis error
 gives the batch-only list, marked degraded, never an exception.
@@ -72,12 +72,9 @@ class Recommender:
         """The user's page of recommendations: their taste, recent items, interests and the live signals."""
         model = self._model()
         weights = self._weights(model, query)
-        state, degraded = self._user_state(user_id, model)
         if model is None:
-            return Recommendations(user_id, None, degraded, [])
-        signals, failed = (ItemSignals(), False) if degraded else self._item_signals(state.recent, weights)
-        if failed:  # batch-only: no part of the real-time state is trusted
-            state, degraded = RealtimeState(), True
+            return Recommendations(user_id, None, self._user_state(user_id, model)[1], [])
+        state, signals, degraded = self._request_state(user_id, model, weights)
         taste = self._taste(model, user_id, state)
         now = self._clock()
         had = model.history.of(user_id) if model.history is not None else EMPTY_HISTORY
@@ -175,6 +172,20 @@ class Recommender:
         except redis.RedisError as exc:
             log.warning("serving %s without real-time state: %s", user_id, exc)
             return RealtimeState(), True
+
+    def _request_state(self, user_id: str, model: FactorModel,
+                       weights: MergeWeights) -> tuple[RealtimeState, ItemSignals, bool]:
+        """The user's state and the live item signals in one round trip; batch-only (degraded) on a Redis error."""
+        cfg = self._cfg
+        try:
+            state, signals = self._online.request_state(
+                user_id, model.version, model.item_factors.shape[1], cfg.recent_window, self._half_life_s,
+                cfg.co_view_sources if weights.co_views > 0 else 0, cfg.co_view_k,
+                cfg.trending_pool if weights.trending > 0 else 0)
+            return state, signals, False
+        except redis.RedisError as exc:
+            log.warning("serving %s without real-time state: %s", user_id, exc)
+            return RealtimeState(), ItemSignals(), True
 
     def _item_signals(self, recent: list[str], weights: MergeWeights) -> tuple[ItemSignals, bool]:
         """Co-views of the newest recent items and the trending view (one round trip, none if unused)."""

@@ -233,7 +233,7 @@ class DeltaModelStore:
         rows = query_delta(table, "SELECT item_id, category, brand, price FROM ("
                                   "SELECT item_id, category, brand, price, ROW_NUMBER() OVER ("
                                   "PARTITION BY item_id ORDER BY updated_at DESC NULLS LAST) AS latest FROM t"
-                                  ") WHERE latest = 1")
+                                  ") WHERE latest = 1 ORDER BY item_id")  # codes alike in every worker
         return ItemCatalogue(rows.column("item_id").to_pylist(), AttributeArrays.from_values(
             rows.column("category").to_pylist(), rows.column("brand").to_pylist(), rows.column("price").to_pylist()))
 
@@ -320,6 +320,7 @@ def _similar(rows: pa.Table | None) -> SimilarItems | None:
     """The version's similar-items pairs as CSR arrays."""
     if rows is None or rows.num_rows == 0:
         return None
+    rows = _sorted(rows, "item_id", "rank", "similar_id")  # the same codes in every worker (shared_model)
     vocabulary, items, similar = _codes(rows, ("item_id", "similar_id"))
     return SimilarItems.build(vocabulary, items, similar, rows.column("score").to_numpy(),
                               rows.column("rank").to_numpy())
@@ -336,6 +337,7 @@ def _epoch_s(column) -> np.ndarray:
 def _history(rows: pa.Table | None) -> UserHistory | None:
     if rows is None or rows.num_rows == 0:
         return None
+    rows = _sorted(rows, "user_id", "item_id")  # the same codes in every worker (shared_model)
     vocabulary, users, items = _codes(rows, ("user_id", "item_id"))
     return UserHistory.build(vocabulary, vocabulary, users, items, _epoch_s(rows.column("last_ts")),
                              _epoch_s(rows.column("owned_ts")))

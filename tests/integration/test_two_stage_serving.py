@@ -16,6 +16,8 @@ from recsys.demo.synthetic_model import make_model, publish_model
 from recsys.speed import context
 from recsys.speed.adjustments import SpeedEvent
 from recsys.speed.redis_state import RedisStateWriter
+from recsys.stores.model_store import DeltaModelStore
+from recsys.stores.online_store import RedisOnlineStore
 from recsys.stores.shared_model import is_shared
 from tests.integration.test_api_endpoints import RECS, client, with_
 
@@ -91,3 +93,17 @@ def test_redis_down_still_serves_two_stage_lists_marked_degraded(shop):
     api = client(with_(shop, redis={"url": f"redis://127.0.0.1:{port}/0"}))
     answer = api.get(RECS.format("u1") + "?k=10&explain=true")
     assert answer.status_code == 200 and answer.json["degraded"] is True and len(answer.json["items"]) == 10
+
+
+def test_one_script_reads_what_the_two_pipelines_read(shop):
+    store = RedisOnlineStore(shop.redis)
+    version = DeltaModelStore(shop).current_version()
+    for user in ("u1", "u2", "nobody"):
+        state, signals = store.request_state(user, version, RANK, 10, 3600.0, 5, 20, 50)
+        piped = store.user_state(user, version, RANK, 10, 3600.0)
+        assert (state.recent, state.purchased, state.cart, state.erased_at) == (
+            piped.recent, piped.purchased, piped.cart, piped.erased_at)
+        assert state.interests == pytest.approx(piped.interests, rel=1e-3)  # decayed to two "now"s
+        assert (state.vector is None and piped.vector is None) or np.array_equal(state.vector, piped.vector)
+        assert signals == store.item_signals(state.recent[:5], 20, 50)
+        assert (user == "nobody") == (not state.recent)
