@@ -66,9 +66,11 @@ def _category_means(model: FactorModel) -> np.ndarray:
 
 
 def ensure_retrieval(model: FactorModel, cfg: RetrievalConfig) -> RetrievalIndex:
-    """The model's candidate structures, built in memory on first use when the model was not shared."""
+    """The model's candidate structures, built in memory on first use when the model was not shared (the offline
+    evaluation and tuning trials): those search exactly, as building an index per trial costs more than it saves."""
     if model.retrieval is None:
-        object.__setattr__(model, "retrieval", build_retrieval(model, cfg))
+        exact = ExactIndex(model.item_factors, model.inverse_norms)
+        object.__setattr__(model, "retrieval", build_retrieval(model, cfg, exact))
     return model.retrieval  # type: ignore[return-value]  # set above
 
 

@@ -13,6 +13,8 @@ from recsys.serving.recommender import Recommender
 from recsys.serving.results import RecommendationQuery
 from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue
 from recsys.stores.model_store import FactorModel
+from recsys.stores.retrieval_index import HnswIndex
+from recsys.stores.shared_model import share_model
 from recsys.stores.similar_items import SimilarItems
 from tests.unit.serving_fakes import FakeOnline
 
@@ -105,14 +107,15 @@ def test_the_candidate_set_is_bounded_and_holds_every_source():
     assert set(best.tolist()) <= set(rows.tolist())
 
 
-def test_the_hnsw_index_finds_nearly_what_exact_search_finds():
-    model = shop()
+def test_the_hnsw_index_finds_nearly_what_exact_search_finds(tmp_path):
     approximate = serving(ann={"exact_below": 0})
-    cfg = serving()
+    indexed = share_model(shop(), approximate.retrieval, tmp_path)  # a served model: the usearch index
+    assert isinstance(indexed.retrieval.items, HnswIndex)
+    exact, cfg = shop(), serving()
     overlap = []
-    for shopper in shoppers(model):
-        a = {i for i, _, _ in ranked(model, approximate, shopper, QUERIES[0])}
-        b = {i for i, _, _ in ranked(shop(), cfg, shopper, QUERIES[0])}
+    for shopper in shoppers(exact):
+        a = {i for i, _, _ in ranked(indexed, approximate, shopper, QUERIES[0])}
+        b = {i for i, _, _ in ranked(exact, cfg, shopper, QUERIES[0])}
         overlap.append(len(a & b) / len(b))
     assert np.mean(overlap) >= 0.95
 
