@@ -204,7 +204,7 @@ def where_time_goes(environ: dict, users: int, calls: int) -> str:
 def _answers(url: str) -> bool:
     try:
         return requests.get(url, timeout=120).status_code == 200
-    except requests.ConnectionError:  # not listening yet
+    except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading the model
         return False
 
 
@@ -252,7 +252,10 @@ def run_size(args, n_items: int) -> dict:
         out["memory"] = memory(api.pid, Path(settings.path(settings.serving.retrieval.cache_dir)))
     finally:
         api.terminate()
-        api.wait(30)
+        try:
+            api.wait(30)
+        except subprocess.TimeoutExpired:
+            api.kill()
     try:
         out["quality"] = quality(environ, future, args.k, args.quality_users)
         out["profile"] = where_time_goes(environ, args.active_users, args.profile_calls)
