@@ -96,7 +96,7 @@ class RedisOnlineStore:
         breaker = redis_breaker(cfg)  # an unreachable Redis fails fast after a few timeouts (redis.breaker_*)
         self._client = client or guard(redis_client(cfg, decode=True), breaker)
         self._raw = raw_client or guard(redis_client(cfg), breaker)  # the vector is bytes, not text
-        self._request = self._raw.register_script(REQUEST_SCRIPT)
+        self._request = None  # REQUEST_SCRIPT, registered on first use
         head, _, tail = self._keys.co_views("\0").partition("\0")
         self._co_view_key = (head, tail)
 
@@ -150,6 +150,8 @@ class RedisOnlineStore:
                       trending_k: int) -> tuple[RealtimeState, ItemSignals]:
         """user_state and item_signals (co-views of the co_view_sources newest recent items, the trending view)
         in one round trip: one Lua script (REQUEST_SCRIPT)."""
+        if self._request is None:  # redis-py sends EVALSHA, and the script itself once Redis lacks it
+            self._request = self._raw.register_script(REQUEST_SCRIPT)
         keys = [self._keys.recent_items(user_id), self._keys.profile(user_id), self._keys.erased_users(),
                 self._keys.trending()]
         recent, raw, erased_at, trending, co_views = self._request(keys=keys, args=[
