@@ -8,8 +8,8 @@ scenario and connection count. Then prints, per size:
 - p50/p90/p99 and requests/s per run;
 - the memory of all workers (RSS and PSS, from /proc/<pid>/smaps_rollup) beside one copy of the model (the
   version's memory-mapped files under serving.retrieval.cache_dir), and each worker's anonymous memory;
-- NDCG@10 of two-stage serving and of full-catalogue scoring (serving.retrieval.mode) against each active
-  shopper's next events (drawn as their earlier ones were, never applied), and how much their top 10 overlap;
+- NDCG@10 of two-stage serving and of full-catalogue scoring (serving.retrieval.mode) against held-out items of
+  each active shopper (5 of their 50 best by the synthetic model's planted taste), and how their top 10 overlap;
 - where the time of one request goes (cProfile through the Flask app, no HTTP): Flask, validation, Redis,
   retrieval, ranking, reasons, the served-list record, JSON.
 
@@ -68,28 +68,37 @@ end
 """
 
 
-FUTURE_EVENTS = 5  # each active shopper's next events, drawn like the earlier ones and never applied: the truth
+TRUTH_ITEMS, TRUTH_POOL = 5, 50  # a shopper's held-out items: 5 of their 50 best by the planted taste
+
+
+def held_out(model, users: int, seed: int = 13) -> dict[str, set[str]]:
+    """Each of the first `users` shoppers' held-out items: TRUTH_ITEMS drawn from their TRUTH_POOL best items by
+    the synthetic model's own (planted) taste, which their live events then pull away from, alike in both modes."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for user in range(min(users, len(model.user_ids))):
+        scores = model.item_factors @ model.user_factors[user]
+        pool = np.argpartition(-scores, TRUTH_POOL)[:TRUTH_POOL]
+        out[model.user_ids[user]] = {model.item_ids[i] for i in rng.choice(pool, TRUTH_ITEMS, replace=False)}
+    return out
 
 
 def realtime_state(settings, version: str, active_users: int, events_per_user: int, n_items: int,
-                   categories: list[str], seed: int = 11) -> tuple[float, dict[str, set[str]]]:
-    """Shoppers' events through the speed layer's writer: the state serving reads, written as in production.
-    Returns the seconds it took and each shopper's next FUTURE_EVENTS items (not written)."""
+                   categories: list[str], seed: int = 11) -> float:
+    """Shoppers' events through the speed layer's writer: the state serving reads, written as in production."""
     rng = np.random.default_rng(seed)
     by_category: dict[str, list[int]] = {}
     for index, category in enumerate(categories):
         by_category.setdefault(category, []).append(index)
     names = sorted(by_category)
     writer = RedisStateWriter(settings, context.catalogue(settings), context.model_context(settings, version))
-    now, started, events, future = time.time(), time.time(), [], {}
+    now, started, events = time.time(), time.time(), []
     for user in range(active_users):
         liked = by_category[names[rng.integers(len(names))]]
-        items = [liked[rng.integers(len(liked))] if rng.random() < 0.7 else int(rng.integers(n_items))
-                 for _ in range(events_per_user + FUTURE_EVENTS)]
         for n in range(events_per_user):
+            item = liked[rng.integers(len(liked))] if rng.random() < 0.7 else int(rng.integers(n_items))
             kind = "purchase" if n == events_per_user - 1 and rng.random() < 0.3 else "view"
-            events.append(SpeedEvent(f"u{user}", f"i{items[n]}", kind, now - 600 + n * 20 + rng.random()))
-        future[f"u{user}"] = {f"i{item}" for item in items[events_per_user:]}
+            events.append(SpeedEvent(f"u{user}", f"i{item}", kind, now - 600 + n * 20 + rng.random()))
     events.sort(key=lambda e: e.ts)
     try:
         writer.apply(events, f"bench-{uuid.uuid4().hex[:6]}", 0, 0)
@@ -97,7 +106,7 @@ def realtime_state(settings, version: str, active_users: int, events_per_user: i
         writer.close()
     rebuild_trending(redis.Redis.from_url(settings.redis.url), RedisKeys(settings.redis.key_prefix),
                      settings.stream, time.time())
-    return time.time() - started, future
+    return time.time() - started
 
 
 def run_wrk(base: str, scenario: str, connections: int, seconds: int, users: int, n_items: int,
@@ -135,13 +144,13 @@ def memory(master: int, cache_dir: Path) -> dict:
             "anonymous_mb": [round(f["Anonymous"] / 1024, 1) for f in figures], "model_copy_mb": copy / 2**20}
 
 
-def quality(environ: dict, future: dict[str, set[str]], k: int, users: int) -> dict:
-    """NDCG@k of two-stage and full scoring against the shoppers' next events, through the library call with
+def quality(environ: dict, truth: dict[str, set[str]], k: int, users: int) -> dict:
+    """NDCG@k of two-stage and full scoring against the shoppers' held-out items, through the library call with
     the same real-time state, and the mean overlap of their top k."""
     from api.services import build_services
     from recsys.serving.recommender import RecommendationQuery
 
-    shoppers = sorted(future)[:users]
+    shoppers = sorted(truth)[:users]
     ranked = {}
     for mode in ("two_stage", "full"):
         settings = load_settings(environ["RECSYS_ENV"], environ={**environ,
@@ -149,7 +158,7 @@ def quality(environ: dict, future: dict[str, set[str]], k: int, users: int) -> d
         recommender = build_services(settings).recommender
         ranked[mode] = {u: [i.item_id for i in recommender.recommend(u, RecommendationQuery(k=k)).items]
                         for u in shoppers}
-    out = {f"ndcg_{mode}": float(np.mean([ndcg_at_k(ranked[mode][u], future[u], k) for u in shoppers]))
+    out = {f"ndcg_{mode}": float(np.mean([ndcg_at_k(ranked[mode][u], truth[u], k) for u in shoppers]))
            for mode in ranked}
     out["overlap"] = float(np.mean([len(set(ranked["two_stage"][u]) & set(ranked["full"][u])) / k
                                     for u in shoppers]))
@@ -159,8 +168,7 @@ def quality(environ: dict, future: dict[str, set[str]], k: int, users: int) -> d
 # Where a request's time goes: (label, module path suffix, function), cumulative time; "Flask" is the rest.
 STAGES = [
     ("validation (flask-openapi3, pydantic)", "flask_openapi3/request.py", "_validate_request"),
-    ("Redis: user state", "recsys/stores/online_store.py", "user_state"),
-    ("Redis: item signals", "recsys/stores/online_store.py", "item_signals"),
+    ("Redis: one script (state, co-views, trending)", "recsys/stores/online_store.py", "request_state"),
     ("retrieval (candidates)", "recsys/serving/candidates.py", "candidates"),
     ("ranking (merge, top k, reasons)", "recsys/serving/merge.py", "_rank"),
     ("  of which reasons and explain", "recsys/serving/merge.py", "_scored"),
@@ -224,8 +232,8 @@ def run_size(args, n_items: int) -> dict:
     version = publish_model(settings, model)
     print(f"\n=== {n_items:,} items x {args.rank} factors ({settings.serving.retrieval.mode}) ===\n"
           f"model {version}: {args.users:,} users, written in {time.time() - started:.1f}s", flush=True)
-    seconds, future = realtime_state(settings, version, args.active_users, args.events_per_user, n_items,
-                                     model.categories)
+    seconds = realtime_state(settings, version, args.active_users, args.events_per_user, n_items, model.categories)
+    truth = held_out(model, min(args.quality_users, args.active_users))
     print(f"real-time state for {args.active_users:,} users ({args.events_per_user} events each) in {seconds:.1f}s",
           flush=True)
     del model
@@ -257,7 +265,7 @@ def run_size(args, n_items: int) -> dict:
         except subprocess.TimeoutExpired:
             api.kill()
     try:
-        out["quality"] = quality(environ, future, args.k, args.quality_users)
+        out["quality"] = quality(environ, truth, args.k, args.quality_users)
         out["profile"] = where_time_goes(environ, args.active_users, args.profile_calls)
     finally:
         client = redis.Redis.from_url(settings.redis.url)

@@ -30,5 +30,5 @@ def test_serving_bench_smoke_prints_latency_memory_quality_and_profile():
     assert re.search(r"memory: 2 workers, RSS \d+ MB, PSS \d+ MB together; one model copy", run.stdout), out
     quality = re.search(r"NDCG@10 two-stage ([\d.]+), full scoring ([\d.]+)", run.stdout)
     assert quality, out
-    for stage in ("validation", "Redis: user state", "retrieval (candidates)", "ranking", "JSON", "total per request"):
+    for stage in ("validation", "Redis: one script", "retrieval (candidates)", "ranking", "JSON", "total per request"):
         assert re.search(rf"^{re.escape(stage)}.* [\d.]+ ms$", run.stdout, re.MULTILINE), (stage, out)
