@@ -172,6 +172,7 @@ STAGES = [
     ("retrieval (candidates)", "recsys/serving/candidates.py", "candidates"),
     ("ranking (merge, top k, reasons)", "recsys/serving/merge.py", "_rank"),
     ("  of which reasons and explain", "recsys/serving/merge.py", "_scored"),
+    ("recommender, the rest (taste, history, ...)", "recsys/serving/recommender.py", "recommend"),
     ("served-list record + attribution (Redis)", "recsys/serving/served_lists.py", "serve_list"),
     ("JSON", "flask/json/__init__.py", "jsonify"),
 ]
@@ -198,10 +199,11 @@ def where_time_goes(environ: dict, users: int, calls: int) -> str:
     for label, path, name in STAGES:
         cumulative[label] = sum(v[3] for (file, _, function), v in stats.items()
                                 if file.endswith(path) and function == name) * 1000 / calls
-    serve = cumulative["served-list record + attribution (Redis)"]
-    inside = sum(cumulative[label] for label in cumulative if "Redis: " in label or label.startswith(("retrieval",
-                                                                                                      "ranking")))
-    cumulative["served-list record + attribution (Redis)"] = max(serve - inside, 0.0)
+    recommend, serve = (cumulative[label] for label in ("recommender, the rest (taste, history, ...)",
+                                                        "served-list record + attribution (Redis)"))
+    inside = sum(cumulative[label] for label in cumulative if label.startswith(("Redis: ", "retrieval", "ranking")))
+    cumulative["recommender, the rest (taste, history, ...)"] = max(recommend - inside, 0.0)
+    cumulative["served-list record + attribution (Redis)"] = max(serve - recommend, 0.0)
     accounted = sum(v for label, v in cumulative.items() if not label.startswith("  "))
     lines = [f"{label:<44} {ms:7.3f} ms" for label, ms in cumulative.items()]
     lines.append(f"{'Flask, werkzeug, auth, metrics (the rest)':<44} {max(total_ms - accounted, 0.0):7.3f} ms")
