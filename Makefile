@@ -71,9 +71,9 @@ bench-speed: up  ## speed layer: sustained events/s with every adjustment on, Re
 bench-trigger: up  ## micro-batch trigger against Spark's real-time mode: event-to-sink latency
 	$(PY) bench/trigger_latency.py --seconds 30
 
-bench-serving: up  ## serving: wrk against gunicorn, 100k items x 64 factors with real-time state: p50/p90/p99, req/s, profile
+bench-serving: up  ## serving: wrk against gunicorn at 100k and 1M items x 64 with real-time state: p50/p99, req/s, memory, two-stage vs full NDCG, profile
 	command -v wrk >/dev/null || (apt-get install -y wrk || sudo apt-get install -y wrk)
-	$(PY) bench/serving_load.py --items 100000 --rank 64 --seconds 20
+	$(PY) bench/serving_load.py --sizes 100000,1000000 --rank 64 --seconds 20
 
 bench-catalogue: up  ## live catalogue: PATCH /v1/items -> every worker, a new item's first views -> its lists (p50/p95)
 	$(PY) bench/catalogue.py --samples 20 --workers 2 --items 20000

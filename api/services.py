@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from flask import current_app
@@ -37,6 +38,7 @@ from recsys.stores.model_store import DeltaModelStore, FactorModel
 from recsys.stores.online_store import OnlineStore, RedisOnlineStore
 from recsys.stores.pending_events import RedisPendingEvents
 from recsys.stores.redis_breaker import guard, redis_breaker
+from recsys.stores.shared_model import share_model
 
 SERVICES_EXTENSION = "recsys"
 T = TypeVar("T")
@@ -113,7 +115,12 @@ class Services:
 def build_services(settings: Settings) -> Services:
     pseudonyms = Pseudonymizer.from_config(settings.privacy, os.environ)  # fails early when the key is missing
     store = DeltaModelStore(settings)
-    models = ModelCache(store, settings.serving.model_refresh_s)
+    retrieval = settings.serving.retrieval
+
+    def shared(model: FactorModel) -> FactorModel:  # one copy of each version per machine (memory-mapped)
+        return share_model(model, retrieval, Path(settings.path(retrieval.cache_dir)))
+
+    models = ModelCache(store, settings.serving.model_refresh_s, shared)
     client = guard(redis_client(settings.redis, decode=True), redis_breaker(settings.redis))
     pending = RedisPendingEvents(settings.redis, settings.kafka.events_topic, settings.kafka.topic_partitions,
                                  client)
@@ -141,7 +148,8 @@ def build_services(settings: Settings) -> Services:
         attributes=attributes, user_data=UserDataService(settings), pseudonyms=pseudonyms,
         catalogue=CatalogueService(attributes, live_store), live=current,
         ingest_slots=threading.BoundedSemaphore(settings.serving.ingest_slots),
-        pinned={version: recommender(live(PinnedModel(store, version, models.get))) for version in sorted(pins)},
+        pinned={version: recommender(live(PinnedModel(store, version, models.get, shared)))
+                for version in sorted(pins)},
         registry=store.registry, pending=pending,
     )
 

@@ -1,20 +1,26 @@
-"""Serving latency and throughput: wrk on loopback against gunicorn, 100k items x 64 factors, real-time state.
+"""Serving latency, throughput, memory and two-stage quality: wrk on loopback against gunicorn, with real-time state.
 
-Writes a synthetic published model (recsys.demo.synthetic_model) into its own Delta root, gives
---active-users shoppers real-time state by running their events through the speed layer's own Redis
-writer (recent items, folded-in vectors, interests, co-views, purchases, trending), starts gunicorn as
-`make serve` does, and runs wrk (Debian package `wrk`) for each scenario and connection count: random
-users, the full merge. Prints p50/p90/p99 and requests/s per run, then where the time goes inside one
-request (cProfile of the library call, no HTTP).
+For each catalogue size of --sizes (default 100k and 1M items x 64 factors): writes a synthetic published model
+(recsys.demo.synthetic_model) into its own Delta root, gives --active-users shoppers real-time state by running
+their events through the speed layer's own Redis writer (recent items, folded-in vectors, interests, co-views,
+purchases, trending), starts gunicorn as `make serve` does, and runs wrk (Debian package `wrk`) for each
+scenario and connection count. Then prints, per size:
+- p50/p90/p99 and requests/s per run;
+- the memory of all workers (RSS and PSS, from /proc/<pid>/smaps_rollup) beside one copy of the model (the
+  version's memory-mapped files under serving.retrieval.cache_dir), and each worker's anonymous memory;
+- NDCG@10 of two-stage serving and of full-catalogue scoring (serving.retrieval.mode) against held-out items of
+  each active shopper (5 of their 50 best by the synthetic model's planted taste), and how their top 10 overlap;
+- where the time of one request goes (cProfile through the Flask app, no HTTP): Flask, validation, Redis,
+  retrieval, ranking, reasons, the served-list record, JSON.
 
-    .venv/bin/python bench/serving_load.py --items 100000 --rank 64 --seconds 20
+    .venv/bin/python bench/serving_load.py --sizes 100000,1000000 --rank 64 --seconds 20
+    .venv/bin/python bench/serving_load.py --smoke     # seconds, tiny shop: what the CI smoke test runs
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import json
 import os
 import pstats
@@ -30,6 +36,7 @@ import numpy as np
 import redis
 import requests
 
+from recsys.batch.reference_metrics import ndcg_at_k
 from recsys.config import PROJECT_ROOT, load_settings
 from recsys.contracts.redis_keys import RedisKeys
 from recsys.demo.synthetic_model import make_model, publish_model
@@ -59,6 +66,21 @@ done = function(summary, latency, requests)
     latency:percentile(99) / 1000, latency.max / 1000))
 end
 """
+
+
+TRUTH_ITEMS, TRUTH_POOL = 5, 50  # a shopper's held-out items: 5 of their 50 best by the planted taste
+
+
+def held_out(model, users: int, seed: int = 13) -> dict[str, set[str]]:
+    """Each of the first `users` shoppers' held-out items: TRUTH_ITEMS drawn from their TRUTH_POOL best items by
+    the synthetic model's own (planted) taste, which their live events then pull away from, alike in both modes."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for user in range(min(users, len(model.user_ids))):
+        scores = model.item_factors @ model.user_factors[user]
+        pool = np.argpartition(-scores, TRUTH_POOL)[:TRUTH_POOL]
+        out[model.user_ids[user]] = {model.item_ids[i] for i in rng.choice(pool, TRUTH_ITEMS, replace=False)}
+    return out
 
 
 def realtime_state(settings, version: str, active_users: int, events_per_user: int, n_items: int,
@@ -101,36 +123,182 @@ def run_wrk(base: str, scenario: str, connections: int, seconds: int, users: int
             "p90_ms": float(p90), "p99_ms": float(p99), "max_ms": float(worst)}
 
 
-def where_time_goes(environ: dict, users: int, calls: int = 2000) -> str:
-    """cProfile of the recommendation library call itself, in this process (what one worker does)."""
-    os.environ.update(environ)
+def _smaps(pid: int) -> dict[str, int]:
+    """kB figures of /proc/<pid>/smaps_rollup (Rss, Pss, Anonymous, ...)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value = line.split(":", 1)
+        out[name.strip()] = int(value.split()[0])
+    return out
+
+
+def memory(master: int, cache_dir: Path) -> dict:
+    """RSS and PSS of every gunicorn worker together, each one's anonymous memory, and one model copy (the
+    mapped files of the served version, the largest folder under the cache)."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    figures = [_smaps(int(pid)) for pid in children]
+    folders = [p for p in cache_dir.iterdir() if p.is_dir()] if cache_dir.is_dir() else []
+    copy = max((sum(f.stat().st_size for f in folder.iterdir()) for folder in folders), default=0)
+    return {"workers": len(figures), "rss_mb": sum(f["Rss"] for f in figures) / 1024,
+            "pss_mb": sum(f["Pss"] for f in figures) / 1024,
+            "anonymous_mb": [round(f["Anonymous"] / 1024, 1) for f in figures], "model_copy_mb": copy / 2**20}
+
+
+def quality(environ: dict, truth: dict[str, set[str]], k: int, users: int) -> dict:
+    """NDCG@k of two-stage and full scoring against the shoppers' held-out items, through the library call with
+    the same real-time state, and the mean overlap of their top k."""
     from api.services import build_services
     from recsys.serving.recommender import RecommendationQuery
 
+    shoppers = sorted(truth)[:users]
+    ranked = {}
+    for mode in ("two_stage", "full"):
+        settings = load_settings(environ["RECSYS_ENV"], environ={**environ,
+                                                                 "RECSYS__SERVING__RETRIEVAL__MODE": mode})
+        recommender = build_services(settings).recommender
+        ranked[mode] = {u: [i.item_id for i in recommender.recommend(u, RecommendationQuery(k=k)).items]
+                        for u in shoppers}
+    out = {f"ndcg_{mode}": float(np.mean([ndcg_at_k(ranked[mode][u], truth[u], k) for u in shoppers]))
+           for mode in ranked}
+    out["overlap"] = float(np.mean([len(set(ranked["two_stage"][u]) & set(ranked["full"][u])) / k
+                                    for u in shoppers]))
+    return out
+
+
+# Where a request's time goes: (label, module path suffix, function), cumulative time; "Flask" is the rest.
+STAGES = [
+    ("validation (flask-openapi3, pydantic)", "flask_openapi3/request.py", "_validate_request"),
+    ("Redis: one script (state, co-views, trending)", "recsys/stores/online_store.py", "request_state"),
+    ("retrieval (candidates)", "recsys/serving/candidates.py", "candidates"),
+    ("ranking (merge, top k, reasons)", "recsys/serving/merge.py", "_rank"),
+    ("  of which reasons and explain", "recsys/serving/merge.py", "_scored"),
+    ("recommender, the rest (taste, history, ...)", "recsys/serving/recommender.py", "recommend"),
+    ("served-list record + attribution (Redis)", "recsys/serving/served_lists.py", "serve_list"),
+    ("JSON", "flask/json/__init__.py", "jsonify"),
+]
+
+
+def where_time_goes(environ: dict, users: int, calls: int) -> str:
+    """cProfile of GET /v1/users/<id>/recommendations through the Flask app in this process (no HTTP)."""
+    os.environ.update(environ)
+    from api.factory import create_app
+
     settings = load_settings(environ["RECSYS_ENV"], environ=environ)
-    recommender = build_services(settings).recommender
+    client = create_app(settings).test_client()
     rng = np.random.default_rng(3)
-    recommender.recommend("u0", RecommendationQuery(k=10))  # the model load is not part of a request
+    client.get("/v1/users/u0/recommendations")  # the model load is not part of a request
     profile = cProfile.Profile()
+    started = time.perf_counter()
     profile.enable()
     for _ in range(calls):
-        recommender.recommend(f"u{rng.integers(users)}", RecommendationQuery(k=10, explain=True))
+        client.get(f"/v1/users/u{rng.integers(users)}/recommendations?k=10&explain=true")
     profile.disable()
-    text = io.StringIO()
-    pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(15)
-    return text.getvalue()
+    total_ms = (time.perf_counter() - started) * 1000 / calls
+    stats = pstats.Stats(profile).stats
+    cumulative = {}
+    for label, path, name in STAGES:
+        cumulative[label] = sum(v[3] for (file, _, function), v in stats.items()
+                                if file.endswith(path) and function == name) * 1000 / calls
+    recommend, serve = (cumulative[label] for label in ("recommender, the rest (taste, history, ...)",
+                                                        "served-list record + attribution (Redis)"))
+    inside = sum(cumulative[label] for label in cumulative if label.startswith(("Redis: ", "retrieval", "ranking")))
+    cumulative["recommender, the rest (taste, history, ...)"] = max(recommend - inside, 0.0)
+    cumulative["served-list record + attribution (Redis)"] = max(serve - recommend, 0.0)
+    accounted = sum(v for label, v in cumulative.items() if not label.startswith("  "))
+    lines = [f"{label:<44} {ms:7.3f} ms" for label, ms in cumulative.items()]
+    lines.append(f"{'Flask, werkzeug, auth, metrics (the rest)':<44} {max(total_ms - accounted, 0.0):7.3f} ms")
+    lines.append(f"{'total per request (under cProfile)':<44} {total_ms:7.3f} ms")
+    return "\n".join(lines)
 
 
 def _answers(url: str) -> bool:
     try:
-        return requests.get(url, timeout=30).status_code == 200
-    except requests.ConnectionError:  # not listening yet
+        return requests.get(url, timeout=120).status_code == 200
+    except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading the model
         return False
+
+
+def run_size(args, n_items: int) -> dict:
+    """One catalogue size: publish, state, gunicorn, wrk runs, memory, quality, profile."""
+    tag = uuid.uuid4().hex[:6]
+    root = BENCH_ROOT / tag
+    environ = {**os.environ, "RECSYS_ENV": os.environ.get("RECSYS_ENV", "local"),
+               "RECSYS__STORAGE__DELTA_ROOT": str(root / "delta"),
+               "RECSYS__SERVING__RETRIEVAL__CACHE_DIR": str(root / "model-cache"),
+               "RECSYS__REDIS__KEY_PREFIX": f"bench-serving-{tag}"}
+    if args.port:
+        environ["RECSYS__SERVING__PORT"] = str(args.port)
+    settings = load_settings(environ["RECSYS_ENV"], environ=environ)
+    started = time.time()
+    model = make_model(f"bench.{tag}", args.users, n_items, args.rank, args.categories)
+    version = publish_model(settings, model)
+    print(f"\n=== {n_items:,} items x {args.rank} factors ({settings.serving.retrieval.mode}) ===\n"
+          f"model {version}: {args.users:,} users, written in {time.time() - started:.1f}s", flush=True)
+    seconds = realtime_state(settings, version, args.active_users, args.events_per_user, n_items, model.categories)
+    truth = held_out(model, min(args.quality_users, args.active_users))
+    print(f"real-time state for {args.active_users:,} users ({args.events_per_user} events each) in {seconds:.1f}s",
+          flush=True)
+    del model
+    base = f"http://{settings.serving.host}:{settings.serving.port}"
+    log = (root / "gunicorn.log").open("w")
+    api = subprocess.Popen([str(PROJECT_ROOT / ".venv" / "bin" / "gunicorn"), "--config", "api/gunicorn_conf.py",
+                            "--access-logfile", "/dev/null", "api.wsgi:app"],
+                           cwd=PROJECT_ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT)
+    results, out = [], {"items": n_items}
+    try:
+        deadline, started = time.time() + args.start_timeout, time.time()
+        for _ in range(settings.serving.workers * 2):  # each worker loads (and the first shares) the model
+            while not _answers(f"{base}/v1/users/u0/recommendations"):
+                if api.poll() is not None or time.time() > deadline:
+                    sys.exit(f"the API did not start; see {log.name}")
+                time.sleep(1)
+        print(f"API ready in {time.time() - started:.1f}s (model load, shared files and index build)", flush=True)
+        for scenario in args.scenarios.split(","):
+            for connections in (int(c) for c in args.connections.split(",")):
+                result = run_wrk(base, scenario, connections, args.seconds, args.active_users, n_items,
+                                 args.categories)
+                results.append(result)
+                print(json.dumps(result), flush=True)
+        out["memory"] = memory(api.pid, Path(settings.path(settings.serving.retrieval.cache_dir)))
+    finally:
+        api.terminate()
+        try:
+            api.wait(30)
+        except subprocess.TimeoutExpired:
+            api.kill()
+    try:
+        out["quality"] = quality(environ, truth, args.k, args.quality_users)
+        out["profile"] = where_time_goes(environ, args.active_users, args.profile_calls)
+    finally:
+        client = redis.Redis.from_url(settings.redis.url)
+        client.delete(*client.keys(f"{settings.redis.key_prefix}:*") or ["-"])
+        shutil.rmtree(root, ignore_errors=True)
+    out["runs"] = results
+    return out
+
+
+def report(out: dict, k: int) -> None:
+    print(f"\n{out['items']:,} items\n{'scenario':<10} {'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} "
+          f"{'p99 ms':>7} {'errors':>6}")
+    for r in out["runs"]:
+        print(f"{r['scenario']:<10} {r['connections']:>5} {r['rps']:>8.0f} "
+              f"{r['p50_ms']:>7.2f} {r['p90_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['errors']:>6}")
+    m = out["memory"]
+    ratio = m["pss_mb"] / max(m["model_copy_mb"], 1)
+    print(f"memory: {m['workers']} workers, RSS {m['rss_mb']:.0f} MB, PSS {m['pss_mb']:.0f} MB together; one model "
+          f"copy (mapped files) {m['model_copy_mb']:.0f} MB; PSS / copy {ratio:.2f}; "
+          f"anonymous per worker {m['anonymous_mb']} MB")
+    q = out["quality"]
+    print(f"quality: NDCG@{k} two-stage {q['ndcg_two_stage']:.4f}, full scoring {q['ndcg_full']:.4f} "
+          f"({(q['ndcg_two_stage'] / q['ndcg_full'] - 1) * 100 if q['ndcg_full'] else 0.0:+.2f}%); top-{k} overlap "
+          f"{q['overlap']:.3f}")
+    print("where the time goes in one GET /v1/users/<id>/recommendations (cProfile, Flask app in process):")
+    print(out["profile"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--sizes", default="100000,1000000", help="catalogue sizes (items), one full run each")
     parser.add_argument("--users", type=int, default=50_000)
     parser.add_argument("--rank", type=int, default=64)
     parser.add_argument("--categories", type=int, default=40)
@@ -139,53 +307,23 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20, help="per wrk run")
     parser.add_argument("--connections", default="4,16")
     parser.add_argument("--scenarios", default="full,filtered,similar")
+    parser.add_argument("--k", type=int, default=10, help="NDCG@k")
+    parser.add_argument("--quality-users", type=int, default=2000, help="active shoppers the NDCG is taken over")
+    parser.add_argument("--profile-calls", type=int, default=2000)
+    parser.add_argument("--start-timeout", type=int, default=1800, help="seconds the API may take to serve")
+    parser.add_argument("--port", type=int, default=0, help="serve on this port (0: serving.port)")
+    parser.add_argument("--smoke", action="store_true", help="tiny shop, seconds: what the CI smoke test runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.sizes, args.users, args.active_users, args.events_per_user = "3000", 300, 200, 8
+        args.seconds, args.connections, args.scenarios = 2, "2", "full"
+        args.quality_users, args.profile_calls, args.categories = 100, 50, 10
     if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed: `apt-get install wrk` (Debian) — `make bench-serving` does it")
-    tag = uuid.uuid4().hex[:6]
-    environ = {**os.environ, "RECSYS_ENV": os.environ.get("RECSYS_ENV", "local"),
-               "RECSYS__STORAGE__DELTA_ROOT": str(BENCH_ROOT / tag / "delta"),
-               "RECSYS__REDIS__KEY_PREFIX": f"bench-serving-{tag}"}
-    settings = load_settings(environ["RECSYS_ENV"], environ=environ)
-    started = time.time()
-    model = make_model(f"bench.{tag}", args.users, args.items, args.rank, args.categories)
-    version = publish_model(settings, model)
-    print(f"model {version}: {args.items:,} items x {args.rank} factors, {args.users:,} users, written in "
-          f"{time.time() - started:.1f}s", flush=True)
-    seconds = realtime_state(settings, version, args.active_users, args.events_per_user, args.items,
-                             model.categories)
-    print(f"real-time state for {args.active_users:,} users ({args.events_per_user} events each) in {seconds:.1f}s",
-          flush=True)
-    base = f"http://{settings.serving.host}:{settings.serving.port}"
-    log = (BENCH_ROOT / tag / "gunicorn.log").open("w")
-    api = subprocess.Popen([str(PROJECT_ROOT / ".venv" / "bin" / "gunicorn"), "--config", "api/gunicorn_conf.py",
-                            "--access-logfile", "/dev/null", "api.wsgi:app"],
-                           cwd=PROJECT_ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT)
-    results = []
-    try:
-        deadline = time.time() + 120
-        while not _answers(f"{base}/v1/users/u0/recommendations"):
-            if api.poll() is not None or time.time() > deadline:
-                sys.exit(f"the API did not start; see {log.name}")
-            time.sleep(1)
-        for scenario in args.scenarios.split(","):
-            for connections in (int(c) for c in args.connections.split(",")):
-                result = run_wrk(base, scenario, connections, args.seconds, args.active_users, args.items,
-                                 args.categories)
-                results.append(result)
-                print(json.dumps(result), flush=True)
-    finally:
-        api.terminate()
-        api.wait(30)
-        redis.Redis.from_url(settings.redis.url).delete(
-            *redis.Redis.from_url(settings.redis.url).keys(f"{settings.redis.key_prefix}:*") or ["-"])
-    print(f"\n{'scenario':<10} {'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6}")
-    for r in results:
-        print(f"{r['scenario']:<10} {r['connections']:>5} {r['rps']:>8.0f} {r['p50_ms']:>7.2f} {r['p90_ms']:>7.2f} "
-              f"{r['p99_ms']:>7.2f} {r['errors']:>6}")
-    print("\nwhere the time goes in one recommendation (cProfile, library call, 2,000 calls):")
-    print(where_time_goes(environ, args.active_users))
-    shutil.rmtree(BENCH_ROOT / tag / "delta", ignore_errors=True)
+        sys.exit("wrk is not installed: `apt-get install wrk` (Debian) — `make setup` does it")
+    outs = [run_size(args, int(size)) for size in args.sizes.split(",")]
+    print("\nSUMMARY (figures of this machine as it was loaded during the run)")
+    for out in outs:
+        report(out, args.k)
 
 
 if __name__ == "__main__":

@@ -253,6 +253,34 @@ class SimilarWeights(_Section):
 DEFAULT_READINESS_ROLE = "serving"
 
 
+class AnnConfig(_Section):
+    """The approximate-nearest-neighbour index over a version's item factors (usearch HNSW, inner product)."""
+
+    exact_below: int = Field(ge=0)  # catalogues with fewer ALS items are searched exactly (one matrix product)
+    connectivity: int = Field(gt=0)  # HNSW edges per node: recall and memory against build time
+    expansion_add: int = Field(gt=0)  # candidates looked at while inserting: build quality against build time
+    expansion_search: int = Field(gt=0)  # candidates looked at per query: recall against query time
+    build_threads: int = Field(ge=0)  # threads building the index once per version (0: all cores)
+
+
+class RetrievalConfig(_Section):
+    """Two-stage serving: a bounded candidate set from pluggable sources, then the full merge on it."""
+
+    mode: Literal["two_stage", "full"]  # full: every item is scored (the quality reference)
+    sources: list[str] = Field(min_length=1)  # candidate sources by registered name (recsys.serving.candidates)
+    user_top_n: int = Field(ge=0)  # per-user top-N the batch layer writes per version (USER_CANDIDATES)
+    ann_k: int = Field(ge=0)  # items the index returns for the shopper's taste vector
+    recent_k: int = Field(ge=0)  # items the index returns for the mean of the recent items
+    per_attribute: int = Field(ge=0)  # most popular items kept per category and per brand, per version
+    interest_attributes: int = Field(ge=0)  # strongest live interests whose top items are candidates
+    popular: int = Field(ge=0)  # most popular items, always candidates (cold start, fallback)
+    filter_scan: int = Field(ge=0)  # a filtered request whose filters pass at most this many items ranks them all
+    extra_categories: int = Field(ge=0)  # categories beyond those a capped page needs whose items are candidates
+    per_category_cap: int = Field(ge=0)  # popular items taken from each of those categories
+    cache_dir: str  # memory-mapped arrays and index per version, shared by the workers of one machine
+    ann: AnnConfig
+
+
 class ServingConfig(_Section):
     host: str
     port: int = Field(gt=0, lt=65536)
@@ -284,6 +312,7 @@ class ServingConfig(_Section):
     metrics_dir: str
     blas_threads: int = Field(gt=0)
     readiness: dict[str, list[Literal["model", "redis", "kafka"]]]
+    retrieval: RetrievalConfig
 
     @model_validator(mode="after")
     def _reads_keep_threads(self) -> ServingConfig:

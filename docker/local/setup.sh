@@ -16,6 +16,7 @@ command -v mvn >/dev/null || missing+=(maven)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v chromium >/dev/null || missing+=(chromium)  # the demo page's browser test (tests/integration/test_demo_page.py)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v wrk >/dev/null || missing+=(wrk)  # bench/serving_load.py and its smoke test (tests/integration/test_serving_bench.py)
 # Native BLAS/LAPACK for Spark ALS: netlib dlopens libblas.so.3 and liblapack.so.3, which Debian's OpenBLAS
 # provides through update-alternatives (else ALS runs on a Java fallback; each Spark job logs which loaded).
 openblas_is_system_blas() {

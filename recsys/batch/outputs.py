@@ -10,7 +10,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from recsys.batch.als import factor_frames, fit_als
+from recsys.batch.als import factor_frames, fit_als, recommend_all
 from recsys.batch.content import item_profiles
 from recsys.batch.interactions import SECONDS_PER_DAY
 from recsys.batch.item_knn import item_similarities
@@ -21,6 +21,7 @@ from recsys.contracts.tables import (
     ITEM_FACTORS,
     POPULAR_ITEMS,
     SIMILAR_ITEMS,
+    USER_CANDIDATES,
     USER_FACTORS,
     USER_HISTORY,
     TableSpec,
@@ -45,10 +46,16 @@ def user_history(interactions: DataFrame, keep: int) -> DataFrame:
             .select("user_id", "item_id", "last_ts", "owned_ts"))
 
 
-def als_outputs(interactions: DataFrame, als: AlsConfig, popularity: DataFrame) -> dict[TableSpec, DataFrame]:
-    """The tables that depend on the ALS parameters: user factors, item factors with their popularity."""
-    user_factors, item_factors = factor_frames(fit_als(interactions, als))
-    return {USER_FACTORS: user_factors, ITEM_FACTORS: item_factors.join(popularity, "item_id")}
+def als_outputs(interactions: DataFrame, als: AlsConfig, popularity: DataFrame,
+                top_n: int = 0) -> dict[TableSpec, DataFrame]:
+    """The tables that depend on the ALS parameters: user factors, item factors with their popularity, and
+    (top_n > 0) each user's top_n items by ALS score, the batch candidates of two-stage serving."""
+    fitted = fit_als(interactions, als)
+    user_factors, item_factors = factor_frames(fitted)
+    out = {USER_FACTORS: user_factors, ITEM_FACTORS: item_factors.join(popularity, "item_id")}
+    if top_n > 0:
+        out[USER_CANDIDATES] = recommend_all(fitted, top_n)
+    return out
 
 
 def other_outputs(interactions: DataFrame, settings: Settings, items: DataFrame,
@@ -72,4 +79,5 @@ def build_outputs(interactions: DataFrame, settings: Settings, als: AlsConfig, i
     the run's end (epoch seconds), the age that popularity decays from.
     """
     popularity = decayed_popularity(interactions, as_of_s, settings.outputs.popularity_half_life_days)
-    return {**als_outputs(interactions, als, popularity), **other_outputs(interactions, settings, items, users)}
+    return {**als_outputs(interactions, als, popularity, settings.serving.retrieval.user_top_n),
+            **other_outputs(interactions, settings, items, users)}

@@ -49,6 +49,11 @@ class NoRealtimeState:
     def item_signals(self, item_ids: Sequence[str], co_view_k: int, trending_k: int) -> ItemSignals:
         return ItemSignals()
 
+    def request_state(self, user_id: str, model_version: str | None, rank: int, recent_limit: int,
+                      half_life_s: float, co_view_sources: int, co_view_k: int,
+                      trending_k: int) -> tuple[RealtimeState, ItemSignals]:
+        return RealtimeState(), ItemSignals()
+
     def trending(self, k: int) -> list[tuple[str, float]]:
         return []
 

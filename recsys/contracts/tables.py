@@ -154,8 +154,16 @@ USER_HISTORY = TableSpec(
     "for the item-kNN and recent-items signals and the repurchase policy.",
 )
 
+USER_CANDIDATES = TableSpec(
+    name="user_candidates",
+    ddl="model_version STRING, user_id STRING, items ARRAY<STRING>",
+    partition_by=("model_version",),
+    doc="Each user's serving.retrieval.user_top_n best items by ALS score, best first: the batch candidate source "
+    "of two-stage serving (recsys/serving/candidates.py, user_top_n).",
+)
+
 VERSIONED_TABLES: tuple[TableSpec, ...] = (USER_FACTORS, ITEM_FACTORS, SIMILAR_ITEMS, POPULAR_ITEMS, ITEM_CONTENT,
-                                           USER_HISTORY)
+                                           USER_HISTORY, USER_CANDIDATES)
 
 ALL_TABLES: tuple[TableSpec, ...] = (
     EVENTS_BRONZE, EVENTS_QUARANTINE, RECOMMENDATIONS_SERVED, ITEMS, USERS, *VERSIONED_TABLES, MODEL_REGISTRY,

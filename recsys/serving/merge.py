@@ -1,9 +1,11 @@
-"""One request's merge: every signal as a vector over the model's items, their weighted sum, and why.
+"""One request's merge: every signal as a vector over the candidate items, their weighted sum, and why.
 
 Signals are scaled to about [0, 1] ("factors" and "recent" to [-1, 1]) so the weights of
-`serving.merge` (or an A/B variant's MergeWeights) trade them off directly. The dense signals cost
-one float32 matrix product over the item factors for the taste and recent-item columns together; the
-live signals (co-views, trending, new items) touch only the few rows they name.
+`serving.merge` (or an A/B variant's MergeWeights) trade them off directly. Two-stage serving
+(serving.retrieval.mode) scores only the candidate rows of recsys.serving.candidates; "full" scores every
+item, the reference two-stage serving is checked against. The dense signals cost one float32 matrix
+product over the candidates' factors for the taste and recent-item columns together; the live signals
+(co-views, trending, new items) touch only the few rows they name.
 """
 
 from __future__ import annotations
@@ -15,28 +17,18 @@ import numpy as np
 from recsys.config import MergeWeights, RepurchaseConfig, ServingConfig
 from recsys.contracts.redis_keys import INTEREST_BRAND, INTEREST_CATEGORY, split_interest
 from recsys.serving import reasons as why
+from recsys.serving.candidates import als_rows, candidates, content_matches, recent_unit_mean
 from recsys.serving.results import RecommendationQuery, ScoredItem
+from recsys.serving.shopper import Shopper
 from recsys.serving.top_k import scaled, top_rows
 from recsys.stores.model_store import NORM_FLOOR, FactorModel
 
-
-@dataclass(frozen=True)
-class Shopper:
-    """The inputs of one merge: a known user, an anonymous visitor or a cold start (taste None)."""
-
-    recent: list[str] = field(default_factory=list)  # newest first
-    taste: np.ndarray | None = None  # the vector the factors signal ranks by
-    interests: dict[str, float] = field(default_factory=dict)  # decayed "c:<category>" / "b:<brand>" weights
-    co_views: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # recent item -> co-viewed items
-    trending: list[tuple[str, float]] = field(default_factory=list)
-    segment: list[str] = field(default_factory=list)  # the cold-start segment's favourites, most popular first
-    history: dict[str, float] = field(default_factory=dict)  # items had before -> recency weight in (0, 1]
-    owned: dict[str, float] = field(default_factory=dict)  # items owned -> when last owned (epoch seconds)
+__all__ = ["Merge", "Ranked", "Shopper", "Signal", "rank_items", "repurchase_excluded"]
 
 
 @dataclass(frozen=True)
 class Signal:
-    """A signal's values: dense over the first len(values) items (rows None) or at the given rows."""
+    """A signal's values: dense over the first len(values) positions (rows None) or at the given positions."""
 
     values: np.ndarray
     rows: np.ndarray | None = None
@@ -48,20 +40,18 @@ class Signal:
         return float(self.values[hit[0]]) if hit.size else 0.0
 
 
-def _sparse(parts: dict[int, float]) -> Signal:
-    """Rows and values scaled by the largest value, so the strongest row scores 1."""
-    rows = np.fromiter(parts.keys(), dtype=np.int64, count=len(parts))
-    values = np.fromiter(parts.values(), dtype=np.float32, count=len(parts))
-    return Signal(values / values.max(), rows)
-
-
 class Merge:
-    """The signals of one request over `model`'s items (all_item_ids), their sum and their explanations."""
+    """The signals of one request over the candidate rows of `model`'s all_item_ids (all of them when `rows`
+    is None), their sum and their explanations. Signals and scores are indexed by position in `rows`; rows
+    are sorted, so the ALS items come first and ties still go to the lower row."""
 
-    def __init__(self, model: FactorModel, cfg: ServingConfig, weights: MergeWeights, shopper: Shopper) -> None:
+    def __init__(self, model: FactorModel, cfg: ServingConfig, weights: MergeWeights, shopper: Shopper,
+                 rows: np.ndarray | None = None) -> None:
         self.model, self.cfg, self.weights, self.shopper = model, cfg, weights, shopper
-        known = dict.fromkeys(model.item_index[i] for i in shopper.recent if i in model.item_index)
-        self.recent_rows = np.fromiter(known, dtype=np.int64, count=len(known))  # newest first
+        self.rows = rows
+        self.size = len(model.all_item_ids) if rows is None else rows.size
+        self.n_als = model.n_items if rows is None else int(np.searchsorted(rows, model.n_items))
+        self.recent_rows = als_rows(model, shopper.recent)  # newest first
         self.recent_set = {model.all_index[i] for i in shopper.recent if i in model.all_index}
         self.signals: dict[str, Signal] = {}
         self._co_source: dict[int, str] = {}
@@ -80,6 +70,45 @@ class Merge:
     def _on(self, name: str) -> bool:
         return getattr(self.weights, name) > 0
 
+    def take(self, values: np.ndarray) -> np.ndarray:
+        """An array aligned to all_item_ids (or to the ALS items), at the candidate positions it covers."""
+        if self.rows is None:
+            return values
+        return values[self.rows if len(values) > self.model.n_items else self.rows[:self.n_als]]
+
+    def positions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions of those of `rows` that are candidates, which of `rows` they are)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.rows is None:
+            return rows, np.ones(rows.size, dtype=bool)
+        if self.size == 0:
+            return rows[:0], np.zeros(rows.size, dtype=bool)
+        at = np.minimum(np.searchsorted(self.rows, rows), self.size - 1)
+        found = self.rows[at] == rows
+        return at[found], found
+
+    def row_of(self, position: int) -> int:
+        return position if self.rows is None else int(self.rows[position])
+
+    def position(self, row: int) -> int | None:
+        at, found = self.positions(np.asarray([row]))
+        return int(at[0]) if found[0] else None
+
+    def _sparse(self, rows: np.ndarray, values: np.ndarray) -> Signal | None:
+        """Values at rows (row space) -> a signal at the candidate positions, scaled so the strongest row of
+        all (candidate or not) scores 1."""
+        top = float(values.max()) if values.size else 0.0
+        at, found = self.positions(rows)
+        if top <= 0 or at.size == 0:
+            return None
+        return Signal((values[found] / top).astype(np.float32), at)
+
+    def _sparse_of(self, parts: dict[int, float]) -> Signal | None:
+        if not parts:
+            return None
+        rows = np.fromiter(parts.keys(), dtype=np.int64, count=len(parts))
+        return self._sparse(rows, np.fromiter(parts.values(), dtype=np.float32, count=len(parts)))
+
     def _factors_and_recent(self) -> None:
         # The factor matrix is far bigger than the cache: both signals come from one pass over it.
         model, taste = self.model, self.shopper.taste
@@ -89,26 +118,26 @@ class Merge:
             columns.append(np.asarray(taste, dtype=np.float32))
         use_recent = self._on("recent") and self.recent_rows.size > 0
         if use_recent:
-            rows = self.recent_rows
-            unit = model.item_factors[rows] / np.maximum(model.item_norms[rows], NORM_FLOOR)[:, None]
-            columns.append(unit.mean(axis=0).astype(np.float32))
+            columns.append(recent_unit_mean(model, self.recent_rows))
         if not columns:
             return
-        product = model.item_factors @ (columns[0] if len(columns) == 1 else np.stack(columns, axis=1))
-        product = product.reshape(len(model.item_ids), -1)
+        factors = self.take(model.item_factors)
+        product = factors @ (columns[0] if len(columns) == 1 else np.stack(columns, axis=1))
+        product = product.reshape(factors.shape[0], -1)
         if use_taste:
             self.signals["factors"] = Signal(scaled(product[:, 0]))
         if use_recent:
-            self.signals["recent"] = Signal(product[:, -1] * model.inverse_norms)
+            self.signals["recent"] = Signal(product[:, -1] * self.take(model.inverse_norms))
 
     def _popularity(self) -> None:
         if not self._on("popularity"):
             return
-        values = self.model.popularity_score
+        values = self.take(self.model.popularity_score)
         segment = [self.model.all_index[i] for i in self.shopper.segment if i in self.model.all_index]
         if segment and self.shopper.taste is None:  # every segment favourite outranks every other item
             values = values.copy()
-            values[segment] = 1.0 + (len(segment) - np.arange(len(segment))) / len(segment)
+            at, found = self.positions(np.asarray(segment))
+            values[at] = (1.0 + (len(segment) - np.arange(len(segment))) / len(segment))[found]
             self._segment_rows = set(segment)
         self.signals["popularity"] = Signal(values)
 
@@ -133,9 +162,11 @@ class Merge:
         keep = (rows >= 0) & (parts > 0)
         if not keep.any():
             return
-        totals = np.bincount(rows[keep], weights=parts[keep], minlength=len(self.model.all_item_ids))
+        unique, inverse = np.unique(rows[keep], return_inverse=True)
+        signal = self._sparse(unique, np.bincount(inverse, weights=parts[keep]))
         self._knn_pairs = (rows[keep], parts[keep], np.repeat(codes, lengths)[keep])
-        self.signals["item_knn"] = Signal((totals / totals.max()).astype(np.float32))
+        if signal is not None:
+            self.signals["item_knn"] = signal
 
     def _interests(self) -> None:
         if not self._on("interests") or not self.shopper.interests:
@@ -153,7 +184,7 @@ class Merge:
                 table[code] = weight / (weight + saturation)
         if not (category.any() or brand.any()):
             return
-        a, b = category[attributes.category], brand[attributes.brand]
+        a, b = category[self.take(attributes.category)], brand[self.take(attributes.brand)]
         self._interest = (category, brand)
         self.signals["interests"] = Signal(a + b - a * b)  # either interest boosts; both boost more
 
@@ -170,8 +201,9 @@ class Merge:
                 totals[row] = totals.get(row, 0.0) + count
                 if count > best.get(row, 0.0):
                     best[row], self._co_source[row] = count, source
-        if totals:
-            self.signals["co_views"] = _sparse(totals)
+        signal = self._sparse_of(totals)
+        if signal is not None:
+            self.signals["co_views"] = signal
 
     def _trending(self) -> None:
         if not self._on("trending"):
@@ -179,44 +211,41 @@ class Merge:
         parts = {row: score for row, score in
                  ((self.model.all_index.get(item), score) for item, score in self.shopper.trending)
                  if row is not None and score > 0}
-        if parts:
-            self.signals["trending"] = _sparse(parts)
+        signal = self._sparse_of(parts)
+        if signal is not None:
+            self.signals["trending"] = signal
 
     def _new_items(self) -> None:
-        model, content = self.model, self.model.content
-        if not self._on("new_items") or content is None or model.new_item_rows.size == 0:
+        if not self._on("new_items"):
             return
-        seen = [i for i in dict.fromkeys(self.shopper.recent) if i in content.row]
-        if not seen:
+        found = content_matches(self.model, self.shopper.recent, self.cfg.reason_min_similarity)
+        if found is None or found[0].size == 0:
             return
-        matrix = content.matrix[[content.row[i] for i in seen]]
-        profile = np.asarray(matrix.sum(axis=0)).ravel()
-        norm = float(np.linalg.norm(profile))
-        if norm == 0:
-            return
-        cosine = np.asarray(model.new_item_profiles @ profile).ravel() / norm
-        keep = np.flatnonzero((cosine >= self.cfg.reason_min_similarity) & (cosine > 0))
-        if keep.size:
+        keep, cosine, seen, matrix = found
+        at, hit = self.positions(self.model.n_items + keep)
+        if at.size:
             self._seen_content = (seen, matrix)
-            self.signals["new_items"] = Signal(cosine[keep].astype(np.float32), model.n_items + keep)
+            self.signals["new_items"] = Signal(cosine[keep][hit].astype(np.float32), at)
 
     def scores(self) -> np.ndarray:
-        """The weighted sum over all items; new items no signal speaks for are never candidates."""
-        model = self.model
-        scores = np.zeros(len(model.all_item_ids), dtype=np.float32)
+        """The weighted sum at the candidate positions; new items no signal speaks for are never ranked."""
+        scores = np.zeros(self.size, dtype=np.float32)
         for name, signal in self.signals.items():
             weight = np.float32(getattr(self.weights, name))
             if signal.rows is None:
                 scores[:len(signal.values)] += weight * signal.values
             else:
                 scores[signal.rows] += weight * signal.values
-        tail = scores[model.n_items:]
+        tail = scores[self.n_als:]
         tail[tail <= 0] = -np.inf
         return scores
 
     def contributions(self, row: int) -> dict[str, float]:
         """Signal -> weighted part of the row's score (the parts sum to the score)."""
-        parts = {name: getattr(self.weights, name) * signal.at(row) for name, signal in self.signals.items()}
+        position = self.position(row)
+        if position is None:
+            return {}
+        parts = {name: getattr(self.weights, name) * signal.at(position) for name, signal in self.signals.items()}
         return {name: part for name, part in parts.items() if part != 0}
 
     def reasons(self, row: int, parts: dict[str, float]) -> list[str]:
@@ -309,34 +338,49 @@ def repurchase_excluded(owned: dict[str, float], policy: RepurchaseConfig, now_s
 
 def rank_items(model: FactorModel, cfg: ServingConfig, weights: MergeWeights, shopper: Shopper,
                query: RecommendationQuery, now_s: float) -> Ranked:
-    """THE ranking: merge, repurchase policy, exclusions, business filters, category cap, page, reasons.
+    """THE ranking: candidates, merge, repurchase policy, exclusions, business filters, category cap, page, reasons.
 
     Serving (Recommender) and the offline evaluation (recsys.batch.served_evaluation) both call this, so
-    what is evaluated is what is served. A later candidate-generation stage goes in front of the merge here.
+    what is evaluated is what is served. In two-stage mode (serving.retrieval.mode) only the candidates of
+    recsys.serving.candidates are scored; when fewer of them than the page needs pass the filters, the page
+    is ranked over every item instead, so a narrow filter never gets a shorter list than full scoring.
     """
-    merge = Merge(model, cfg, weights, shopper)
+    if cfg.retrieval.mode == "two_stage":
+        rows = candidates(model, cfg, weights, shopper, query)
+        if rows.size < len(model.all_item_ids):
+            ranked = _rank(Merge(model, cfg, weights, shopper, rows), query, now_s)
+            if len(ranked.items) >= query.k:
+                return ranked
+    return _rank(Merge(model, cfg, weights, shopper), query, now_s)
+
+
+def _rank(merge: Merge, query: RecommendationQuery, now_s: float) -> Ranked:
+    model, cfg, shopper = merge.model, merge.cfg, merge.shopper
     scores = merge.scores()
     owned_out = repurchase_excluded(shopper.owned, cfg.repurchase, now_s)
-    excluded = [model.all_index[i] for i in owned_out | query.exclude if i in model.all_index]
+    excluded, _ = merge.positions(np.asarray([model.all_index[i] for i in owned_out | query.exclude
+                                              if i in model.all_index], dtype=np.int64))
     base = scores.copy() if cfg.repurchase.buy_again_k > 0 else None
     scores[excluded] = -np.inf
-    keep = model.attributes.mask(query.category, query.brand, query.min_price, query.max_price,
-                                 query.include_unavailable)
+    attributes = model.attributes if merge.rows is None else model.attributes.take(merge.rows)
+    keep = attributes.mask(query.category, query.brand, query.min_price, query.max_price, query.include_unavailable)
     if keep is not None:
         scores[~keep] = -np.inf
     cap = 0 if query.category is not None else cfg.max_per_category  # one category asked: no cap
-    rows = top_rows(scores, query.k, query.offset, model.attributes.category, cap)
-    items = [_scored(model, merge, row, float(scores[row]), query.explain, shopper.owned) for row in rows.tolist()]
+    positions = top_rows(scores, query.k, query.offset, attributes.category, cap)
+    items = [_scored(model, merge, merge.row_of(p), float(scores[p]), query.explain, shopper.owned)
+             for p in positions.tolist()]
     again: list[ScoredItem] = []
     if base is not None:
         mine = np.full(base.shape, -np.inf, dtype=np.float32)
-        own_rows = [model.all_index[i] for i in shopper.owned if i in model.all_index and i not in query.exclude]
-        mine[own_rows] = base[own_rows]
+        own, _ = merge.positions(np.asarray([model.all_index[i] for i in shopper.owned
+                                             if i in model.all_index and i not in query.exclude], dtype=np.int64))
+        mine[own] = base[own]
         if keep is not None:
             mine[~keep] = -np.inf
-        again = [ScoredItem(model.all_item_ids[row], float(mine[row]), [why.REASON_BUY_AGAIN],
+        again = [ScoredItem(model.all_item_ids[row], float(mine[p]), [why.REASON_BUY_AGAIN],
                             merge.contributions(row) if query.explain else None)
-                 for row in top_rows(mine, cfg.repurchase.buy_again_k).tolist()]
+                 for p, row in ((p, merge.row_of(p)) for p in top_rows(mine, cfg.repurchase.buy_again_k).tolist())]
     return Ranked(items, again)
 
 

@@ -1,5 +1,10 @@
 """Keep the current published model in memory and swap it atomically when a new one is published; and
-fixed versions pinned by A/B variants."""
+fixed versions pinned by A/B variants.
+
+`prepare` runs on every loaded version before it is served: serving passes recsys.stores.shared_model's
+share_model, which swaps the version's arrays for read-only maps of one copy per machine, so a worker (and a
+swap) holds no anonymous copy of the factors.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,19 @@ from collections.abc import Callable
 from recsys.stores.model_store import FactorModel, ModelStore
 
 log = logging.getLogger(__name__)
+Prepare = Callable[[FactorModel], FactorModel]
+
+
+def _as_loaded(model: FactorModel) -> FactorModel:
+    return model
 
 
 class ModelCache:
     """Checks the registry at most every refresh_s seconds; a failed check keeps the model it has."""
 
-    def __init__(self, store: ModelStore, refresh_s: float) -> None:
+    def __init__(self, store: ModelStore, refresh_s: float, prepare: Prepare = _as_loaded) -> None:
         self._store = store
+        self._prepare = prepare
         self._refresh_s = refresh_s
         self._model: FactorModel | None = None
         self._checked_at = float("-inf")
@@ -35,7 +46,7 @@ class ModelCache:
             try:
                 version = self._store.current_version()
                 if version is not None and (self._model is None or self._model.version != version):
-                    self._model = self._store.load(version)  # a single reference swap
+                    self._model = self._prepare(self._store.load(version))  # a single reference swap
                     log.info("serving model %s (%d items)", version, len(self._model.item_ids))
                 self.last_error = None
             except Exception as exc:  # any store failure: keep serving the model already loaded
@@ -51,8 +62,10 @@ class PinnedModel:
     current model is served instead, and the failure is logged once; this process does not try again.
     """
 
-    def __init__(self, store: ModelStore, version: str, current: Callable[[], FactorModel | None]) -> None:
+    def __init__(self, store: ModelStore, version: str, current: Callable[[], FactorModel | None],
+                 prepare: Prepare = _as_loaded) -> None:
         self._store = store
+        self._prepare = prepare
         self.version = version
         self._current = current
         self._model: FactorModel | None = None
@@ -69,7 +82,7 @@ class PinnedModel:
 
     def _load(self) -> FactorModel | None:
         try:
-            model = self._store.load(self.version)
+            model = self._prepare(self._store.load(self.version))
         except Exception as exc:  # any failure: the pin is ignored, the variant gets the current model
             log.warning("pinned model %s cannot be served (%s: %s); its variant gets the current model",
                         self.version, type(exc).__name__, exc)

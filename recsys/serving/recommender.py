@@ -1,8 +1,9 @@
 """Rank items for a user from the batch model and the speed layer's real-time state, with reasons.
 
-A request reads Redis at most twice (the user's state, then the co-views of their recent items with
-the trending view, each one pipeline), scores the whole catalogue with vector operations
-(recsys.serving.merge) and ranks with one argpartition (recsys.serving.top_k). Any Redis error
+A request reads Redis once (the user's state, the co-views of their recent items and the trending view,
+one Lua script: RedisOnlineStore.request_state), gathers a bounded set of candidates (recsys.serving.candidates),
+scores them with vector operations (recsys.serving.merge) and ranks with one argpartition
+(recsys.serving.top_k). Any Redis error
 gives the batch-only list, marked degraded, never an exception.
 """
 
@@ -20,6 +21,7 @@ import redis
 from recsys.config import MergeWeights, ServingConfig
 from recsys.contracts.segments import EVERYONE, segment_keys
 from recsys.serving import reasons as why
+from recsys.serving.candidates import SOURCES, unknown_sources
 from recsys.serving.merge import SECONDS_PER_DAY, Shopper, rank_items
 from recsys.serving.neighbours import blend_similar, fallback_similar, live_similar
 from recsys.serving.pending_overlay import OverlayRules, overlay_pending
@@ -56,6 +58,10 @@ class Recommender:
     def __init__(self, model: Callable[[], FactorModel | None], online: OnlineStore, cfg: ServingConfig,
                  segment_attributes: list[str] | None = None, *, interest_half_life_s: float | None = None,
                  clock: Callable[[], float] = time.time, pending_rules: OverlayRules | None = None) -> None:
+        unknown = unknown_sources(cfg.retrieval.sources)
+        if unknown:
+            raise ValueError(f"serving.retrieval.sources names unknown candidate sources {unknown}; "
+                             f"known: {sorted(SOURCES)}")
         self._clock = clock  # "now" for the repurchase window and history recency (evaluation: the cut)
         self._model = model
         self._online = online
@@ -68,15 +74,13 @@ class Recommender:
         """The user's page of recommendations: their taste, recent items, interests and the live signals."""
         model = self._model()
         weights = self._weights(model, query)
-        state, degraded = self._user_state(user_id, model)
         if model is None:
-            return Recommendations(user_id, None, degraded, [])
+            return Recommendations(user_id, None, self._user_state(user_id, model)[1], [])
+        state, signals, degraded = self._request_state(user_id, model, weights)
         if state.pending and self._pending_rules is not None:
             state = overlay_pending(state, model, user_id, self._pending_rules, self._clock(),
                                     self._cfg.recent_window, _erased_since(model, state))
-        signals, failed = (ItemSignals(), False) if degraded else self._item_signals(state.recent, weights)
-        if failed:  # batch-only: no part of the real-time state is trusted
-            state, degraded = RealtimeState(), True
+            signals = self._pending_co_views(state.recent, signals, weights)
         taste = self._taste(model, user_id, state)
         now = self._clock()
         had = model.history.of(user_id) if model.history is not None else EMPTY_HISTORY
@@ -84,7 +88,7 @@ class Recommender:
         owned = {**had.owned(), **dict.fromkeys(state.purchased, now)}  # a purchase the stream saw is the newest
         recent = state.recent or had.items[:self._cfg.recent_window]
         shopper = Shopper(recent=recent, taste=taste, interests=state.interests, co_views=signals.co_views,
-                          trending=signals.trending, history=history, owned=owned,
+                          trending=signals.trending, history=history, owned=owned, user_id=user_id,
                           segment=self._segment(model, query.attributes) if taste is None else [])
         ranked = rank_items(model, self._cfg, weights, shopper, query, now)
         return Recommendations(user_id, model.version, degraded, ranked.items, ranked.buy_again)
@@ -182,6 +186,33 @@ class Recommender:
         except redis.RedisError as exc:
             log.warning("serving %s without real-time state: %s", user_id, exc)
             return RealtimeState(), True
+
+    def _request_state(self, user_id: str, model: FactorModel,
+                       weights: MergeWeights) -> tuple[RealtimeState, ItemSignals, bool]:
+        """The user's state and the live item signals in one round trip; batch-only (degraded) on a Redis error."""
+        cfg = self._cfg
+        try:
+            state, signals = self._online.request_state(
+                user_id, model.version, model.item_factors.shape[1], cfg.recent_window, self._half_life_s,
+                cfg.co_view_sources if weights.co_views > 0 else 0, cfg.co_view_k,
+                cfg.trending_pool if weights.trending > 0 else 0)
+            return state, signals, False
+        except redis.RedisError as exc:
+            log.warning("serving %s without real-time state: %s", user_id, exc)
+            return RealtimeState(), ItemSignals(), True
+
+    def _pending_co_views(self, recent: list[str], signals: ItemSignals, weights: MergeWeights) -> ItemSignals:
+        """The co-views of the newest recent items that only pending events named (a second round trip, only
+        then); the signals as they were when Redis fails."""
+        missing = [i for i in recent[:self._cfg.co_view_sources] if i not in signals.co_views]
+        if not missing or weights.co_views <= 0:
+            return signals
+        try:
+            more = self._online.item_signals(missing, self._cfg.co_view_k, 0).co_views
+        except redis.RedisError as exc:
+            log.warning("pending items' co-views unread: %s", exc)
+            return signals
+        return ItemSignals({**signals.co_views, **more}, signals.trending)
 
     def _item_signals(self, recent: list[str], weights: MergeWeights) -> tuple[ItemSignals, bool]:
         """Co-views of the newest recent items and the trending view (one round trip, none if unused)."""

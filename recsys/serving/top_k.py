@@ -16,8 +16,13 @@ POOL_GROWTH = 8  # so a shopper whose best items share one category is served in
 
 
 def scaled(scores: np.ndarray) -> np.ndarray:
-    """Scale to [-1, 1] by the largest magnitude so that different signals can be blended."""
-    top = float(np.max(np.abs(scores))) if scores.size else 0.0
+    """Scale so the best item scores 1 (by the largest magnitude when none is positive), so that different
+    signals can be blended. The best item, not the worst, sets the scale: the candidates of two-stage serving
+    hold the best items but not the worst, so both stages scale alike."""
+    if scores.size == 0:
+        return scores
+    top = float(np.max(scores))
+    top = top if top > 0 else float(np.max(np.abs(scores)))
     return scores / top if top > 0 else scores
 
 

@@ -31,10 +31,12 @@ from recsys.contracts.tables import (
     MODEL_REGISTRY,
     POPULAR_ITEMS,
     SIMILAR_ITEMS,
+    USER_CANDIDATES,
     USER_FACTORS,
     USER_HISTORY,
 )
 from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue, status_of
+from recsys.stores.retrieval_index import Ragged, RetrievalIndex
 from recsys.stores.similar_items import SimilarItems
 from recsys.stores.user_history import UserHistory
 
@@ -70,6 +72,8 @@ class FactorModel:
     history: UserHistory | None = None  # each known user's items at training time, with what they own
     merge: MergeWeights | None = None  # the merge weights tuned with this version (None: serving.merge)
     live_items: int = 0  # the last rows of item_ids are live items folded in by the speed layer (serving.live_model)
+    user_candidates: Ragged | None = None  # row of user_ids -> the batch top-N rows of all_item_ids (USER_CANDIDATES)
+    retrieval: RetrievalIndex | None = field(default=None, compare=False)  # candidate structures (shared_model)
     item_index: dict[str, int] = field(init=False)
     new_item_rows: np.ndarray = field(init=False)  # content rows of catalogue items without factors
     new_item_profiles: sparse.csr_matrix | None = field(init=False)  # those rows, sliced once per model
@@ -200,7 +204,8 @@ class DeltaModelStore:
                   ITEM_FACTORS.name: query_delta(items_t, f"SELECT item_id, factors, popularity FROM t {where}")}
         if extras:
             for spec, columns in ((POPULAR_ITEMS, "segment, item_id, rank"), (SIMILAR_ITEMS, SIMILAR_COLUMNS),
-                                  (ITEM_CONTENT, "item_id, indices, weights"), (USER_HISTORY, HISTORY_COLUMNS)):
+                                  (ITEM_CONTENT, "item_id, indices, weights"), (USER_HISTORY, HISTORY_COLUMNS),
+                                  (USER_CANDIDATES, "user_id, items")):
                 table = self._table(spec.name)  # versions trained before a table existed have none
                 if table is not None:
                     tables[spec.name] = query_delta(table, f"SELECT {columns} FROM t {where}")
@@ -231,7 +236,7 @@ class DeltaModelStore:
         rows = query_delta(table, f"SELECT item_id, category, brand, price, {live} FROM ("
                                   f"SELECT item_id, category, brand, price, {live}, ROW_NUMBER() OVER ("
                                   "PARTITION BY item_id ORDER BY updated_at DESC NULLS LAST) AS latest FROM t"
-                                  ") WHERE latest = 1")
+                                  ") WHERE latest = 1 ORDER BY item_id")  # codes alike in every worker
         statuses = [status_of(a, b) for a, b in zip(rows.column("available").to_pylist(),
                                                     rows.column("blocked").to_pylist(), strict=True)]
         return ItemCatalogue(rows.column("item_id").to_pylist(), AttributeArrays.from_values(
@@ -275,7 +280,29 @@ def model_from_tables(version: str, tables: dict[str, pa.Table], num_features: i
         catalogue=catalogue,
         similar=_similar(tables.get(SIMILAR_ITEMS.name)),
         history=_history(tables.get(USER_HISTORY.name)),
+        user_candidates=_user_candidates(tables.get(USER_CANDIDATES.name), users.column("user_id"),
+                                         items.column("item_id")),
     )
+
+
+def _user_candidates(rows: pa.Table | None, user_ids, item_ids) -> Ragged | None:
+    """USER_CANDIDATES as lists of item rows per row of the (sorted) user factors; Arrow lookups, no Python loop."""
+    if rows is None or rows.num_rows == 0:
+        return None
+    rows = _sorted(rows, "user_id")
+    user_row = np.asarray(pc.index_in(rows.column("user_id"), value_set=user_ids.combine_chunks()).to_numpy(
+        zero_copy_only=False))
+    lists = rows.column("items").combine_chunks()
+    flat = pc.cast(pc.list_flatten(lists), pa.string())
+    item_row = np.asarray(pc.fill_null(pc.index_in(flat, value_set=pc.cast(item_ids.combine_chunks(), pa.string())),
+                                       -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    offsets = np.asarray(lists.offsets.to_numpy(), dtype=np.int64) - lists.offsets[0].as_py()
+    per_user: list[np.ndarray] = [np.zeros(0, dtype=np.int32)] * len(user_ids)
+    for n, row in enumerate(user_row.tolist()):
+        if row is not None and not np.isnan(row):
+            found = item_row[offsets[n]:offsets[n + 1]]
+            per_user[int(row)] = found[found >= 0]
+    return Ragged.from_lists(per_user)
 
 
 def _sorted(table: pa.Table, *keys: str) -> pa.Table:
@@ -299,6 +326,7 @@ def _similar(rows: pa.Table | None) -> SimilarItems | None:
     """The version's similar-items pairs as CSR arrays."""
     if rows is None or rows.num_rows == 0:
         return None
+    rows = _sorted(rows, "item_id", "rank", "similar_id")  # the same codes in every worker (shared_model)
     vocabulary, items, similar = _codes(rows, ("item_id", "similar_id"))
     return SimilarItems.build(vocabulary, items, similar, rows.column("score").to_numpy(),
                               rows.column("rank").to_numpy())
@@ -315,6 +343,7 @@ def _epoch_s(column) -> np.ndarray:
 def _history(rows: pa.Table | None) -> UserHistory | None:
     if rows is None or rows.num_rows == 0:
         return None
+    rows = _sorted(rows, "user_id", "item_id")  # the same codes in every worker (shared_model)
     vocabulary, users, items = _codes(rows, ("user_id", "item_id"))
     return UserHistory.build(vocabulary, vocabulary, users, items, _epoch_s(rows.column("last_ts")),
                              _epoch_s(rows.column("owned_ts")))

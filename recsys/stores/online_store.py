@@ -40,6 +40,34 @@ class ItemSignals:
     trending: list[tuple[str, float]] = field(default_factory=list)  # strongest first
 
 
+# One request's whole read in one round trip: the user's recent items, profile and erasure time, the trending
+# view, and the co-views of the newest recent items (which the first read names, so a pipeline would need two
+# trips). The co-view keys are built inside the script: fine on one Redis, not on Redis Cluster.
+REQUEST_SCRIPT = """
+local recent = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+local profile = redis.call('GET', KEYS[2])
+local erased = redis.call('HGET', KEYS[3], ARGV[1])
+local trending = {}
+if tonumber(ARGV[5]) > 0 then
+  trending = redis.call('ZREVRANGE', KEYS[4], 0, tonumber(ARGV[5]) - 1, 'WITHSCORES')
+end
+local co_views = {}
+for i = 1, math.min(#recent, tonumber(ARGV[3])) do
+  co_views[i] = redis.call('ZREVRANGE', ARGV[6] .. recent[i] .. ARGV[7], 0, tonumber(ARGV[4]) - 1, 'WITHSCORES')
+end
+return {recent, profile, erased, trending, co_views}
+"""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _scored(flat: list) -> list[tuple[str, float]]:
+    """A WITHSCORES reply as the script returns it (member, score, member, score, ...)."""
+    return [(_text(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+
 class OnlineStore(Protocol):
     def recent_items(self, user_id: str, limit: int) -> list[str]: ...
 
@@ -51,6 +79,10 @@ class OnlineStore(Protocol):
                    half_life_s: float) -> RealtimeState: ...
 
     def item_signals(self, item_ids: Sequence[str], co_view_k: int, trending_k: int) -> ItemSignals: ...
+
+    def request_state(self, user_id: str, model_version: str | None, rank: int, recent_limit: int,
+                      half_life_s: float, co_view_sources: int, co_view_k: int,
+                      trending_k: int) -> tuple[RealtimeState, ItemSignals]: ...
 
     def trending(self, k: int) -> list[tuple[str, float]]: ...
 
@@ -67,6 +99,9 @@ class RedisOnlineStore:
         breaker = redis_breaker(cfg)  # an unreachable Redis fails fast after a few timeouts (redis.breaker_*)
         self._client = client or guard(redis_client(cfg, decode=True), breaker)
         self._raw = raw_client or guard(redis_client(cfg), breaker)  # the vector is bytes, not text
+        self._request = None  # REQUEST_SCRIPT, registered on first use
+        head, _, tail = self._keys.co_views("\0").partition("\0")
+        self._co_view_key = (head, tail)
 
     @property
     def client(self) -> redis.Redis:
@@ -120,6 +155,42 @@ class RedisOnlineStore:
             erased_at=stored.erased_at,
             pending=pending,
         )
+
+    def request_state(self, user_id: str, model_version: str | None, rank: int, recent_limit: int,
+                      half_life_s: float, co_view_sources: int, co_view_k: int,
+                      trending_k: int) -> tuple[RealtimeState, ItemSignals]:
+        """user_state (with the pending events) and item_signals (co-views of the co_view_sources newest recent
+        items, the trending view) in one round trip: the pending reads and one Lua script (REQUEST_SCRIPT)."""
+        if self._request is None:  # redis-py sends EVALSHA, and the script itself once Redis lacks it
+            self._request = self._raw.register_script(REQUEST_SCRIPT)
+        keys = [self._keys.recent_items(user_id), self._keys.profile(user_id), self._keys.erased_users(),
+                self._keys.trending()]
+        pipe = self._raw.pipeline(transaction=False)
+        # The pending list is read before the state: an event the stream applies in between is then in the
+        # state's dedupe ids and dropped from the overlay, so it still counts once.
+        extra = self._pending.queue_read(pipe, user_id) if self._pending is not None else 0
+        self._request(keys=keys, args=[
+            user_id, recent_limit, co_view_sources if co_view_k > 0 else 0, co_view_k, trending_k,
+            *self._co_view_key], client=pipe)
+        replies = pipe.execute()
+        recent, raw, erased_at, trending, co_views = replies[-1]
+        recent = [_text(item) for item in recent]
+        fields, vector = decode_profile(raw)
+        erased = None if erased_at is None else float(erased_at)
+        pending = () if not extra else self._pending.unapplied(replies[:extra], fields.get(rk.PROFILE_EVENT_IDS),
+                                                                  erased)
+        live = None
+        if model_version is not None and fields.get(rk.PROFILE_MODEL) == model_version:
+            live = decode_vector(vector, rank)
+        weights = current_interests(fields, time.time(), half_life_s)
+        state = RealtimeState(
+            recent=recent, purchased=frozenset(fields.get(rk.PROFILE_PURCHASED, [])),
+            cart=list(fields.get(rk.PROFILE_CART, [])),
+            interests=dict(sorted(weights.items(), key=lambda kv: -kv[1])), vector=live,
+            erased_at=erased, pending=pending)
+        signals = ItemSignals({item: _scored(reply) for item, reply in zip(recent, co_views, strict=False)},
+                              _scored(trending))
+        return state, signals
 
     def item_signals(self, item_ids: Sequence[str], co_view_k: int, trending_k: int) -> ItemSignals:
         """The co-views of several items and the trending view in one pipeline (none when nothing is asked)."""

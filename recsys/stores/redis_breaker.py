@@ -1,7 +1,7 @@
 """A circuit breaker on a redis-py client's connections (recsys.circuit), shared by every client of one process.
 
-Serving reads Redis twice per request (user state, then item signals) and remembers the served list once more;
-with Redis paused each of those would wait redis.socket_timeout_s. With the breaker, after
+Serving reads Redis once per request (recsys.stores.online_store.REQUEST_SCRIPT) and remembers the served
+list once more; with Redis paused each of those would wait redis.socket_timeout_s. With the breaker, after
 redis.breaker_failures failures in a row every call fails at once (as redis.ConnectionError, which the
 callers already treat as "degrade") for redis.breaker_open_s, then one trial call decides.
 

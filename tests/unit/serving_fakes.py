@@ -38,6 +38,15 @@ class FakeOnline:
         return ItemSignals({i: self.co_view_lists.get(i, [])[:co_view_k] for i in item_ids},
                            self.trending_list[:trending_k])
 
+    def request_state(self, user_id, model_version, rank, recent_limit, half_life_s, co_view_sources, co_view_k,
+                      trending_k):
+        """One round trip in production (a Lua script); here the two reads it replaces, each failing alike."""
+        state = self.user_state(user_id, model_version, rank, recent_limit, half_life_s)
+        sources = state.recent[:co_view_sources]
+        if not sources and trending_k == 0:
+            return state, ItemSignals()
+        return state, self.item_signals(sources, co_view_k, trending_k)
+
     def trending(self, k):
         self._check("trending", self.down)
         return self.trending_list[:k]

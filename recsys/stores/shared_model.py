@@ -1,0 +1,170 @@
+"""One copy of a model version per machine: its arrays and index in memory-mapped files, shared by the workers.
+
+Every gunicorn worker loads the published version from Delta, but keeps none of the big arrays it read: the
+first worker to get there writes them (factors, norms, popularity, catalogue codes, similar-items and history
+CSR arrays, the retrieval lists and the usearch index) as .npy files under serving.retrieval.cache_dir, in a
+folder named by the version and a fingerprint of its content; every worker then maps those files read-only
+(np.load(mmap_mode="r"), usearch view=True). The pages live once in the page cache whatever the number of
+workers, and a swap maps the new version's files beside the old ones, so it never doubles anonymous memory:
+the old version's pages are dropped with its last reference. A file lock lets one worker write while the
+others wait, and a folder appears only complete (written under a temporary name, then renamed).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from recsys.config import RetrievalConfig
+from recsys.stores.model_store import FactorModel
+from recsys.stores.retrieval_index import ExactIndex, HnswIndex, Ragged, RetrievalIndex
+
+INDEX_FILE = "items.usearch"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+def _top_per_code(codes: np.ndarray, score: np.ndarray, n_codes: int, m: int) -> Ragged:
+    """Per code, the m rows with the highest score (ties by row); UNKNOWN (negative) codes are left out."""
+    order = np.lexsort((-score, codes))
+    grouped = codes[order]
+    order, grouped = order[grouped >= 0], grouped[grouped >= 0]
+    starts = np.searchsorted(grouped, np.arange(n_codes))
+    ends = np.minimum(np.searchsorted(grouped, np.arange(n_codes), side="right"), starts + m)
+    return Ragged.from_lists([order[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)])
+
+
+def build_retrieval(model: FactorModel, cfg: RetrievalConfig, index: object | None = None) -> RetrievalIndex:
+    """The version's candidate structures in memory (`index`: an item index already built or viewed)."""
+    attributes, score = model.attributes, model.popularity_score
+    if index is None:
+        index = (HnswIndex.build(model.item_factors, cfg.ann) if model.n_items >= max(cfg.ann.exact_below, 1)
+                 else ExactIndex(model.item_factors, model.inverse_norms))
+    popular = np.lexsort((np.arange(score.size), -score))[:cfg.popular].astype(np.int32)
+    return RetrievalIndex(index, _top_per_code(attributes.category, score, len(attributes.category_names),
+                                               cfg.per_attribute),
+                          _top_per_code(attributes.brand, score, len(attributes.brand_names), cfg.per_attribute),
+                          popular, _category_means(model))
+
+
+def _category_means(model: FactorModel) -> np.ndarray:
+    """Mean factor vector of each category's ALS items (zeros for a category without any)."""
+    codes = np.asarray(model.attributes.category[:model.n_items])
+    n, rank = len(model.attributes.category_names), model.item_factors.shape[1]
+    known = codes >= 0
+    sums = np.zeros((n, rank), dtype=np.float64)
+    np.add.at(sums, codes[known], model.item_factors[known])
+    counts = np.maximum(np.bincount(codes[known], minlength=n), 1)
+    return (sums / counts[:, None]).astype(np.float32)
+
+
+def ensure_retrieval(model: FactorModel, cfg: RetrievalConfig) -> RetrievalIndex:
+    """The model's candidate structures, built in memory on first use when the model was not shared (the offline
+    evaluation and tuning trials): those search exactly, as building an index per trial costs more than it saves."""
+    if model.retrieval is None:
+        exact = ExactIndex(model.item_factors, model.inverse_norms)
+        object.__setattr__(model, "retrieval", build_retrieval(model, cfg, exact))
+    return model.retrieval  # type: ignore[return-value]  # set above
+
+
+def _targets(model: FactorModel) -> Iterator[tuple[str, object, str]]:
+    """(file name, object, attribute) of every array worth sharing."""
+    for name in ("item_factors", "user_factors", "item_norms", "inverse_norms", "popularity_score"):
+        yield name, model, name
+    for name in ("category", "brand", "price"):
+        yield f"attributes.{name}", model.attributes, name
+    if model.similar is not None:
+        for name in ("indptr", "neighbours", "scores"):
+            yield f"similar.{name}", model.similar, name
+    if model.history is not None:
+        for name in ("indptr", "codes", "last_s", "owned_s"):
+            yield f"history.{name}", model.history, name
+    if model.user_candidates is not None:
+        for name in ("indptr", "rows"):
+            yield f"user_candidates.{name}", model.user_candidates, name
+
+
+def _retrieval_targets(retrieval: RetrievalIndex) -> Iterator[tuple[str, object, str]]:
+    yield "retrieval.popular", retrieval, "popular"
+    yield "retrieval.category_means", retrieval, "category_means"
+    for part in ("by_category", "by_brand"):
+        for name in ("indptr", "rows"):
+            yield f"retrieval.{part}.{name}", getattr(retrieval, part), name
+
+
+def fingerprint(model: FactorModel, cfg: RetrievalConfig) -> str:
+    """A short hash of the version's arrays and the retrieval settings: a rewritten version (or another lake's
+    version of the same name) never maps another's files."""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(model.version.encode())
+    digest.update(cfg.model_dump_json(exclude={"mode", "sources"}).encode())
+    digest.update(str(len(model.all_item_ids)).encode())
+    for name, owner, attribute in _targets(model):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(getattr(owner, attribute)).view(np.uint8).data)
+    return digest.hexdigest()
+
+
+def folder_of(root: Path, model: FactorModel, cfg: RetrievalConfig) -> Path:
+    return root / f"{_UNSAFE.sub('_', model.version)}-{fingerprint(model, cfg)}"
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write(folder: Path, model: FactorModel, cfg: RetrievalConfig) -> None:
+    """Every shared array and the index, written under a temporary name and renamed into place complete."""
+    temporary = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir(parents=True)
+    retrieval = build_retrieval(model, cfg)
+    for name, owner, attribute in (*_targets(model), *_retrieval_targets(retrieval)):
+        np.save(temporary / f"{name}.npy", np.ascontiguousarray(getattr(owner, attribute)))
+    if isinstance(retrieval.items, HnswIndex):
+        retrieval.items.save(temporary / INDEX_FILE)
+    os.replace(temporary, folder)
+
+
+def share_model(model: FactorModel, cfg: RetrievalConfig, root: Path) -> FactorModel:
+    """The same model with its arrays replaced by read-only maps of the machine's one copy (written if missing)."""
+    folder = folder_of(root, model, cfg)
+    with _locked(root / f"{folder.name}.lock"):
+        if not folder.is_dir():
+            _write(folder, model, cfg)
+    mapped = {path.stem: np.load(path, mmap_mode="r") for path in folder.glob("*.npy")}
+    for name, owner, attribute in _targets(model):
+        object.__setattr__(owner, attribute, mapped[name])
+    index = (HnswIndex.view(folder / INDEX_FILE, cfg.ann) if (folder / INDEX_FILE).exists()
+             else ExactIndex(model.item_factors, model.inverse_norms))
+    retrieval = RetrievalIndex(index, Ragged(mapped["retrieval.by_category.indptr"],
+                                             mapped["retrieval.by_category.rows"]),
+                               Ragged(mapped["retrieval.by_brand.indptr"], mapped["retrieval.by_brand.rows"]),
+                               mapped["retrieval.popular"], mapped["retrieval.category_means"])
+    object.__setattr__(model, "retrieval", retrieval)
+    object.__setattr__(model, "catalogue", None)  # aligned into model.attributes already: no second copy
+    return model
+
+
+def is_shared(array: np.ndarray) -> bool:
+    """The array reads a mapped file (a view of an np.memmap), not memory of this process."""
+    base = array
+    while base is not None:
+        if isinstance(base, np.memmap):
+            return True
+        base = getattr(base, "base", None)
+    return False

@@ -1,0 +1,72 @@
+"""One copy of a model version per machine: memory-mapped arrays and index, shared by workers and swaps."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from recsys.serving.merge import rank_items
+from recsys.serving.model_cache import ModelCache
+from recsys.serving.results import RecommendationQuery
+from recsys.stores.retrieval_index import HnswIndex
+from recsys.stores.shared_model import is_shared, share_model
+from tests.unit.test_candidates import SETTINGS, serving, shop, shoppers
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_shared_model_reads_mapped_files_and_ranks_as_the_loaded_one(tmp_path):
+    cfg = serving(ann={"exact_below": 0})  # an HNSW index file too
+    loaded, shared = shop(), share_model(shop(), cfg.retrieval, tmp_path)
+    for array in (shared.item_factors, shared.user_factors, shared.item_norms, shared.popularity_score,
+                  shared.attributes.category, shared.similar.scores, shared.retrieval.popular):
+        assert is_shared(array) and not array.flags.writeable
+    assert not is_shared(loaded.item_factors)
+    assert isinstance(shared.retrieval.items, HnswIndex)
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert (folder / "items.usearch").is_file()
+    exact = serving()  # exact search: the mapped arrays must rank exactly as the loaded ones do
+    mapped = share_model(shop(), exact.retrieval, tmp_path / "exact")
+    query = RecommendationQuery(k=10, explain=True)
+    for shopper in shoppers(loaded, 8):
+        ours = rank_items(mapped, exact, SETTINGS.serving.merge, shopper, query, 1e9)
+        assert ours.items == rank_items(loaded, exact, SETTINGS.serving.merge, shopper, query, 1e9).items
+
+
+def test_a_second_worker_maps_the_files_the_first_wrote(tmp_path):
+    cfg = serving().retrieval
+    first = share_model(shop(), cfg, tmp_path)
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    written = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    second = share_model(shop(), cfg, tmp_path)
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == written
+    assert np.shares_memory(first.item_factors, first.item_factors) and is_shared(second.item_factors)
+    assert first.item_factors.filename == second.item_factors.filename
+
+
+class Store:
+    def __init__(self, models):
+        self.models, self.version = models, "cand"
+
+    def current_version(self):
+        return self.version
+
+    def load(self, version, extras=True):
+        return dataclasses.replace(self.models[version])
+
+
+def test_a_swap_maps_the_new_version_beside_the_old_one_without_copying(tmp_path):
+    cfg = serving().retrieval
+    old = shop()
+    new = dataclasses.replace(shop(seed=6), version="cand2")
+    store = Store({"cand": old, "cand2": new})
+    cache = ModelCache(store, 0.0, lambda model: share_model(model, cfg, tmp_path))
+    before = cache.get()
+    store.version = "cand2"
+    after = cache.get()
+    assert (before.version, after.version) == ("cand", "cand2")
+    assert is_shared(before.item_factors) and is_shared(after.item_factors)
+    assert before.item_factors.filename != after.item_factors.filename
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
