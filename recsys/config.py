@@ -105,6 +105,7 @@ class EvaluationConfig(_Section):
     seed: int
     baselines: list[Literal["popularity", "item_knn", "content"]]
     knn_neighbours: int = Field(gt=0)
+    max_users: int = Field(ge=0)  # held-out users every model is scored on (a seeded sample; 0 = all)
     signals: list[str] = Field(default_factory=list)  # merge signals also scored alone, through the served ranking
 
     @field_validator("signals")
