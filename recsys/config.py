@@ -44,6 +44,8 @@ class SparkConfig(_Section):
     python: str
     driver_memory: str
     shuffle_partitions: int = Field(gt=0)
+    adaptive: bool  # Adaptive Query Execution: shuffles coalesced to the data's size, skewed joins split
+    advisory_partition_mb: int = Field(gt=0)  # the size AQE aims a shuffle partition at
     blas_threads: int = Field(gt=0)
     extra_conf: dict[str, str]
 
