@@ -1,0 +1,67 @@
+"""The batch DAG in Airflow's own environment: it parses, and `airflow dags test` publishes a model."""
+
+import json
+import os
+import subprocess
+from itertools import pairwise
+
+import pytest
+from deltalake import DeltaTable
+
+from recsys.batch.backfill import append_events
+from recsys.config import PROJECT_ROOT
+from recsys.contracts import model_version as mv
+from recsys.contracts.tables import USER_FACTORS
+from recsys.stores.model_store import DeltaModelStore
+from tests.shop_data import two_taste_events
+
+pytestmark = [pytest.mark.airflow, pytest.mark.integration, pytest.mark.spark]
+AIRFLOW_SH = str(PROJECT_ROOT / "docker" / "local" / "airflow.sh")
+STAGES = ["check", "train", "evaluate", "gate", "publish", "maintain"]
+DAG_SHAPE = """
+import json, sys
+sys.path.insert(0, "dags")
+from recsys_batch import dag
+print(json.dumps([{t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks},
+                  {t.task_id: t.retries for t in dag.tasks},
+                  {t.task_id: " ".join(t.application_args) for t in dag.tasks}]))
+"""
+
+
+def _airflow(settings, *args: str, timeout: int = 1400) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RECSYS_ENV": settings.env,
+           "RECSYS__STORAGE__DELTA_ROOT": settings.storage.delta_root,
+           "RECSYS__STORAGE__CHECKPOINT_ROOT": settings.storage.checkpoint_root,
+           "RECSYS__STORAGE__REPORTS_ROOT": settings.storage.reports_root,
+           "RECSYS__TUNING__MAX_TRIALS": "1",  # the DAG's wiring is under test here, tuning in tests/spark
+           "AIRFLOW_LOG_LEVEL": "INFO"}
+    return subprocess.run(["bash", AIRFLOW_SH, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_dag_has_no_import_errors_and_chains_the_stages(settings):
+    errors = _airflow(settings, "cli", "dags", "list-import-errors", "-o", "plain")
+    assert errors.returncode == 0, errors.stderr[-2000:]
+    assert "recsys_batch.py" not in errors.stdout
+    tasks = _airflow(settings, "cli", "tasks", "list", "recsys_batch")
+    assert tasks.returncode == 0, tasks.stderr[-2000:]
+    assert sorted(tasks.stdout.split()) == sorted(STAGES)
+    shape = _airflow(settings, "python", "-c", DAG_SHAPE)
+    assert shape.returncode == 0, shape.stderr[-2000:]
+    downstream, retries, args = json.loads(shape.stdout.strip().splitlines()[-1])
+    assert downstream == {a: [b] for a, b in pairwise(STAGES)} | {STAGES[-1]: []}
+    assert set(retries.values()) == {settings.airflow.retries}
+    assert all(a.startswith(f"{stage} --run-date {{{{ ds }}}}") for stage, a in args.items())
+
+
+@pytest.mark.timeout(1500)  # six spark-submits in sequence; well over the default per-test limit on 2 cores
+def test_airflow_dags_test_publishes_a_model(spark, own_lake):
+    settings = own_lake  # its 2026-11-05 model must not outrank the batch tests' older run dates in the shared lake
+    append_events(spark, settings, two_taste_events())
+    run = _airflow(settings, "test", "2026-11-05")
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    store = DeltaModelStore(settings)
+    published = [r for r in store.registry() if r["run_date"] == "2026-11-05"]
+    history = {h["operation"] for h in DeltaTable(settings.table_path(USER_FACTORS.name)).history()}
+    assert {"OPTIMIZE", "SET TBLPROPERTIES"} <= history  # the maintain task ran on the factor table
+    assert [r["status"] for r in published] == [mv.PUBLISHED]
+    assert store.current_version() == published[0]["model_version"]
