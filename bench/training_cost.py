@@ -27,7 +27,7 @@ from recsys.config import PROJECT_ROOT
 
 OUT = PROJECT_ROOT / ".local" / "bench" / "training-cost"
 RANK, ITERATIONS, ALPHA, SPARK_REG, IMPLICIT_REG, K = 64, 10, 2.0, 0.3, 0.05, 10
-SMOKE_EVENTS = 5_000
+SMOKE_EVENTS, SMOKE_RANK, SMOKE_ITERATIONS = 2_000, 4, 2  # checks the bench runs, in seconds
 
 
 def prepare(spark, settings, n_events: int, out: Path = OUT) -> Path:
@@ -61,7 +61,7 @@ def prepare(spark, settings, n_events: int, out: Path = OUT) -> Path:
     return folder
 
 
-def run_spark(folder: Path) -> dict:
+def run_spark(folder: Path, rank: int = RANK, iterations: int = ITERATIONS) -> dict:
     """Spark ALS on the train split, the evaluation's blocked top-k for the sampled users, NDCG@k."""
     started = time.time()
     from pyspark.sql import functions as F
@@ -81,7 +81,7 @@ def run_spark(folder: Path) -> dict:
     n = train.count()
     phases["read"] = time.time() - started - sum(phases.values())
     user_factors, item_factors = (f.persist() for f in factor_frames(fit_als(train, settings.als.model_copy(
-        update={"rank": RANK, "max_iter": ITERATIONS, "alpha": ALPHA, "reg_param": SPARK_REG}))))
+        update={"rank": rank, "max_iter": iterations, "alpha": ALPHA, "reg_param": SPARK_REG}))))
     item_factors.count()
     phases["fit"] = time.time() - started - sum(phases.values())
     seen = train.join(users, "user_id", "left_semi").groupBy("user_id").agg(F.collect_set("item_id").alias("seen"))
@@ -95,7 +95,7 @@ def run_spark(folder: Path) -> dict:
     return {"ndcg": ndcg, "interactions": n, "users": users.count(), "phases": phases}
 
 
-def run_implicit(folder: Path) -> dict:
+def run_implicit(folder: Path, rank: int = RANK, iterations: int = ITERATIONS) -> dict:
     """`implicit`'s ALS on the same train split, its recommend for the same sampled users, NDCG@k."""
     started = time.time()
     import numpy as np
@@ -114,7 +114,7 @@ def run_implicit(folder: Path) -> dict:
     items, i = np.unique(train["item_id"], return_inverse=True)
     matrix = sparse.csr_matrix((train["strength"].to_numpy(np.float32), (u, i)), shape=(len(users), len(items)))
     phases["read"] = time.time() - started - sum(phases.values())
-    model = AlternatingLeastSquares(factors=RANK, regularization=IMPLICIT_REG, alpha=ALPHA, iterations=ITERATIONS,
+    model = AlternatingLeastSquares(factors=rank, regularization=IMPLICIT_REG, alpha=ALPHA, iterations=iterations,
                                     random_state=42)
     with threadpool_limits(1, "blas"):
         model.fit(matrix, show_progress=False)
@@ -129,10 +129,11 @@ def run_implicit(folder: Path) -> dict:
     return {"ndcg": ndcg, "interactions": len(train), "users": len(rows), "phases": phases}
 
 
-def measure(engine: str, folder: Path) -> dict:
+def measure(engine: str, folder: Path, rank: int = RANK, iterations: int = ITERATIONS) -> dict:
     """Run one engine in a child process; wall time and the peak RSS of its whole process tree."""
     started = time.time()
-    child = subprocess.Popen([sys.executable, __file__, "--engine", engine, "--folder", str(folder)],
+    child = subprocess.Popen([sys.executable, __file__, "--engine", engine, "--folder", str(folder),
+                              "--rank", str(rank), "--iterations", str(iterations)],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=PROJECT_ROOT)
     root, peak = psutil.Process(child.pid), 0
     while child.poll() is None:
@@ -148,10 +149,10 @@ def measure(engine: str, folder: Path) -> dict:
     return {**json.loads(out[-1]), "seconds": time.time() - started, "peak_mb": peak / 2**20}
 
 
-def report(rows: dict[int, dict[str, dict]]) -> str:
+def report(rows: dict[int, dict[str, dict]], rank: int = RANK, iterations: int = ITERATIONS) -> str:
     """The table: per size and engine, seconds, peak MB, NDCG@k and where the time went; the ratios; and
     the time per interaction of each engine from the smallest size to the largest."""
-    lines = [f"ALS rank {RANK}, {ITERATIONS} iterations, alpha {ALPHA}; k={K}; time = process start to score",
+    lines = [f"ALS rank {rank}, {iterations} iterations, alpha {ALPHA}; k={K}; time = process start to score",
              f"{'events':>10} {'interactions':>13} {'users':>7} {'engine':<9}{'seconds':>9}{'peak MB':>9}"
              f"{'NDCG@k':>8}  where the time went (s)"]
     for n, engines in rows.items():
@@ -176,11 +177,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--smoke", action="store_true", help=f"{SMOKE_EVENTS} events, to check the bench runs")
+    parser.add_argument("--rank", type=int, default=RANK, help=argparse.SUPPRESS)
+    parser.add_argument("--iterations", type=int, default=ITERATIONS, help=argparse.SUPPRESS)
     parser.add_argument("--engine", choices=["spark", "implicit"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine:  # the measured child
-        print(json.dumps((run_spark if args.engine == "spark" else run_implicit)(args.folder)))
+        run = run_spark if args.engine == "spark" else run_implicit
+        print(json.dumps(run(args.folder, args.rank, args.iterations)))
         return
     from recsys.config import get_settings
     from recsys.spark.session import get_spark
@@ -188,10 +192,11 @@ def main() -> None:
     settings = get_settings()
     spark = get_spark(settings, "bench-cost-prepare")
     sizes = [SMOKE_EVENTS] if args.smoke else args.events
+    rank, iterations = (SMOKE_RANK, SMOKE_ITERATIONS) if args.smoke else (args.rank, args.iterations)
     folders = {n: prepare(spark, settings, n) for n in sizes}
     spark.stop()
-    print(report({n: {engine: measure(engine, folder) for engine in ("spark", "implicit")}
-                  for n, folder in folders.items()}))
+    print(report({n: {engine: measure(engine, folder, rank, iterations) for engine in ("spark", "implicit")}
+                  for n, folder in folders.items()}, rank, iterations))
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ def test_the_cost_bench_prints_time_memory_and_where_the_time_goes(spark, settin
     import training_cost
 
     folder = training_cost.prepare(spark, settings, training_cost.SMOKE_EVENTS, tmp_path)
-    spark_row = {**training_cost.run_spark(folder), "seconds": 1.0, "peak_mb": 1.0}
-    implicit_row = training_cost.measure("implicit", folder)
+    small = training_cost.SMOKE_RANK, training_cost.SMOKE_ITERATIONS
+    spark_row = {**training_cost.run_spark(folder, *small), "seconds": 1.0, "peak_mb": 1.0}
+    implicit_row = training_cost.measure("implicit", folder, *small)
     assert spark_row["users"] == implicit_row["users"] > 0  # the same sampled users
     assert spark_row["interactions"] == implicit_row["interactions"] > 0
     for row in (spark_row, implicit_row):
