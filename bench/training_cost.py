@@ -68,7 +68,7 @@ def run_spark(folder: Path, rank: int = RANK, iterations: int = ITERATIONS) -> d
 
     from recsys.batch.als import factor_frames, fit_als
     from recsys.batch.blocked_topk import factor_top_k
-    from recsys.batch.ranking_metrics import ranking_metrics
+    from recsys.batch.ranking_metrics import collected_metrics
     from recsys.config import get_settings
     from recsys.spark.session import get_spark
 
@@ -90,7 +90,7 @@ def run_spark(folder: Path, rank: int = RANK, iterations: int = ITERATIONS) -> d
     phases["top-k"] = time.time() - started - sum(phases.values())
     truth = (spark.read.parquet(str(folder / "test")).join(users, "user_id", "left_semi").groupBy("user_id")
              .agg(F.collect_list("item_id").alias("label")))
-    ndcg = ranking_metrics(recs, truth, K, item_factors.count())["ndcg"]
+    ndcg = collected_metrics(recs, truth, K, item_factors.count())["ndcg"]
     phases["score"] = time.time() - started - sum(phases.values())
     return {"ndcg": ndcg, "interactions": n, "users": users.count(), "phases": phases}
 

@@ -1,4 +1,5 @@
-"""Scoring top-k candidate lists against held-out interactions with Spark's RankingEvaluator."""
+"""Scoring top-k candidate lists against held-out interactions: Spark's RankingEvaluator, and the same
+metrics from one collect of a bounded user sample (what evaluation uses)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys.batch.blocked_topk import sample_users
+from recsys.batch.reference_metrics import coverage, mean_metrics
 
 SPARK_METRICS = {"precision": "precisionAtK", "recall": "recallAtK", "ndcg": "ndcgAtK",
                  "map": "meanAveragePrecisionAtK"}
@@ -72,13 +74,24 @@ def ranking_metrics(recs: DataFrame, truth: DataFrame, k: int, catalogue_size: i
     return out
 
 
+def collected_metrics(recs: DataFrame, truth: DataFrame, k: int, catalogue_size: int) -> dict[str, float]:
+    """The metrics of ranking_metrics from one collect: each held-out user's list and items, scored on the
+    driver with the reference definitions (reference_metrics, held to Spark's by the tests).
+
+    For a bounded user sample (evaluation.max_users x k ids): one Spark job instead of RankingEvaluator's
+    four passes and coverage's distinct count, for every model of every evaluation.
+    """
+    rows = truth.join(recs, "user_id", "left").select("user_id", "label", "items").toArrow()
+    users = rows.column("user_id").to_pylist()
+    rankings = dict(zip(users, (items or [] for items in rows.column("items").to_pylist()), strict=True))
+    held = dict(zip(users, (set(label) for label in rows.column("label").to_pylist()), strict=True))
+    out = mean_metrics(rankings, held, k)
+    out["coverage"] = coverage(rankings.values(), catalogue_size)
+    return out
+
+
 def score_candidates(candidates: DataFrame, held_out: HeldOut) -> dict[str, float]:
     """(user_id, items best first) -> NDCG, precision, recall, MAP at k and coverage, on the scored users
     (candidates of anyone else are left out, so coverage is over the same users as the metrics)."""
-    # Persisted: the metrics and the coverage both read it, and recomputing candidates is the most
-    # expensive step of an evaluation.
-    top = unseen_top_k(held_out.restrict(candidates), held_out.seen, held_out.k).persist()
-    try:
-        return ranking_metrics(top, held_out.truth, held_out.k, held_out.catalogue)
-    finally:
-        top.unpersist()
+    top = unseen_top_k(held_out.restrict(candidates), held_out.seen, held_out.k)
+    return collected_metrics(top, held_out.truth, held_out.k, held_out.catalogue)

@@ -10,7 +10,13 @@ from recsys.batch.als import factor_frames, fit_als, recommend_all
 from recsys.batch.evaluation import als_candidates
 from recsys.batch.interactions import build_interactions
 from recsys.batch.item_knn import item_knn_candidates, item_similarities
-from recsys.batch.ranking_metrics import HeldOut, ranking_metrics, score_candidates, unseen_top_k
+from recsys.batch.ranking_metrics import (
+    HeldOut,
+    collected_metrics,
+    ranking_metrics,
+    score_candidates,
+    unseen_top_k,
+)
 from recsys.batch.reference_metrics import mean_metrics
 from recsys.batch.splits import cut_split, last_days_split, split_per_user
 from recsys.config import ValidationConfig
@@ -28,6 +34,7 @@ def test_spark_ranking_evaluator_agrees_with_reference(spark):
     for name in ("precision", "recall", "ndcg", "map"):
         assert got[name] == pytest.approx(expected[name]), name
     assert got["coverage"] == pytest.approx(0.7)
+    assert collected_metrics(recs_df, truth_df, k=3, catalogue_size=10) == pytest.approx(got)
 
 
 def test_unseen_top_k_drops_training_items(spark):
@@ -109,7 +116,8 @@ def test_blocked_top_k_scores_als_as_recommend_for_all_users_did(spark, settings
     train, test = train.persist(), test.persist()
     fitted = fit_als(train, settings.als.model_copy(update={"rank": 4, "max_iter": 3}))
     held = HeldOut.build(train, test, 5)
-    today = score_candidates(recommend_all(fitted, held.fetch), held)
+    today = ranking_metrics(unseen_top_k(recommend_all(fitted, held.fetch), held.seen, 5), held.truth, 5,
+                            held.catalogue)  # recommendForAllUsers scored by Spark's RankingEvaluator
     blocked = score_candidates(als_candidates(*factor_frames(fitted), held), held)
     assert blocked == pytest.approx(today)
     assert today["ndcg"] > 0
