@@ -44,6 +44,8 @@ class SparkConfig(_Section):
     python: str
     driver_memory: str
     shuffle_partitions: int = Field(gt=0)
+    adaptive: bool  # Adaptive Query Execution: shuffles coalesced to the data's size, skewed joins split
+    advisory_partition_mb: int = Field(gt=0)  # the size AQE aims a shuffle partition at
     blas_threads: int = Field(gt=0)
     extra_conf: dict[str, str]
 
@@ -107,6 +109,7 @@ class EvaluationConfig(_Section):
     seed: int
     baselines: list[Literal["popularity", "item_knn", "content"]]
     knn_neighbours: int = Field(gt=0)
+    max_users: int = Field(ge=0)  # held-out users every model is scored on (a seeded sample; 0 = all)
     signals: list[str] = Field(default_factory=list)  # merge signals also scored alone, through the served ranking
 
     @field_validator("signals")

@@ -21,10 +21,14 @@ def item_similarities(train: DataFrame, neighbours: int) -> DataFrame:
     return sims.withColumn("rank", rank).where(F.col("rank") <= neighbours)
 
 
-def item_knn_candidates(train: DataFrame, n: int, neighbours: int) -> DataFrame:
-    """(user_id, items): the n items with the highest summed similarity to the user's items, best first."""
+def item_knn_candidates(train: DataFrame, n: int, neighbours: int, users: DataFrame | None = None) -> DataFrame:
+    """(user_id, items): the n items with the highest summed similarity to the user's items, best first.
+
+    Similarities come from all of `train`; only `users` (user_id; None = everyone) are scored.
+    """
     sims = item_similarities(train, neighbours)
-    scores = (train.select("user_id", "item_id").distinct().join(sims, "item_id")
+    own = train if users is None else train.join(users, "user_id", "left_semi")
+    scores = (own.select("user_id", "item_id").distinct().join(sims, "item_id")
               .groupBy("user_id", F.col("other_id").alias("item_id")).agg(F.sum("sim").alias("score")))
     rank = F.row_number().over(Window.partitionBy("user_id").orderBy(F.desc("score"), "item_id"))
     top = scores.withColumn("pos", rank).where(F.col("pos") <= n)

@@ -33,6 +33,7 @@ from recsys.contracts.tables import (
     ITEM_CONTENT,
     ITEM_FACTORS,
     ITEMS,
+    RUN_INTERACTIONS,
     USER_ERASURES,
     USER_FACTORS,
     USERS,
@@ -68,6 +69,25 @@ def interactions_up_to(spark: SparkSession, settings: Settings, run_date: str) -
         raise ValueError(f"no interactions in {settings.table_path(EVENTS_BRONZE.name)} up to {run_date}")
     span = events.agg(F.min("ts").alias("lo"), F.max("ts").alias("hi")).first().asDict()
     return interactions, span
+
+
+def kept_interactions(spark: SparkSession, settings: Settings, run_date: str) -> DataFrame:
+    """The run date's interactions as its train stage kept them (persisted); built again from bronze when
+    they are not there (the train of another run date has replaced them since)."""
+    path = settings.table_path(RUN_INTERACTIONS.name)
+    if DeltaTable.isDeltaTable(spark, path):
+        kept = spark.read.format("delta").load(path).where(F.col("run_date") == run_date).drop("run_date")
+        if not kept.isEmpty():
+            log.info("read the interactions the train stage kept for %s", run_date)
+            return kept.persist()
+    log.info("no interactions kept for %s: building them from %s", run_date, EVENTS_BRONZE.name)
+    return interactions_up_to(spark, settings, run_date)[0]
+
+
+def _keep_interactions(interactions: DataFrame, settings: Settings, run_date: str) -> None:
+    """Write the run date's interactions for its later stages, replacing any other run date's."""
+    out = conform(interactions.withColumn("run_date", F.lit(run_date)), interactions.sparkSession, RUN_INTERACTIONS)
+    out.write.format("delta").mode("overwrite").partitionBy("run_date").save(settings.table_path(RUN_INTERACTIONS.name))
 
 
 def _without_erased(spark: SparkSession, settings: Settings, events: DataFrame) -> DataFrame:
@@ -112,6 +132,7 @@ def train_stage(spark: SparkSession, settings: Settings, run_date: str, force: b
 
 def _train(spark: SparkSession, settings: Settings, run_date: str, version: str) -> StageResult:
     interactions, span = interactions_up_to(spark, settings, run_date)
+    _keep_interactions(interactions, settings, run_date)
     train, _ = evaluation_split(interactions, settings.evaluation)
     items, users = read_table(spark, settings, ITEMS), read_table(spark, settings, USERS)
     tuned = tune_als(train, settings, items, users)
@@ -168,7 +189,7 @@ def evaluate_stage(spark: SparkSession, settings: Settings, run_date: str) -> St
     version = entry["model_version"]
     if entry["status"] in mv.FINISHED:
         return StageResult("evaluate", version, entry["status"], "already decided")
-    interactions, _ = interactions_up_to(spark, settings, run_date)
+    interactions = kept_interactions(spark, settings, run_date)
     profiles = read_table(spark, settings, ITEM_CONTENT).where(F.col("model_version") == version)
     chosen = _version_settings(settings, entry["params"])
     with als_checkpoints(spark, settings):

@@ -162,12 +162,22 @@ USER_CANDIDATES = TableSpec(
     "of two-stage serving (recsys/serving/candidates.py, user_top_n).",
 )
 
+RUN_INTERACTIONS = TableSpec(
+    name="run_interactions",
+    ddl="run_date STRING, user_id STRING, item_id STRING, strength DOUBLE, first_ts TIMESTAMP, last_ts TIMESTAMP, "
+    "owned_ts TIMESTAMP",
+    partition_by=("run_date",),
+    doc="The interactions of one run date (every event up to it, erased users left out), built once by the train "
+    "stage and read by the evaluate stage of the same run date, so they are built once per run and both stages "
+    "see the same data. Each train overwrites the whole table: it holds one run date.",
+)
+
 VERSIONED_TABLES: tuple[TableSpec, ...] = (USER_FACTORS, ITEM_FACTORS, SIMILAR_ITEMS, POPULAR_ITEMS, ITEM_CONTENT,
                                            USER_HISTORY, USER_CANDIDATES)
 
 ALL_TABLES: tuple[TableSpec, ...] = (
     EVENTS_BRONZE, EVENTS_QUARANTINE, RECOMMENDATIONS_SERVED, ITEMS, USERS, *VERSIONED_TABLES, MODEL_REGISTRY,
-    USER_ERASURES,
+    USER_ERASURES, RUN_INTERACTIONS,
 )
 
 # Tables holding a user's data by user_id: forgetting a user deletes their rows from each (derived, so a new

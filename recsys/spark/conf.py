@@ -36,6 +36,10 @@ def base_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
         # Delta rebuilds table state with this many tasks on every idempotent commit (default 50).
         "spark.databricks.delta.snapshotPartitions": str(settings.spark.shuffle_partitions),
+        # AQE fits each shuffle to the data: shuffle_partitions is only the ceiling it coalesces down from.
+        "spark.sql.adaptive.enabled": str(settings.spark.adaptive).lower(),
+        "spark.sql.adaptive.coalescePartitions.enabled": str(settings.spark.adaptive).lower(),
+        "spark.sql.adaptive.advisoryPartitionSizeInBytes": f"{settings.spark.advisory_partition_mb}m",
         "spark.sql.session.timeZone": "UTC",
         "spark.pyspark.python": python_executable(settings),
         "spark.ui.showConsoleProgress": "false",

@@ -23,7 +23,7 @@ from recsys.spark.delta import read_table
 from tests.integration.conftest import events_applied
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.timeout(900)]
-USERS, RATE_PER_S, KILLS = 30, 60, 3
+USERS, RATE_PER_S, KILLS = 30, 60, 2  # two kills at random points: a restart after a restart (each costs a JVM)
 
 
 def _produce_until(settings, tag: str, stop: threading.Event, produced: list[int]) -> None:

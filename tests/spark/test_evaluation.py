@@ -2,12 +2,21 @@
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
+from recsys.batch.als import factor_frames, fit_als, recommend_all
+from recsys.batch.evaluation import als_candidates
 from recsys.batch.interactions import build_interactions
 from recsys.batch.item_knn import item_knn_candidates, item_similarities
-from recsys.batch.ranking_metrics import ranking_metrics, unseen_top_k
+from recsys.batch.ranking_metrics import (
+    HeldOut,
+    collected_metrics,
+    ranking_metrics,
+    score_candidates,
+    unseen_top_k,
+)
 from recsys.batch.reference_metrics import mean_metrics
 from recsys.batch.splits import cut_split, last_days_split, split_per_user
 from recsys.config import ValidationConfig
@@ -25,6 +34,7 @@ def test_spark_ranking_evaluator_agrees_with_reference(spark):
     for name in ("precision", "recall", "ndcg", "map"):
         assert got[name] == pytest.approx(expected[name]), name
     assert got["coverage"] == pytest.approx(0.7)
+    assert collected_metrics(recs_df, truth_df, k=3, catalogue_size=10) == pytest.approx(got)
 
 
 def test_unseen_top_k_drops_training_items(spark):
@@ -93,3 +103,33 @@ def test_item_knn_recommends_items_bought_together(spark):
     assert ("a", "d") not in sims
     recs = {r["user_id"]: r["items"] for r in item_knn_candidates(train, 3, 10).collect()}
     assert [i for i in recs["u4"] if i not in {"c", "d"}] == ["a"]  # a is c's only neighbour beyond u4's own
+
+
+def test_blocked_top_k_scores_als_as_recommend_for_all_users_did(spark, settings):
+    """The evaluation's blocked top-k on a user sample gives the metrics that scoring every user with
+    recommendForAllUsers gave, on every user and on a seeded sample of them."""
+    rng = np.random.default_rng(5)
+    rows = [(f"u{u:02d}", f"i{i:02d}", float(rng.integers(1, 5)), datetime(2026, 1, 1, tzinfo=UTC))
+            for u in range(40) for i in rng.choice(30, size=8, replace=False)]
+    df = spark.createDataFrame(rows, "user_id STRING, item_id STRING, strength DOUBLE, last_ts TIMESTAMP")
+    train, test = split_per_user(df, 0.25, "random", seed=7)  # every user holds out 2 of 8
+    train, test = train.persist(), test.persist()
+    fitted = fit_als(train, settings.als.model_copy(update={"rank": 4, "max_iter": 3}))
+    held = HeldOut.build(train, test, 5)
+    today = ranking_metrics(unseen_top_k(recommend_all(fitted, held.fetch), held.seen, 5), held.truth, 5,
+                            held.catalogue)  # recommendForAllUsers scored by Spark's RankingEvaluator
+    blocked = score_candidates(als_candidates(*factor_frames(fitted), held), held)
+    assert blocked == pytest.approx(today)
+    assert today["ndcg"] > 0
+
+    sample = HeldOut.build(train, test, 5, max_users=10, seed=7)
+    users = sorted(r["user_id"] for r in sample.users.collect())
+    assert len(users) == 10 and users == sorted(r["user_id"] for r in
+                                                HeldOut.build(train, test, 5, 10, 7).users.collect())
+    assert sample.truth.count() == 10 and sample.seen.count() == 10
+    on_sample = {r["user_id"]: r["items"] for r in als_candidates(*factor_frames(fitted), sample).collect()}
+    on_all = {r["user_id"]: r["items"] for r in unseen_top_k(recommend_all(fitted, held.fetch), held.seen, 5)
+              .collect()}
+    assert on_sample == {u: on_all[u] for u in users}
+    train.unpersist()
+    test.unpersist()

@@ -63,6 +63,16 @@ def test_stages_take_one_version_from_candidate_to_published(published):
     assert (entry["n_users"], entry["n_items"], entry["n_interactions"]) == (40, 16, len(two_taste_events()))
 
 
+def test_the_train_stage_keeps_its_interactions_for_the_evaluate_stage(published, spark, settings):
+    _, entry = published
+    kept = stages.kept_interactions(spark, settings, RUN_DATE)
+    built, _ = stages.interactions_up_to(spark, settings, RUN_DATE)
+    assert kept.count() == entry["n_interactions"]
+    assert kept.exceptAll(built.select(kept.columns)).count() == 0  # what train trained on, built once
+    kept.unpersist()
+    built.unpersist()
+
+
 def test_models_are_compared_with_every_baseline_on_the_same_split(published, settings):
     _, entry = published
     metrics = entry["metrics"]

@@ -24,6 +24,10 @@ def test_every_session_gets_delta_and_utc():
     conf = base_conf(load_settings("test", environ={}))
     assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
     assert conf["spark.sql.session.timeZone"] == "UTC"
+    assert conf["spark.sql.adaptive.enabled"] == conf["spark.sql.adaptive.coalescePartitions.enabled"] == "true"
+    assert conf["spark.sql.adaptive.advisoryPartitionSizeInBytes"] == "64m"
+    off = base_conf(load_settings("test", environ={"RECSYS__SPARK__ADAPTIVE": "false"}))
+    assert off["spark.sql.adaptive.enabled"] == "false"
 
 
 def test_package_zip_holds_the_shared_package(tmp_path):

@@ -1,0 +1,30 @@
+"""bench/training_cost.py at its smoke size: a few thousand events prepared, Spark's part scored on the run's
+shared SparkSession (no second JVM), `implicit` measured in its own process as the bench does."""
+
+import sys
+
+import pytest
+
+from recsys.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.spark
+
+
+def test_the_cost_bench_prints_time_memory_and_where_the_time_goes(spark, settings, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT / "bench"))
+    sys.modules.pop("training_cost", None)
+    import training_cost
+
+    folder = training_cost.prepare(spark, settings, training_cost.SMOKE_EVENTS, tmp_path)
+    small = training_cost.SMOKE_RANK, training_cost.SMOKE_ITERATIONS
+    spark_row = {**training_cost.run_spark(folder, *small), "seconds": 1.0, "peak_mb": 1.0}
+    implicit_row = training_cost.measure("implicit", folder, *small)
+    assert spark_row["users"] == implicit_row["users"] > 0  # the same sampled users
+    assert spark_row["interactions"] == implicit_row["interactions"] > 0
+    for row in (spark_row, implicit_row):
+        assert 0.0 <= row["ndcg"] <= 1.0
+        assert set(row["phases"]) == {"start", "read", "fit", "top-k", "score"}
+    assert implicit_row["peak_mb"] > 0 and implicit_row["seconds"] > 0
+    table = training_cost.report({training_cost.SMOKE_EVENTS: {"spark": spark_row, "implicit": implicit_row},
+                                  2 * training_cost.SMOKE_EVENTS: {"spark": spark_row, "implicit": implicit_row}})
+    assert "ratio" in table and "where the time went" in table and "time per interaction" in table
