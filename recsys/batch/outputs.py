@@ -10,7 +10,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from recsys.batch.als import factor_frames, fit_als, recommend_all
+from recsys.batch.als import factor_frames, fit_als
+from recsys.batch.blocked_topk import factor_top_k
 from recsys.batch.content import item_profiles
 from recsys.batch.interactions import SECONDS_PER_DAY
 from recsys.batch.item_knn import item_similarities
@@ -54,7 +55,7 @@ def als_outputs(interactions: DataFrame, als: AlsConfig, popularity: DataFrame,
     user_factors, item_factors = factor_frames(fitted)
     out = {USER_FACTORS: user_factors, ITEM_FACTORS: item_factors.join(popularity, "item_id")}
     if top_n > 0:
-        out[USER_CANDIDATES] = recommend_all(fitted, top_n)
+        out[USER_CANDIDATES] = factor_top_k(user_factors, item_factors, None, top_n)  # never recommendForAllUsers
     return out
 
 
