@@ -87,6 +87,7 @@ class EventsConfig(_Section):
     min_ts: datetime
     max_future_skew_s: int = Field(ge=0)
     half_life_days: float = Field(gt=0)
+    quantity: Literal["ignore", "log", "linear"]  # how an event's quantity scales its weight in the batch
 
 
 class AlsConfig(_Section):
