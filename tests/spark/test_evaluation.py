@@ -77,8 +77,9 @@ def test_interactions_weigh_decay_and_negative_signals(spark, settings):
             ("e3", "u", "gone", "add_to_cart", now, 1), ("e4", "u", "gone", "remove_from_cart", now, 2)]
     events = spark.createDataFrame(rows, "event_id STRING, user_id STRING, item_id STRING, event_type STRING, "
                                          "ts TIMESTAMP, quantity INT")
+    linear = settings.events.model_copy(update={"quantity": "linear"})  # the removal of 2 cancels the add
     got = {r["item_id"]: r["strength"] for r in
-           build_interactions(events, settings.events, F.lit(now).cast("timestamp")).collect()}
+           build_interactions(events, linear, F.lit(now).cast("timestamp")).collect()}
     purchase = settings.events.weights["purchase"]
     assert got["new"] == pytest.approx(purchase)
     assert got["old"] == pytest.approx(purchase / 2)
