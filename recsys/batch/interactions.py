@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame
@@ -21,18 +22,27 @@ def event_weight(weights: dict[str, float]) -> Column:
     return expr.otherwise(F.lit(0.0)) if expr is not None else F.lit(0.0)
 
 
+QUANTITY_MODES = ("ignore", "log", "linear")
+
+
+def quantity_scale(quantity: int | None, mode: str) -> float:
+    """quantity_factor for one event in Python (the speed layer's fold-in, interests and trending)."""
+    q = max(quantity or 1, 1)
+    return 1.0 if mode == "ignore" else 1.0 + math.log(q) if mode == "log" else float(q)
+
+
 def quantity_factor(mode: str) -> Column:
     """How an event's quantity scales its weight (events.quantity): "ignore" (each event counts once),
     "log" (1 + ln quantity) or "linear". Wholesale orders of 12 or 480 of one item say how a shop restocks,
     not how much more a shopper likes it: counted linearly they drown every other shopper's taste."""
+    if mode not in QUANTITY_MODES:
+        raise ValueError(f"unknown events.quantity {mode!r}")
     quantity = F.greatest(F.coalesce(F.col("quantity"), F.lit(1)), F.lit(1)).cast("double")
     if mode == "ignore":
         return F.lit(1.0)
     if mode == "log":
         return F.lit(1.0) + F.log(quantity)
-    if mode == "linear":
-        return quantity
-    raise ValueError(f"unknown events.quantity {mode!r}")
+    return quantity
 
 
 def time_decay(as_of: Column, half_life_days: float) -> Column:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from recsys.als.foldin import FoldIn
+from recsys.batch.interactions import quantity_scale
 from recsys.config import StreamConfig
 from recsys.contracts import redis_keys as rk
 from recsys.contracts.redis_keys import current_interests, decay, decode_vector, encode_vector
@@ -62,8 +63,10 @@ class UserUpdate:
 
 
 def update_user(events: Sequence[SpeedEvent], state: UserState, cfg: StreamConfig, weights: Mapping[str, float],
-                catalogue: Mapping[str, tuple[str | None, str | None]], model: ModelContext | None) -> UserUpdate:
-    """The writes that apply `events` (one user's, oldest first) to `state`."""
+                catalogue: Mapping[str, tuple[str | None, str | None]], model: ModelContext | None,
+                quantity: str = "linear") -> UserUpdate:
+    """The writes that apply `events` (one user's, oldest first) to `state`; a purchase's weight is scaled by its
+    quantity as the batch scales it (events.quantity)."""
     out = UserUpdate()
     previous = list(state.recent)  # latest first; grows with this batch's events for co-views
     ref = float(state.profile.get(rk.PROFILE_INTERESTS_TS) or 0.0)
@@ -74,7 +77,8 @@ def update_user(events: Sequence[SpeedEvent], state: UserState, cfg: StreamConfi
     cart = dict.fromkeys(state.profile.get(rk.PROFILE_CART, []))
     x = _start_vector(events[0].user_id, state, model, weights) if model and events else None
     for ev in events:
-        value = weights.get(ev.event_type, 0.0) * (ev.quantity if ev.event_type == "purchase" else 1)
+        value = weights.get(ev.event_type, 0.0) * (quantity_scale(ev.quantity, quantity)
+                                                    if ev.event_type == "purchase" else 1.0)
         # Whole seconds: Redis stores integer scores in a few bytes, a fractional one as text.
         out.recent[ev.item_id] = max(int(ev.ts), out.recent.get(ev.item_id, 0))
         if ev.event_type == "purchase":

@@ -165,7 +165,8 @@ class RedisStateWriter:
         model = self._model
         if erased and model is not None:
             model = replace(model, user_vector=_no_batch_vector)
-        update = update_user(events, state, self._cfg, self._settings.events.weights, self._catalogue, model)
+        update = update_user(events, state, self._cfg, self._settings.events.weights, self._catalogue, model,
+                             self._settings.events.quantity)
         ids = [*(state.profile.get(PROFILE_EVENT_IDS) or ()), *(id_digest(ev.event_id) for ev in events if ev.event_id)]
         if ids and self._cfg.dedupe_ids:
             update.profile[PROFILE_EVENT_IDS] = ids[-self._cfg.dedupe_ids:]
