@@ -31,7 +31,7 @@ from recsys.batch.served_evaluation import (
     to_arrow,
     truth_of,
 )
-from recsys.batch.splits import cut_split, validation_cut
+from recsys.batch.splits import cut_split, split_per_user, validation_cut
 from recsys.config import AlsConfig, MergeWeights, Settings, TuningConfig
 from recsys.reports.evaluation_report import Trial
 from recsys.stores.model_store import FactorModel
@@ -58,10 +58,18 @@ def validation_setup(train: DataFrame, events: DataFrame, settings: Settings, it
                      ) -> tuple[DataFrame, dict[str, set[str]], float, object]:
     """(fit part, held-out truth, now, catalogue) of the time-aware validation split of `train`.
 
-    `events` are those `train` was built from: the events of its (user, item) pairs are cut in time
+    With validation.split "random" (a rating table, whose test split is random too) a per-user random share
+    evaluation.test_fraction of `train` is held out, with another seed than the test split's. Else `events`
+    are those `train` was built from: the events of its (user, item) pairs are cut in time
     (splits.validation_cut), the part before the cut is rebuilt into interactions as of the cut, and the
     items a known shopper took up after it are the truth. The test split's pairs are not in `train`.
     """
+    if settings.validation.split == "random":  # a rating table's protocol: no time order to cut on
+        evaluation = settings.evaluation
+        fit_part, valid = split_per_user(train, evaluation.test_fraction, "random", evaluation.seed + 1)
+        fit_part = fit_part.persist()
+        truth = sample(truth_of(valid), settings.validation.max_users)
+        return fit_part, truth, end_s(fit_part), catalogue_of(items)
     owned = settings.serving.repurchase.owned_events
     mine = events.join(train.select("user_id", "item_id"), ["user_id", "item_id"], "left_semi")
     before, after, cut_s = validation_cut(mine, settings.validation)

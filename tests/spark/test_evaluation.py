@@ -55,11 +55,12 @@ def test_validation_cuts_every_shopper_at_one_date_before_the_last_event(spark):
     rows = [("u0", "i1", day(0)), ("u0", "i2", day(20)), ("u0", "i3", day(40)), ("u1", "i1", day(10)),
             ("u1", "i4", day(45)), ("u1", "i5", day(60))]
     events = spark.createDataFrame(rows, "user_id STRING, item_id STRING, ts TIMESTAMP")
-    before, after, cut = validation_cut(events, ValidationConfig(last_days=28, max_fraction=0.5, max_users=0))
+    cfg = ValidationConfig(split="cut", last_days=28, max_fraction=0.5, max_users=0)
+    before, after, cut = validation_cut(events, cfg)
     assert cut == pytest.approx(day(32).timestamp())
     assert sorted(r["item_id"] for r in after.collect()) == ["i3", "i4", "i5"]
     assert before.count() == 3
-    _, late, cut = validation_cut(events, ValidationConfig(last_days=58, max_fraction=0.2, max_users=0))
+    _, late, cut = validation_cut(events, ValidationConfig(split="cut", last_days=58, max_fraction=0.2, max_users=0))
     assert late.count() <= 2 and cut >= day(40).timestamp()
 
 
