@@ -62,14 +62,11 @@ def validation_setup(train: DataFrame, events: DataFrame, settings: Settings, it
     evaluation.test_fraction of `train` is held out, with another seed than the test split's. Else `events`
     are those `train` was built from: the events of its (user, item) pairs are cut in time
     (splits.validation_cut), the part before the cut is rebuilt into interactions as of the cut, and the
-    items a known shopper took up after it are the truth. The test split's pairs are not in `train`.
+    items a known shopper took up after it are the truth (when no shopper is on both sides of the cut, the
+    random split). The test split's pairs are not in `train`.
     """
     if settings.validation.split == "random":  # a rating table's protocol: no time order to cut on
-        evaluation = settings.evaluation
-        fit_part, valid = split_per_user(train, evaluation.test_fraction, "random", evaluation.seed + 1)
-        fit_part = fit_part.persist()
-        truth = sample(truth_of(valid), settings.validation.max_users)
-        return fit_part, truth, end_s(fit_part), catalogue_of(items)
+        return _random_validation(train, settings, items)
     owned = settings.serving.repurchase.owned_events
     mine = events.join(train.select("user_id", "item_id"), ["user_id", "item_id"], "left_semi")
     before, after, cut_s = validation_cut(mine, settings.validation)
@@ -77,7 +74,21 @@ def validation_setup(train: DataFrame, events: DataFrame, settings: Settings, it
     fit_part = build_interactions(before, settings.events, as_of, owned).persist()
     later = build_interactions(after, settings.events, as_of, owned)
     truth = sample(truth_of(cut_split(fit_part, later)), settings.validation.max_users)
+    if not truth:  # no shopper on both sides of the cut (a young shop): nothing to score in time
+        log.warning("validation: no shopper active both before and after the cut at %s; validating on a "
+                    "random per-user split instead", cut_s)
+        fit_part.unpersist()
+        return _random_validation(train, settings, items)
     return fit_part, truth, cut_s, catalogue_of(items)
+
+
+def _random_validation(train: DataFrame, settings: Settings, items: DataFrame
+                       ) -> tuple[DataFrame, dict[str, set[str]], float, object]:
+    """A per-user random share evaluation.test_fraction of `train`, seeded apart from the test split."""
+    evaluation = settings.evaluation
+    fit_part, valid = split_per_user(train, evaluation.test_fraction, "random", evaluation.seed + 1)
+    fit_part = fit_part.persist()
+    return fit_part, sample(truth_of(valid), settings.validation.max_users), end_s(fit_part), catalogue_of(items)
 
 
 def tune_als(train: DataFrame, events: DataFrame, settings: Settings, items: DataFrame,
