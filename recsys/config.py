@@ -91,6 +91,7 @@ class EventsConfig(_Section):
     min_ts: datetime
     max_future_skew_s: int = Field(ge=0)
     half_life_days: float = Field(gt=0)
+    quantity: Literal["ignore", "log", "linear"]  # how an event's quantity scales its weight in the batch
 
 
 class AlsConfig(_Section):
@@ -124,8 +125,9 @@ class EvaluationConfig(_Section):
 class ValidationConfig(_Section):
     """The time-aware validation split that tuning and the gate score on (never the test split)."""
 
-    last_days: float = Field(gt=0)  # hold out what each shopper first had in the last N days of their history
-    max_fraction: float = Field(gt=0, lt=1)  # but never more than this share of a shopper's items
+    split: Literal["cut", "random"]  # one time cut (shops) or per-user random (ratings without a time order)
+    last_days: float = Field(gt=0)  # the cut: hold out what shoppers take up in the last N days
+    max_fraction: float = Field(gt=0, lt=1)  # but at most this share of the events (the cut moves later)
     max_users: int = Field(ge=0)  # score tuning on at most this many held-out shoppers (0 = all)
 
 

@@ -8,6 +8,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from recsys.config import EventsConfig
+from recsys.contracts.events import QUANTITY_MODES
 
 SECONDS_PER_DAY = 86_400
 
@@ -21,6 +22,20 @@ def event_weight(weights: dict[str, float]) -> Column:
     return expr.otherwise(F.lit(0.0)) if expr is not None else F.lit(0.0)
 
 
+def quantity_factor(mode: str) -> Column:
+    """How an event's quantity scales its weight (events.quantity): "ignore" (each event counts once),
+    "log" (1 + ln quantity) or "linear". Wholesale orders of 12 or 480 of one item say how a shop restocks,
+    not how much more a shopper likes it: counted linearly they drown every other shopper's taste."""
+    if mode not in QUANTITY_MODES:
+        raise ValueError(f"unknown events.quantity {mode!r}")
+    quantity = F.greatest(F.coalesce(F.col("quantity"), F.lit(1)), F.lit(1)).cast("double")
+    if mode == "ignore":
+        return F.lit(1.0)
+    if mode == "log":
+        return F.lit(1.0) + F.log(quantity)
+    return quantity
+
+
 def time_decay(as_of: Column, half_life_days: float) -> Column:
     """0.5 ** (age / half-life): yesterday's purchase counts more than last year's."""
     age_days = (as_of.cast("double") - F.col("ts").cast("double")) / SECONDS_PER_DAY
@@ -29,7 +44,8 @@ def time_decay(as_of: Column, half_life_days: float) -> Column:
 
 def build_interactions(events: DataFrame, cfg: EventsConfig, as_of: Column,
                        owned_events: Sequence[str] = ()) -> DataFrame:
-    """(user_id, item_id, strength, first_ts, last_ts, owned_ts): weighted event counts decayed to as_of,
+    """(user_id, item_id, strength, first_ts, last_ts, owned_ts): weighted event counts (scaled by quantity as
+    events.quantity says) decayed to as_of,
     de-duplicated by (user_id, event_id): an event_id is the client's, unique per shopper only (two clients
     may both send "1").
 
@@ -39,14 +55,13 @@ def build_interactions(events: DataFrame, cfg: EventsConfig, as_of: Column,
     type (a purchase: what the repurchase policy looks at), null when there is none.
     """
     weighted = (events.dropDuplicates(["user_id", "event_id"])
-                .withColumn("w", event_weight(cfg.weights) * F.coalesce(F.col("quantity"), F.lit(1))
+                .withColumn("w", event_weight(cfg.weights) * quantity_factor(cfg.quantity)
                             * time_decay(as_of, cfg.half_life_days)))
     owned = F.col("event_type").isin(list(owned_events)) if owned_events else F.lit(False)
     return (weighted.groupBy("user_id", "item_id")
             .agg(F.sum("w").alias("strength"), F.min("ts").alias("first_ts"), F.max("ts").alias("last_ts"),
                  F.max(F.when(owned, F.col("ts"))).alias("owned_ts"))
             .where(F.col("strength") > 0))
-
 
 
 def ingestion_time(events: DataFrame, alias: str = "e") -> Column:

@@ -30,12 +30,17 @@ from recsys.contracts.tables import (
 
 
 def decayed_popularity(interactions: DataFrame, as_of_s: float, half_life_days: float) -> DataFrame:
-    """(item_id, popularity): the item's shoppers, each counted 0.5^(days since their last event / half-life).
+    """(item_id, popularity): the item's shoppers, each counted 0.5^(days since they first had it / half-life).
 
-    A shop's demand moves with the season: an item everyone bought last winter should not outrank what is
-    selling this month. Distinct shoppers, so one heavy buyer cannot make an item popular.
+    What shoppers are taking up now: the served list shows items a shopper has not had, and the best prior
+    for those is what other shoppers newly adopt this week, not what regulars keep re-ordering (counting the
+    last event instead lets every repeat order refresh an old favourite). A shop's demand also moves with
+    the season: an item everyone took up last winter should not outrank what is being discovered this
+    month. Distinct shoppers, so one heavy buyer cannot make an item popular.
     """
-    age = F.greatest(F.lit(as_of_s) - F.col("last_ts").cast("double"), F.lit(0.0)) / SECONDS_PER_DAY
+    first = F.coalesce(F.col("first_ts"), F.col("last_ts")) if "first_ts" in interactions.columns \
+        else F.col("last_ts")
+    age = F.greatest(F.lit(as_of_s) - first.cast("double"), F.lit(0.0)) / SECONDS_PER_DAY
     return (interactions.groupBy("item_id")
             .agg(F.sum(F.pow(F.lit(0.5), age / half_life_days)).cast("double").alias("popularity")))
 

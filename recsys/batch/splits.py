@@ -33,25 +33,21 @@ def evaluation_split(interactions: DataFrame, cfg: EvaluationConfig) -> tuple[Da
     return split_per_user(interactions, cfg.test_fraction, cfg.split, cfg.seed)
 
 
-def last_days_split(interactions: DataFrame, cfg: ValidationConfig) -> tuple[DataFrame, DataFrame]:
-    """(fit, validation): each shopper's items first had in the last `last_days` of their own history.
+def validation_cut(events: DataFrame, cfg: ValidationConfig) -> tuple[DataFrame, DataFrame, float]:
+    """(before, after, cut epoch seconds): the events split by one time cut `last_days` before the last event.
 
-    What tuning and the gate score on: like tomorrow's task (what will this shopper take up next that they
-    never had?), for every shopper whenever their history ends. At most `max_fraction` of a shopper's items
-    (the newest) are held out, so a shopper whose whole history is recent still trains the model.
+    What tuning and the gate score on has the shape of the test a shop faces: one calendar cut for every
+    shopper, "now" at the cut, what each known shopper takes up afterwards (`cut_split`). A per-shopper cut
+    put each shopper's window at another date, which hides what a shop's season does to popularity and
+    recency. When the window would hold more than `max_fraction` of the events (a short history), the cut
+    moves later, so that most events still train the model.
     """
-    first = F.coalesce(F.col("first_ts"), F.col("last_ts")) if "first_ts" in interactions.columns \
-        else F.col("last_ts")
-    per_user = Window.partitionBy("user_id")
-    seconds = F.lit(cfg.last_days * 86_400.0)
-    ranked = (interactions.withColumn("_first", first)
-              .withColumn("_end", F.max("last_ts").over(per_user))
-              .withColumn("_rn", F.row_number().over(per_user.orderBy(F.col("_first").desc(), "item_id")))
-              .withColumn("_n", F.count("*").over(per_user)))
-    held_out = ((F.col("_first").cast("double") > F.col("_end").cast("double") - seconds)
-                & (F.col("_rn") <= F.floor(F.col("_n") * cfg.max_fraction)))
-    columns = interactions.columns
-    return ranked.where(~held_out).select(columns), ranked.where(held_out).select(columns)
+    ts = F.col("ts").cast("double")
+    last, latest_allowed = events.agg(F.max(ts), F.percentile_approx(ts, 1.0 - cfg.max_fraction)).first()
+    if last is None:
+        raise ValueError("no events to cut a validation window from")
+    cut = max(float(last) - cfg.last_days * 86_400.0, float(latest_allowed))
+    return events.where(ts <= F.lit(cut)), events.where(ts > F.lit(cut)), cut
 
 
 def cut_split(train_interactions: DataFrame, later: DataFrame) -> DataFrame:

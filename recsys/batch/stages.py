@@ -58,10 +58,16 @@ def end_of(run_date: str) -> float:
     return datetime.fromisoformat(f"{run_date}T23:59:59+00:00").timestamp()
 
 
-def interactions_up_to(spark: SparkSession, settings: Settings, run_date: str) -> tuple[DataFrame, dict]:
-    """The persisted interactions of every event up to run_date, and the events' time range."""
+def events_up_to(spark: SparkSession, settings: Settings, run_date: str) -> DataFrame:
+    """Bronze events up to run_date, without those of erased users."""
     events = read_table(spark, settings, EVENTS_BRONZE).where(F.col("event_date") <= F.lit(run_date).cast("date"))
-    events = _without_erased(spark, settings, events)
+    return _without_erased(spark, settings, events)
+
+
+def interactions_up_to(spark: SparkSession, settings: Settings, run_date: str,
+                       events: DataFrame | None = None) -> tuple[DataFrame, dict]:
+    """The persisted interactions of every event up to run_date (or of `events`), and the events' time range."""
+    events = events_up_to(spark, settings, run_date) if events is None else events
     as_of = F.lit(end_of(run_date)).cast("timestamp")
     interactions = build_interactions(events, settings.events, as_of,
                                       settings.serving.repurchase.owned_events).persist()
@@ -131,11 +137,12 @@ def train_stage(spark: SparkSession, settings: Settings, run_date: str, force: b
 
 
 def _train(spark: SparkSession, settings: Settings, run_date: str, version: str) -> StageResult:
-    interactions, span = interactions_up_to(spark, settings, run_date)
+    events = events_up_to(spark, settings, run_date)
+    interactions, span = interactions_up_to(spark, settings, run_date, events)
     _keep_interactions(interactions, settings, run_date)
     train, _ = evaluation_split(interactions, settings.evaluation)
     items, users = read_table(spark, settings, ITEMS), read_table(spark, settings, USERS)
-    tuned = tune_als(train, settings, items, users)
+    tuned = tune_als(train, events, settings, items, users)
     log.info("fitting %s on all interactions with %s and merge %s", version, tuned.best, tuned.weights)
     chosen = with_tuned(settings, tuned.weights, tuned.popularity_half_life_days)
     outputs = build_outputs(interactions, chosen, tuned.best, items, users, end_of(run_date))

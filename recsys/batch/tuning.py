@@ -1,10 +1,11 @@
 """Tuning as one simple learning-to-rank: ALS, the merge weights and popularity's half-life, chosen
 together for the NDCG of the served ranking on a time-aware validation split.
 
-The validation split is cut from the training split only (each shopper's last `validation.last_days`),
-so the test split that evaluation reports never influences what wins. Optuna's TPE searches the ALS
-parameters, each trial scored as served with the current weights; then coordinate ascent moves one merge
-weight (and the popularity half-life) at a time to the value that scores best, on the best ALS model.
+The validation split is cut from the training split only (one time cut `validation.last_days` before its
+last event, the shape of the test a shop faces), so the test split that evaluation reports never influences
+what wins. Optuna's TPE searches the ALS parameters, each trial scored as served with the current weights;
+then coordinate ascent moves one merge weight (and the popularity half-life) at a time to the value that
+scores best, on the best ALS model.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import optuna
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from recsys.batch.interactions import build_interactions
 from recsys.batch.outputs import als_outputs, decayed_popularity, other_outputs
 from recsys.batch.served_evaluation import (
     ServedEvaluator,
@@ -29,7 +31,7 @@ from recsys.batch.served_evaluation import (
     to_arrow,
     truth_of,
 )
-from recsys.batch.splits import last_days_split
+from recsys.batch.splits import cut_split, split_per_user, validation_cut
 from recsys.config import AlsConfig, MergeWeights, Settings, TuningConfig
 from recsys.reports.evaluation_report import Trial
 from recsys.stores.model_store import FactorModel
@@ -52,22 +54,53 @@ def end_s(interactions: DataFrame) -> float:
     return float(interactions.agg(F.max(F.col("last_ts").cast("double"))).first()[0] or 0.0)
 
 
-def validation_setup(train: DataFrame, settings: Settings, items: DataFrame
+def validation_setup(train: DataFrame, events: DataFrame, settings: Settings, items: DataFrame
                      ) -> tuple[DataFrame, dict[str, set[str]], float, object]:
-    """(fit part, held-out truth, now, catalogue) of the time-aware validation split of `train`."""
-    fit_part, valid = last_days_split(train, settings.validation)
+    """(fit part, held-out truth, now, catalogue) of the time-aware validation split of `train`.
+
+    With validation.split "random" (a rating table, whose test split is random too) a per-user random share
+    evaluation.test_fraction of `train` is held out, with another seed than the test split's. Else `events`
+    are those `train` was built from: the events of its (user, item) pairs are cut in time
+    (splits.validation_cut), the part before the cut is rebuilt into interactions as of the cut, and the
+    items a known shopper took up after it are the truth (when no shopper is on both sides of the cut, the
+    random split). The test split's pairs are not in `train`.
+    """
+    if settings.validation.split == "random":  # a rating table's protocol: no time order to cut on
+        return _random_validation(train, settings, items)
+    owned = settings.serving.repurchase.owned_events
+    mine = events.join(train.select("user_id", "item_id"), ["user_id", "item_id"], "left_semi")
+    before, after, cut_s = validation_cut(mine, settings.validation)
+    as_of = F.lit(cut_s).cast("timestamp")
+    fit_part = build_interactions(before, settings.events, as_of, owned).persist()
+    later = build_interactions(after, settings.events, as_of, owned)
+    truth = sample(truth_of(cut_split(fit_part, later)), settings.validation.max_users)
+    if not truth:  # no shopper on both sides of the cut (a young shop): nothing to score in time
+        log.warning("validation: no shopper active both before and after the cut at %s; validating on a "
+                    "random per-user split instead", cut_s)
+        fit_part.unpersist()
+        return _random_validation(train, settings, items)
+    return fit_part, truth, cut_s, catalogue_of(items)
+
+
+def _random_validation(train: DataFrame, settings: Settings, items: DataFrame
+                       ) -> tuple[DataFrame, dict[str, set[str]], float, object]:
+    """A per-user random share evaluation.test_fraction of `train`, seeded apart from the test split."""
+    evaluation = settings.evaluation
+    fit_part, valid = split_per_user(train, evaluation.test_fraction, "random", evaluation.seed + 1)
     fit_part = fit_part.persist()
     return fit_part, sample(truth_of(valid), settings.validation.max_users), end_s(fit_part), catalogue_of(items)
 
 
-def tune_als(train: DataFrame, settings: Settings, items: DataFrame, users: DataFrame) -> TuningResult:
-    """Search ALS (the configured ALS is always the first trial), then the merge weights, on validation.
+def tune_als(train: DataFrame, events: DataFrame, settings: Settings, items: DataFrame,
+             users: DataFrame) -> TuningResult:
+    """Search ALS (the configured ALS is always the first trial), then the merge weights, on validation
+    (`events`: those `train` was built from, see validation_setup).
 
     With tuning disabled the configured ALS and weights come back unchanged, without trials.
     """
     cfg, k = settings.tuning, settings.evaluation.k
     half_life = settings.outputs.popularity_half_life_days
-    fit_part, truth, now_s, catalogue = validation_setup(train, settings, items)
+    fit_part, truth, now_s, catalogue = validation_setup(train, events, settings, items)
     popularity = decayed_popularity(fit_part, now_s, half_life).persist()
     fixed = to_arrow(other_outputs(fit_part, settings, items, users))  # the same for every trial
     if not cfg.enabled:  # the configured model, still scored on validation: the gate needs the figures

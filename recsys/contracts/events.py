@@ -8,7 +8,9 @@ rules from this module; tests/spark/test_event_parity.py holds the Python and Sp
 from __future__ import annotations
 
 import json
+import math
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -154,3 +156,18 @@ def _reason(error: Any) -> str:
     if field in REQUIRED_FIELDS and (error["type"] == "missing" or error.get("input") is None or field == "ts"):
         return f"{QuarantineReason.MISSING_FIELD}:{field}"
     return _FIELD_REASONS.get(field, QuarantineReason.NOT_JSON)
+
+
+QUANTITY_MODES = ("ignore", "log", "linear")  # events.quantity
+
+
+def quantity_scale(quantity: int | None, mode: str) -> float:
+    """How a purchase's quantity scales its weight (events.quantity), in Python: the speed layer and the serving
+    overlay; recsys.batch.interactions.quantity_factor is the same rule in Spark SQL."""
+    q = max(quantity or 1, 1)
+    return 1.0 if mode == "ignore" else 1.0 + math.log(q) if mode == "log" else float(q)
+
+
+def event_strength(event_type: str, quantity: int | None, weights: Mapping[str, float], mode: str) -> float:
+    """An event's strength: events.weights of its type, a purchase's scaled by its quantity (events.quantity)."""
+    return weights.get(event_type, 0.0) * (quantity_scale(quantity, mode) if event_type == "purchase" else 1.0)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from recsys.config import Settings
+from recsys.contracts.events import event_strength
 from recsys.contracts.redis_keys import INTEREST_BRAND, INTEREST_CATEGORY, decay, interest_key
 from recsys.stores.model_store import FactorModel
 from recsys.stores.online_store import RealtimeState
@@ -30,16 +31,17 @@ class OverlayRules:
     interest_half_life_s: float
     max_interests: int
     purchased_max: int
+    quantity: str = "linear"  # events.quantity
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OverlayRules:
         stream = settings.stream
         return cls(dict(settings.events.weights), stream.interest_half_life_s, stream.max_interests,
-                   stream.purchased_max)
+                   stream.purchased_max, settings.events.quantity)
 
     def strength(self, event: PendingEvent) -> float:
-        """events.weights of the type, times the quantity for a purchase (as the stream counts it)."""
-        return self.weights.get(event.event_type, 0.0) * (event.quantity if event.event_type == "purchase" else 1)
+        """events.weights of the type, a purchase's scaled by its quantity (as the stream counts it)."""
+        return event_strength(event.event_type, event.quantity, self.weights, self.quantity)
 
 
 def overlay_pending(state: RealtimeState, model: FactorModel, user_id: str, rules: OverlayRules, now: float,

@@ -16,6 +16,7 @@ import numpy as np
 from recsys.als.foldin import FoldIn, ItemFoldIn
 from recsys.config import StreamConfig
 from recsys.contracts import redis_keys as rk
+from recsys.contracts.events import event_strength
 from recsys.contracts.redis_keys import current_interests, decay, decode_vector, encode_vector
 
 POSITIVE_CO_VIEW_EVENTS = ("view", "click", "add_to_cart")
@@ -63,8 +64,10 @@ class UserUpdate:
 
 
 def update_user(events: Sequence[SpeedEvent], state: UserState, cfg: StreamConfig, weights: Mapping[str, float],
-                catalogue: Mapping[str, tuple[str | None, str | None]], model: ModelContext | None) -> UserUpdate:
-    """The writes that apply `events` (one user's, oldest first) to `state`."""
+                catalogue: Mapping[str, tuple[str | None, str | None]], model: ModelContext | None,
+                quantity: str = "linear") -> UserUpdate:
+    """The writes that apply `events` (one user's, oldest first) to `state`; a purchase's weight is scaled by its
+    quantity as the batch scales it (events.quantity)."""
     out = UserUpdate()
     previous = list(state.recent)  # latest first; grows with this batch's events for co-views
     ref = float(state.profile.get(rk.PROFILE_INTERESTS_TS) or 0.0)
@@ -75,7 +78,7 @@ def update_user(events: Sequence[SpeedEvent], state: UserState, cfg: StreamConfi
     cart = dict.fromkeys(state.profile.get(rk.PROFILE_CART, []))
     x = _start_vector(events[0].user_id, state, model, weights) if model and events else None
     for ev in events:
-        value = event_value(ev, weights)
+        value = event_strength(ev.event_type, ev.quantity, weights, quantity)
         # Whole seconds: Redis stores integer scores in a few bytes, a fractional one as text.
         out.recent[ev.item_id] = max(int(ev.ts), out.recent.get(ev.item_id, 0))
         if ev.event_type == "purchase":
@@ -118,14 +121,9 @@ def update_user(events: Sequence[SpeedEvent], state: UserState, cfg: StreamConfi
     return out
 
 
-def event_value(ev: SpeedEvent, weights: Mapping[str, float]) -> float:
-    """An event's strength: its type's weight, times the quantity for a purchase."""
-    return weights.get(ev.event_type, 0.0) * (ev.quantity if ev.event_type == "purchase" else 1)
-
-
 def fold_items(events: Mapping[str, Sequence[SpeedEvent]], user_vectors: Mapping[str, np.ndarray | None],
                stored: Mapping[str, np.ndarray], items: set[str], model: ModelContext,
-               weights: Mapping[str, float]) -> dict[str, np.ndarray]:
+               weights: Mapping[str, float], quantity: str = "linear") -> dict[str, np.ndarray]:
     """The live vectors of `items` (ones the batch model lacks) after the events of each user, folded in
     with the user's vector; starts from the stored vector, else zeros. Only the items that moved."""
     fold = model.item_fold
@@ -140,7 +138,7 @@ def fold_items(events: Mapping[str, Sequence[SpeedEvent]], user_vectors: Mapping
             y = out.get(ev.item_id)
             if y is None:
                 y = np.asarray(stored.get(ev.item_id, np.zeros(fold.rank)), dtype=np.float64)
-            moved = fold.update(y, x, event_value(ev, weights))
+            moved = fold.update(y, x, event_strength(ev.event_type, ev.quantity, weights, quantity))
             if moved is not y:
                 out[ev.item_id] = moved
     return out

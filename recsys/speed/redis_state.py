@@ -179,7 +179,8 @@ class RedisStateWriter:
         model = self._model
         if erased and model is not None:
             model = replace(model, user_vector=_no_batch_vector)
-        update = update_user(events, state, self._cfg, self._settings.events.weights, self._catalogue, model)
+        update = update_user(events, state, self._cfg, self._settings.events.weights, self._catalogue, model,
+                             self._settings.events.quantity)
         ids = [*(state.profile.get(PROFILE_EVENT_IDS) or ()), *(id_digest(ev.event_id) for ev in events if ev.event_id)]
         if ids and self._cfg.dedupe_ids:
             update.profile[PROFILE_EVENT_IDS] = ids[-self._cfg.dedupe_ids:]
@@ -207,7 +208,8 @@ class RedisStateWriter:
         stored = {item: vector for item, raw in zip(names, tx.hmget(live_key, names), strict=True)
                   if (vector := decode_vector(raw, rank)) is not None}
         vectors = {u: decode_vector(up.vector, rank) for u, up in updates.items()}
-        return fold_items(admitted, vectors, stored, items, model, self._settings.events.weights)
+        return fold_items(admitted, vectors, stored, items, model, self._settings.events.weights,
+                          self._settings.events.quantity)
 
     def _write_items(self, tx: redis.client.Pipeline, items: dict[str, np.ndarray]) -> None:
         if not items or self._model is None:

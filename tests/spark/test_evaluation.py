@@ -18,7 +18,7 @@ from recsys.batch.ranking_metrics import (
     unseen_top_k,
 )
 from recsys.batch.reference_metrics import mean_metrics
-from recsys.batch.splits import cut_split, last_days_split, split_per_user
+from recsys.batch.splits import cut_split, split_per_user, validation_cut
 from recsys.config import ValidationConfig
 
 pytestmark = pytest.mark.spark
@@ -57,20 +57,21 @@ def test_splits_hold_out_a_quarter_per_user(spark):
     assert {r["item_id"] for r in latest.collect()} == {"i6", "i7"}
 
 
-def test_validation_holds_out_each_shoppers_last_days_up_to_a_share(spark):
-    """u0's history ends on day 30: items first had after day 2 are in its last 28 days, but at most half of
-    its 4 items are held out; u1 had everything long before its last day (day 60): nothing is new there."""
+def test_validation_cuts_every_shopper_at_one_date_before_the_last_event(spark):
+    """One calendar cut 28 days before the last event (day 60) for everyone; a short history (all events within
+    the window) moves the cut later so that at most max_fraction of the events are held out."""
     start = datetime(2026, 1, 1, tzinfo=UTC)
     day = lambda n: start + timedelta(days=n)  # noqa: E731
-    rows = [("u0", "i1", day(0), day(0)), ("u0", "i2", day(1), day(1)), ("u0", "i3", day(20), day(20)),
-            ("u0", "i4", day(25), day(30)), ("u1", "i1", day(0), day(60)), ("u1", "i2", day(5), day(5))]
-    df = spark.createDataFrame([(u, i, 1.0, first, last) for u, i, first, last in rows],
-                               "user_id STRING, item_id STRING, strength DOUBLE, first_ts TIMESTAMP, last_ts TIMESTAMP")
-    fit, valid = last_days_split(df, ValidationConfig(last_days=28, max_fraction=0.5, max_users=0))
-    assert sorted((r["user_id"], r["item_id"]) for r in valid.collect()) == [("u0", "i3"), ("u0", "i4")]
-    assert fit.count() == 4 and fit.join(valid, ["user_id", "item_id"]).count() == 0
-    capped, _ = last_days_split(df, ValidationConfig(last_days=28, max_fraction=0.3, max_users=0))
-    assert capped.count() == 5  # floor(4 x 0.3) = 1: only u0's newest (i4) is held out
+    rows = [("u0", "i1", day(0)), ("u0", "i2", day(20)), ("u0", "i3", day(40)), ("u1", "i1", day(10)),
+            ("u1", "i4", day(45)), ("u1", "i5", day(60))]
+    events = spark.createDataFrame(rows, "user_id STRING, item_id STRING, ts TIMESTAMP")
+    cfg = ValidationConfig(split="cut", last_days=28, max_fraction=0.5, max_users=0)
+    before, after, cut = validation_cut(events, cfg)
+    assert cut == pytest.approx(day(32).timestamp())
+    assert sorted(r["item_id"] for r in after.collect()) == ["i3", "i4", "i5"]
+    assert before.count() == 3
+    _, late, cut = validation_cut(events, ValidationConfig(split="cut", last_days=58, max_fraction=0.2, max_users=0))
+    assert late.count() <= 2 and cut >= day(40).timestamp()
 
 
 def test_a_time_cut_holds_out_only_new_items_of_known_shoppers(spark):
@@ -87,8 +88,9 @@ def test_interactions_weigh_decay_and_negative_signals(spark, settings):
             ("e3", "u", "gone", "add_to_cart", now, 1), ("e4", "u", "gone", "remove_from_cart", now, 2)]
     events = spark.createDataFrame(rows, "event_id STRING, user_id STRING, item_id STRING, event_type STRING, "
                                          "ts TIMESTAMP, quantity INT")
+    linear = settings.events.model_copy(update={"quantity": "linear"})  # the removal of 2 cancels the add
     got = {r["item_id"]: r["strength"] for r in
-           build_interactions(events, settings.events, F.lit(now).cast("timestamp")).collect()}
+           build_interactions(events, linear, F.lit(now).cast("timestamp")).collect()}
     purchase = settings.events.weights["purchase"]
     assert got["new"] == pytest.approx(purchase)
     assert got["old"] == pytest.approx(purchase / 2)

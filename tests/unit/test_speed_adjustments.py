@@ -1,5 +1,6 @@
 """The speed layer's per-user logic: fold-in, interests, sessions, cart, co-views, trending weights."""
 
+import math
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from recsys.als.foldin import FoldIn, target_preference
 from recsys.config import load_settings
 from recsys.contracts import redis_keys as rk
+from recsys.contracts.events import QUANTITY_MODES
 from recsys.contracts.redis_keys import current_interests, decode_vector, encode_vector
 from recsys.speed.adjustments import ModelContext, SpeedEvent, UserState, update_user
 from recsys.speed.trending import bucket_weights
@@ -138,3 +140,12 @@ def test_trending_bucket_weights_halve_per_half_life():
     cfg = CFG.model_copy(update={"trending_bucket_s": 100, "trending_half_life_s": 100.0, "trending_buckets": 3})
     weights = bucket_weights(1050.0, cfg)
     assert weights == pytest.approx({10: 1.0, 9: 2 ** -0.5, 8: 2 ** -1.5})
+
+
+def test_a_purchase_is_scaled_by_its_quantity_as_the_batch_scales_it():
+    """events.quantity: a line of 100 counts once (ignore), 1 + ln 100 (log) or 100 times (linear)."""
+    bulk = ev("a1", "purchase", quantity=100)
+    got = {mode: update_user([bulk], EMPTY, CFG, WEIGHTS, {}, None, mode).trending for mode in QUANTITY_MODES}
+    base = WEIGHTS["purchase"]
+    assert [next(iter(got[m].values())) for m in QUANTITY_MODES] == pytest.approx(
+        [base, base * (1 + math.log(100)), base * 100])
