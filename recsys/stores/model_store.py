@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -34,10 +35,13 @@ from recsys.contracts.tables import (
     USER_FACTORS,
     USER_HISTORY,
 )
+from recsys.sequence.gru import GruWeights
+from recsys.sequence.store import read_weights
 from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue
 from recsys.stores.similar_items import SimilarItems
 from recsys.stores.user_history import UserHistory
 
+log = logging.getLogger(__name__)
 _VERSION = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 NORM_FLOOR = 1e-9  # a zero factor row gets cosine 0 with everything instead of a division by zero
 
@@ -69,6 +73,7 @@ class FactorModel:
     trained_at: float | None = None  # registry created_at (epoch s): a user erased after it has no row here to use
     history: UserHistory | None = None  # each known user's items at training time, with what they own
     merge: MergeWeights | None = None  # the merge weights tuned with this version (None: serving.merge)
+    sequence: GruWeights | None = None  # the version's next-item model (None: trained without one)
     item_index: dict[str, int] = field(init=False)
     new_item_rows: np.ndarray = field(init=False)  # content rows of catalogue items without factors
     new_item_profiles: sparse.csr_matrix | None = field(init=False)  # those rows, sliced once per model
@@ -114,6 +119,14 @@ class FactorModel:
             return np.zeros(0, dtype=np.int64)
         return np.fromiter((self.all_index.get(item, -1) for item in self.similar.vocabulary), dtype=np.int64,
                            count=len(self.similar.vocabulary))
+
+    @cached_property
+    def sequence_rows(self) -> np.ndarray:
+        """Row in all_item_ids of each item of the sequence model's vocabulary (-1: not ranked), built once."""
+        if self.sequence is None:
+            return np.zeros(0, dtype=np.int64)
+        return np.fromiter((self.all_index.get(item, -1) for item in self.sequence.item_ids), dtype=np.int64,
+                           count=len(self.sequence.item_ids))
 
     @cached_property
     def fold_in(self) -> FoldIn:
@@ -207,7 +220,19 @@ class DeltaModelStore:
         model = model_from_tables(version, tables, self._settings.content.num_features,
                                   catalogue if extras else None)
         model = dataclasses.replace(model, trained_at=self._trained_at(version))
-        return dataclasses.replace(model, merge=self._tuned_weights(version)) if extras else model
+        if not extras:
+            return model
+        return dataclasses.replace(model, merge=self._tuned_weights(version), sequence=self._sequence(version))
+
+    def _sequence(self, version: str) -> GruWeights | None:
+        """The version's sequence weights, memory-mapped; a version whose weights cannot be read is served
+        without the signal rather than not at all."""
+        try:
+            return read_weights(self._settings.sequence_path(version),
+                                self._settings.path(self._settings.sequence.cache_dir))
+        except (OSError, ValueError) as exc:
+            log.warning("model %s is served without its sequence model: %s", version, exc)
+            return None
 
     def _tuned_weights(self, version: str) -> MergeWeights | None:
         """The merge weights the version was tuned with (registry params), None for older versions."""
