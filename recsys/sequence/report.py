@@ -19,7 +19,9 @@ def sequence_summary(params: dict) -> str:
         return "not trained for this version"
     if not recorded.get("enabled", True):
         return "off (sequence.enabled false)"
-    stats = recorded.get("stats") or {}
+    stats = recorded.get("stats")
+    if not stats:
+        return recorded.get("reason", "")
     return (f"{recorded['reason']}; sessions train/validation/test {stats.get('sessions_train')}/"
             f"{stats.get('sessions_validation')}/{stats.get('sessions_test')}, {stats.get('items')} items, "
             f"trained {stats.get('epochs')} epochs in {stats.get('train_s')} s")

@@ -17,6 +17,10 @@ from pyspark.sql import functions as F
 TIEBREAKS = ("kafka_partition", "kafka_offset", "event_id")  # after ts, in this order, those the frame has
 
 
+class TooFewSessionsError(ValueError):
+    """The data has too few sessions to train and hold out a model: the version goes without the signal."""
+
+
 @dataclass(frozen=True)
 class Session:
     user_id: str
@@ -77,7 +81,7 @@ def split_by_time(sessions: list[Session], validation_fraction: float, test_frac
     n = len(ordered)
     n_test, n_val = math.ceil(n * test_fraction), math.ceil(n * validation_fraction)
     if n - n_test - n_val < 1:
-        raise ValueError(f"{n} sessions are too few to split into train, validation and test")
+        raise TooFewSessionsError(f"{n} sessions are too few to split into train, validation and test")
     test_from = ordered[n - n_test].start_s
     val_from = ordered[n - n_test - n_val].start_s
     return SessionSplit(

@@ -19,6 +19,7 @@ from recsys.config import AlsConfig, MergeWeights, Settings
 from recsys.contracts import model_version as mv
 from recsys.sequence.pipeline import MODEL, train_and_evaluate
 from recsys.sequence.report import SEQUENCE_PARAM
+from recsys.sequence.sessions import TooFewSessionsError
 from recsys.sequence.store import write_weights
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,14 @@ def sequence_stage(spark: SparkSession, settings: Settings, run_date: str) -> St
         registry.update_version(spark, settings, version, params=params)
         return StageResult("sequence", version, entry["status"], "off (sequence.enabled false)")
     als = AlsConfig(**params["als"]) if params.get("als") else settings.als
-    outcome = train_and_evaluate(events_up_to(spark, settings, run_date), settings, als, merge)
+    try:
+        outcome = train_and_evaluate(events_up_to(spark, settings, run_date), settings, als, merge)
+    except TooFewSessionsError as exc:  # a young shop: serve the version without the signal, do not stop the run
+        params[SEQUENCE_PARAM] = {"used": False, "weight": 0.0, "reason": f"not trained: {exc}"}
+        params["merge"] = merge.model_copy(update={"sequence": 0.0}).model_dump()
+        registry.update_version(spark, settings, version, params=params)
+        log.warning("no sequence model for %s: %s", version, exc)
+        return StageResult("sequence", version, entry["status"], f"not trained: {exc}")
     uri = settings.sequence_path(version)
     write_weights(outcome.weights, uri)
     params[SEQUENCE_PARAM] = {**outcome.record(), "uri": uri}

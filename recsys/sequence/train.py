@@ -15,6 +15,7 @@ import numpy as np
 
 from recsys.config import SequenceConfig
 from recsys.sequence.gru import PAD, GruWeights
+from recsys.sequence.sessions import TooFewSessionsError
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def fit(sessions: list[np.ndarray], item_ids: list[str], cfg: SequenceConfig) ->
 
     data = windows(sessions, cfg.max_len)
     if len(data) == 0:
-        raise ValueError("no session has two items to learn a next item from")
+        raise TooFewSessionsError("no training session has two items to learn a next item from")
     params = _init(jax.random.PRNGKey(cfg.seed), len(item_ids) + 1, cfg)
     optimizer = optax.adam(cfg.learning_rate)
     opt_state = optimizer.init(params)
