@@ -11,14 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit
 
 PAD = 0  # row 0 of the embeddings is padding; item i of `item_ids` is row i + 1
 ARRAYS = ("embeddings", "w_x", "w_h", "b_x", "b_h", "w_out", "b_item")
 ITEMS_FILE = "items.txt"
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (np.tanh(0.5 * x) + 1.0)  # no overflow warning for large |x|
 
 
 @dataclass(frozen=True)
@@ -56,12 +53,12 @@ class GruWeights:
             return h
         n = self.hidden
         gates_x = self.embeddings[rows] @ self.w_x + self.b_x  # every step's input part at once
-        for gx in gates_x:
-            gh = h @ self.w_h + self.b_h
-            r = _sigmoid(gx[:n] + gh[:n])
-            z = _sigmoid(gx[n:2 * n] + gh[n:2 * n])
-            c = np.tanh(gx[2 * n:] + r * gh[2 * n:])
-            h = (1.0 - z) * c + z * h
+        w_h, b_h = np.asarray(self.w_h), np.asarray(self.b_h)
+        for gx in gates_x:  # few numpy calls per step: a request reads up to max_len items
+            gh = h @ w_h + b_h
+            rz = expit(gx[:2 * n] + gh[:2 * n])  # reset and update gates together
+            c = np.tanh(gx[2 * n:] + rz[:n] * gh[2 * n:])
+            h = c + rz[n:] * (h - c)  # = (1 - z) c + z h
         return h.astype(np.float32)
 
     def logits(self, rows: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
