@@ -112,21 +112,20 @@ class FactorModel:
         """ALS items; rows at and after this index of all_item_ids are new items."""
         return len(self.item_ids)
 
+    def rows_of(self, vocabulary: list[str]) -> np.ndarray:
+        """Row in all_item_ids of each item of `vocabulary` (-1: not ranked)."""
+        return np.fromiter((self.all_index.get(item, -1) for item in vocabulary), dtype=np.int64,
+                           count=len(vocabulary))
+
     @cached_property
     def similar_rows(self) -> np.ndarray:
-        """Row in all_item_ids of each item of the similar-items vocabulary (-1: not ranked), built once."""
-        if self.similar is None:
-            return np.zeros(0, dtype=np.int64)
-        return np.fromiter((self.all_index.get(item, -1) for item in self.similar.vocabulary), dtype=np.int64,
-                           count=len(self.similar.vocabulary))
+        """rows_of the similar-items vocabulary, built once."""
+        return self.rows_of([] if self.similar is None else self.similar.vocabulary)
 
     @cached_property
     def sequence_rows(self) -> np.ndarray:
-        """Row in all_item_ids of each item of the sequence model's vocabulary (-1: not ranked), built once."""
-        if self.sequence is None:
-            return np.zeros(0, dtype=np.int64)
-        return np.fromiter((self.all_index.get(item, -1) for item in self.sequence.item_ids), dtype=np.int64,
-                           count=len(self.sequence.item_ids))
+        """rows_of the sequence model's vocabulary, built once."""
+        return self.rows_of([] if self.sequence is None else self.sequence.item_ids)
 
     @cached_property
     def fold_in(self) -> FoldIn:
