@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from recsys.contracts.events import ID_PATTERN, MAX_ID_LENGTH
 from recsys.contracts.model_version import VERSION_PATTERN
+from recsys.contracts.sequence_model import SEQUENCE_MODEL_DIR
 from recsys.contracts.served import OFF
 
 # RECSYS_HOME is set by recsys.spark.submit: under spark-submit this module may be imported from the
@@ -495,7 +496,7 @@ class Settings(_Section):
 
     def sequence_path(self, version: str) -> str:
         """Where a model version's sequence-model weights are written (beside its Delta tables)."""
-        return self.table_path(f"sequence_model/{version}")
+        return self.table_path(f"{SEQUENCE_MODEL_DIR}/{version}")
 
     def checkpoint_path(self, name: str) -> str:
         return f"{self.path(self.storage.checkpoint_root).rstrip('/')}/{name}"

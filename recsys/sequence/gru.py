@@ -13,9 +13,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import expit
 
-PAD = 0  # row 0 of the embeddings is padding; item i of `item_ids` is row i + 1
-ARRAYS = ("embeddings", "w_x", "w_h", "b_x", "b_h", "w_out", "b_item")
-ITEMS_FILE = "items.txt"
+from recsys.contracts.sequence_model import ITEMS_FILE, WEIGHT_ARRAYS
 
 
 @dataclass(frozen=True)
@@ -79,13 +77,13 @@ def probabilities(logits: np.ndarray) -> np.ndarray:
 def save(weights: GruWeights, directory: Path) -> None:
     """One .npy per array plus the item list: what `load` maps back."""
     directory.mkdir(parents=True, exist_ok=True)
-    for name in ARRAYS:
+    for name in WEIGHT_ARRAYS:
         np.save(directory / f"{name}.npy", np.ascontiguousarray(getattr(weights, name), dtype=np.float32))
     (directory / ITEMS_FILE).write_text("\n".join(weights.item_ids) + "\n")
 
 
 def load(directory: Path, mmap: bool = True) -> GruWeights:
     """The weights in `directory`, memory-mapped read-only by default."""
-    arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r" if mmap else None) for name in ARRAYS}
+    arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r" if mmap else None) for name in WEIGHT_ARRAYS}
     items = (directory / ITEMS_FILE).read_text().splitlines()
     return GruWeights(item_ids=items, **arrays)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from recsys.config import SequenceConfig
-from recsys.sequence.gru import PAD, GruWeights
+from recsys.contracts.sequence_model import PAD
+from recsys.sequence.gru import GruWeights
 from recsys.sequence.sessions import TooFewSessionsError
 
 log = logging.getLogger(__name__)

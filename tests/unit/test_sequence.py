@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from recsys.config import MergeWeights, load_settings
+from recsys.contracts.sequence_model import PAD
 from recsys.sequence import nextitem, train
-from recsys.sequence.gru import PAD, GruWeights, load, probabilities, save
+from recsys.sequence.gru import GruWeights, load, probabilities, save
 from recsys.sequence.sessions import Session, TooFewSessionsError, split_by_time
 from recsys.sequence.store import read_weights, write_weights
 from recsys.serving.recommender import RecommendationQuery, Recommender
