@@ -6,7 +6,7 @@ RUN_DATE ?= $(shell date -u +%F)
 DATA ?= synthetic
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status cluster-up cluster-down load train maintain rollback stream serve demo test test-unit lint bench bench-speed bench-serving bench-catalogue bench-soak bench-trigger bench-quality bench-cost airflow airflow-down airflow-test lock clean
+.PHONY: help setup up down status cluster-up cluster-down load train maintain rollback stream serve demo test test-unit lint bench bench-speed bench-serving bench-catalogue bench-soak bench-trigger bench-quality bench-sequence bench-cost airflow airflow-down airflow-test lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -83,6 +83,9 @@ bench-soak: up  ## soak: 500 req/s for 10 min (80% reads, 20% events) against gu
 
 bench-quality:  ## offline quality: the served ranking vs its signals, implicit ALS, item-kNN, content, popularity (UCI retail, MovieLens 100k)
 	$(PY) bench/quality.py
+
+bench-sequence:  ## next-item model (GRU) vs ALS, item-kNN, recent items' neighbours on UCI retail invoices; training time, inference p99
+	$(PY) bench/sequence.py
 
 bench-cost:  ## time and peak memory of train + evaluate, Spark ALS vs implicit, 1M and 10M synthetic events
 	$(PY) bench/training_cost.py

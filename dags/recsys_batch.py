@@ -1,4 +1,5 @@
-"""Batch layer schedule: data quality -> train and tune -> evaluate -> gate -> publish -> Delta maintenance.
+"""Batch layer schedule: data quality -> train and tune -> sequence model -> evaluate -> gate -> publish -> Delta
+maintenance.
 
 Only wiring: each task spark-submits one stage of spark_jobs/batch.py for the run date ({{ ds }});
 the work is in recsys.batch.stages, the settings in conf/. The Spark master comes from the Airflow
@@ -16,7 +17,7 @@ from recsys.config import PROJECT_ROOT, get_settings
 from recsys.spark.conf import base_conf, connector_jars, driver_env
 from recsys.spark.package import PACKAGE_ZIP
 
-STAGES = ("check", "train", "evaluate", "gate", "publish", "maintain")
+STAGES = ("check", "train", "sequence", "evaluate", "gate", "publish", "maintain")
 
 settings = get_settings()
 jars = connector_jars(settings)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from recsys.contracts.events import ID_PATTERN, MAX_ID_LENGTH
 from recsys.contracts.model_version import VERSION_PATTERN
+from recsys.contracts.sequence_model import SEQUENCE_MODEL_DIR
 from recsys.contracts.served import OFF
 
 # RECSYS_HOME is set by recsys.spark.submit: under spark-submit this module may be imported from the
@@ -189,6 +190,28 @@ class GateConfig(_Section):
     baseline_margin: float = Field(ge=-1)  # served NDCG must beat the best single baseline by this share (-1: off)
 
 
+class SequenceConfig(_Section):
+    """The sequence-aware next-item model (recsys/sequence/): its sessions, training budget and gate."""
+
+    enabled: bool
+    event_types: list[str] = Field(min_length=1)  # events whose items make up a session
+    min_items: int = Field(ge=2)  # shorter sessions teach and test nothing
+    max_len: int = Field(gt=0)  # newest items of a session the model reads
+    embedding_dim: int = Field(gt=0)
+    hidden_dim: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    learning_rate: float = Field(gt=0)
+    epochs: int = Field(gt=0)
+    budget_s: float = Field(gt=0)
+    seed: int
+    validation_fraction: float = Field(gt=0, lt=0.5)
+    test_fraction: float = Field(gt=0, lt=0.5)
+    max_eval_sessions: int = Field(ge=0)
+    weight_steps: list[float] = Field(min_length=1)
+    min_gain: float = Field(ge=0)
+    cache_dir: str
+
+
 class BatchConfig(_Section):
     claim_ttl_s: int = Field(gt=0)
     claim_attempts: int = Field(gt=0)
@@ -236,6 +259,7 @@ class MergeWeights(_Section):
     new_items: float = Field(ge=0)
     popularity: float = Field(ge=0)
     item_knn: float = Field(default=0.0, ge=0)  # batch item-item neighbours of the shopper's history
+    sequence: float = Field(default=0.0, ge=0)  # the GRU next-item model on the session (recsys/sequence/)
 
 
 class RepurchaseConfig(_Section):
@@ -303,6 +327,7 @@ class ServingConfig(_Section):
     repurchase: RepurchaseConfig
     reason_min_similarity: float = Field(ge=-1, le=1)
     reason_min_share: float = Field(ge=0, le=1)
+    session_reason_items: int = Field(gt=0)
     merge: MergeWeights
     similar: SimilarWeights
     max_per_category: int = Field(ge=0)
@@ -479,6 +504,7 @@ class Settings(_Section):
     outputs: OutputsConfig
     quality: QualityConfig
     gate: GateConfig
+    sequence: SequenceConfig
     maintenance: MaintenanceConfig
     batch: BatchConfig
     stream: StreamConfig
@@ -505,6 +531,10 @@ class Settings(_Section):
     def report_path(self, version: str) -> str:
         """Where the HTML evaluation report of a model version is written (beside the Delta tables)."""
         return f"{self.path(self.storage.reports_root).rstrip('/')}/{version}.html"
+
+    def sequence_path(self, version: str) -> str:
+        """Where a model version's sequence-model weights are written (beside its Delta tables)."""
+        return self.table_path(f"{SEQUENCE_MODEL_DIR}/{version}")
 
     def checkpoint_path(self, name: str) -> str:
         return f"{self.path(self.storage.checkpoint_root).rstrip('/')}/{name}"

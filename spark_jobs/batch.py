@@ -1,8 +1,9 @@
 """Batch layer job: one stage (or all) of the model pipeline for a run date.
 
 python -m recsys.spark.submit spark_jobs/batch.py all --run-date 2026-11-28
-Stages: check (data quality), train (tune + fit + outputs), evaluate, gate (+ HTML report), publish,
-maintain (Delta OPTIMIZE/VACUUM), all (check..publish). Exit status 1 when a check or stage fails.
+Stages: check (data quality), train (tune + fit + outputs), sequence (the next-item model, recsys/sequence/),
+evaluate, gate (+ HTML report), publish, maintain (Delta OPTIMIZE/VACUUM), all (check..publish).
+Exit status 1 when a check or stage fails.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from recsys.batch.data_quality import DataQualityError, require_quality
 from recsys.batch.maintenance import maintain_tables
 from recsys.config import get_settings
 from recsys.logging_setup import setup_logging
+from recsys.sequence.stage import sequence_stage
 from recsys.spark.session import get_spark
 
-STAGES = ("check", "train", "evaluate", "gate", "publish", "maintain", "all")
+STAGES = ("check", "train", "sequence", "evaluate", "gate", "publish", "maintain", "all")
 
 
 def main() -> None:
@@ -43,6 +45,8 @@ def main() -> None:
             out = [asdict(r) for r in stages.run_all(spark, settings, args.run_date, args.force)]
         elif args.stage == "train":
             out = asdict(stages.train_stage(spark, settings, args.run_date, args.force))
+        elif args.stage == "sequence":
+            out = asdict(sequence_stage(spark, settings, args.run_date))
         else:
             out = asdict(getattr(stages, f"{args.stage}_stage")(spark, settings, args.run_date))
     except (DataQualityError, LookupError, ValueError) as exc:

@@ -40,6 +40,7 @@ from recsys.contracts.tables import (
     TableSpec,
 )
 from recsys.reports.evaluation_report import Trial, render_report, write_report
+from recsys.sequence.report import sequence_rows, sequence_summary
 from recsys.spark.delta import conform, read_table
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def end_of(run_date: str) -> float:
 
 
 def events_up_to(spark: SparkSession, settings: Settings, run_date: str) -> DataFrame:
-    """Bronze events up to run_date, without those of erased users."""
+    """Every bronze event up to run_date, less those of erased users: what a run trains on."""
     events = read_table(spark, settings, EVENTS_BRONZE).where(F.col("event_date") <= F.lit(run_date).cast("date"))
     return _without_erased(spark, settings, events)
 
@@ -237,7 +238,8 @@ def gate_stage(spark: SparkSession, settings: Settings, run_date: str) -> StageR
                       baseline if baseline[0] != "none" else None)
     status = mv.APPROVED if decision.publish else mv.REJECTED
     report_uri = settings.report_path(version)
-    shown = {**entry["metrics"], **{f"validation {name}": m for name, m in validation.items()}}
+    shown = {**entry["metrics"], **{f"validation {name}": m for name, m in validation.items()},
+             **sequence_rows(entry["params"])}
     write_report(render_report(version, shown, [Trial(**t) for t in entry["tuning"] or []], {
         "status": status, "gate": decision.reason, "run date": run_date,
         "data": f"{entry['data_from']} .. {entry['data_to']}",
@@ -246,6 +248,7 @@ def gate_stage(spark: SparkSession, settings: Settings, run_date: str) -> StageR
         "merge weights": ", ".join(f"{k}={v}" for k, v in (entry["params"].get("merge") or {}).items()),
         "popularity half-life (days)": str(entry["params"].get("popularity_half_life_days")),
         "best single baseline (validation)": f"{baseline[0]} {baseline[1]:.4f}",
+        "sequence model": sequence_summary(entry["params"]),
     }, settings.evaluation.k), report_uri)
     registry.update_version(spark, settings, version, status=status, gate_reason=decision.reason,
                             report_uri=report_uri)
@@ -286,6 +289,9 @@ def _newer_current(spark: SparkSession, settings: Settings, run_date: str) -> di
 
 def run_all(spark: SparkSession, settings: Settings, run_date: str, force: bool = False) -> list[StageResult]:
     """Every stage in order, in this process: what `make train` runs."""
+    from recsys.sequence.stage import sequence_stage  # it builds on this module's stages
+
     require_quality(spark, settings, run_date)
-    return [train_stage(spark, settings, run_date, force), evaluate_stage(spark, settings, run_date),
-            gate_stage(spark, settings, run_date), publish_stage(spark, settings, run_date)]
+    return [train_stage(spark, settings, run_date, force), sequence_stage(spark, settings, run_date),
+            evaluate_stage(spark, settings, run_date), gate_stage(spark, settings, run_date),
+            publish_stage(spark, settings, run_date)]

@@ -16,6 +16,7 @@ import numpy as np
 
 from recsys.config import MergeWeights, RepurchaseConfig, ServingConfig
 from recsys.contracts.redis_keys import INTEREST_BRAND, INTEREST_CATEGORY, split_interest
+from recsys.sequence.gru import probabilities
 from recsys.serving import reasons as why
 from recsys.serving.candidates import als_rows, candidates, content_matches, recent_unit_mean
 from recsys.serving.results import RecommendationQuery, ScoredItem
@@ -59,6 +60,7 @@ class Merge:
         self._segment_rows: set[int] = set()
         self._interest = (np.zeros(1, dtype=np.float32), np.zeros(1, dtype=np.float32))
         self._seen_content: tuple[list[str], object] | None = None
+        self._session_rows = np.zeros(0, dtype=np.int64)  # the sequence model's input: embedding rows, oldest first
         self._factors_and_recent()
         self._popularity()
         self._item_knn()
@@ -66,6 +68,7 @@ class Merge:
         self._co_views()
         self._trending()
         self._new_items()
+        self._sequence()
 
     def _on(self, name: str) -> bool:
         return getattr(self.weights, name) > 0
@@ -227,6 +230,21 @@ class Merge:
             self._seen_content = (seen, matrix)
             self.signals["new_items"] = Signal(cosine[keep][hit].astype(np.float32), at)
 
+    def _sequence(self) -> None:
+        """The next-item model reads the session (the recent items, oldest first) and scores its vocabulary."""
+        model, weights = self.model, self.model.sequence
+        if not self._on("sequence") or weights is None or not self.shopper.recent:
+            return
+        rows = weights.rows_of(self.shopper.recent[::-1])
+        targets = model.sequence_rows
+        if rows.size == 0 or not (targets >= 0).any():
+            return
+        keep = targets >= 0
+        self._session_rows = rows
+        at, found = self.positions(targets[keep])  # the candidates' positions (every row in full mode)
+        if at.size:
+            self.signals["sequence"] = Signal(probabilities(weights.logits(rows))[keep][found], at)
+
     def scores(self) -> np.ndarray:
         """The weighted sum at the candidate positions; new items no signal speaks for are never ranked."""
         scores = np.zeros(self.size, dtype=np.float32)
@@ -280,6 +298,8 @@ class Merge:
             return self._knn_reason(row)
         if name == "recent":
             return self._recent_reason(row)
+        if name == "sequence":
+            return self._session_reason(row)
         if name == "new_items" and self._seen_content is not None:
             seen, matrix = self._seen_content
             similarity = (matrix @ model.new_item_profiles[row - model.n_items].T).toarray().ravel()
@@ -310,6 +330,18 @@ class Merge:
         if cosine[nearest] < self.cfg.reason_min_similarity:
             return None
         return why.viewed(model.item_ids[others[nearest]])
+
+    def _session_reason(self, row: int) -> str | None:
+        """The session items whose embeddings are closest to the row's item, closest first."""
+        weights = self.model.sequence
+        target = None if weights is None else weights.row.get(self.model.all_item_ids[row])
+        if weights is None or target is None or self._session_rows.size == 0:
+            return None
+        inputs = np.asarray(weights.embeddings[self._session_rows])
+        alike = inputs @ np.asarray(weights.embeddings[target])
+        alike /= np.maximum(np.linalg.norm(inputs, axis=1), NORM_FLOOR)
+        order = np.argsort(-alike, kind="stable")[:self.cfg.session_reason_items]
+        return why.this_session([weights.item_ids[int(self._session_rows[i]) - 1] for i in order])
 
     def _interest_reason(self, row: int) -> str | None:
         attributes = self.model.attributes

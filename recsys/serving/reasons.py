@@ -32,4 +32,8 @@ def new_like(item: str) -> str:
 
 def similar_to(item: str) -> str:
     return f"similar to {item}"
+
+
+def this_session(items: list[str]) -> str:
+    return f"because of this session: {', '.join(items)}"
 REASON_BUY_AGAIN = "you bought this before"

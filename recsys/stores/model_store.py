@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -35,11 +36,14 @@ from recsys.contracts.tables import (
     USER_FACTORS,
     USER_HISTORY,
 )
+from recsys.sequence.gru import GruWeights
+from recsys.sequence.store import read_weights
 from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue, status_of
 from recsys.stores.retrieval_index import Ragged, RetrievalIndex
 from recsys.stores.similar_items import SimilarItems
 from recsys.stores.user_history import UserHistory
 
+log = logging.getLogger(__name__)
 _VERSION = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 NORM_FLOOR = 1e-9  # a zero factor row gets cosine 0 with everything instead of a division by zero
 
@@ -74,6 +78,7 @@ class FactorModel:
     live_items: int = 0  # the last rows of item_ids are live items folded in by the speed layer (serving.live_model)
     user_candidates: Ragged | None = None  # row of user_ids -> the batch top-N rows of all_item_ids (USER_CANDIDATES)
     retrieval: RetrievalIndex | None = field(default=None, compare=False)  # candidate structures (shared_model)
+    sequence: GruWeights | None = None  # the version's next-item model (None: trained without one)
     item_index: dict[str, int] = field(init=False)
     new_item_rows: np.ndarray = field(init=False)  # content rows of catalogue items without factors
     new_item_profiles: sparse.csr_matrix | None = field(init=False)  # those rows, sliced once per model
@@ -112,13 +117,20 @@ class FactorModel:
         """ALS items; rows at and after this index of all_item_ids are new items."""
         return len(self.item_ids)
 
+    def rows_of(self, vocabulary: list[str]) -> np.ndarray:
+        """Row in all_item_ids of each item of `vocabulary` (-1: not ranked)."""
+        return np.fromiter((self.all_index.get(item, -1) for item in vocabulary), dtype=np.int64,
+                           count=len(vocabulary))
+
     @cached_property
     def similar_rows(self) -> np.ndarray:
-        """Row in all_item_ids of each item of the similar-items vocabulary (-1: not ranked), built once."""
-        if self.similar is None:
-            return np.zeros(0, dtype=np.int64)
-        return np.fromiter((self.all_index.get(item, -1) for item in self.similar.vocabulary), dtype=np.int64,
-                           count=len(self.similar.vocabulary))
+        """rows_of the similar-items vocabulary, built once."""
+        return self.rows_of([] if self.similar is None else self.similar.vocabulary)
+
+    @cached_property
+    def sequence_rows(self) -> np.ndarray:
+        """rows_of the sequence model's vocabulary, built once."""
+        return self.rows_of([] if self.sequence is None else self.sequence.item_ids)
 
     @cached_property
     def fold_in(self) -> FoldIn:
@@ -213,7 +225,19 @@ class DeltaModelStore:
         model = model_from_tables(version, tables, self._settings.content.num_features,
                                   catalogue if extras else None)
         model = dataclasses.replace(model, trained_at=self._trained_at(version))
-        return dataclasses.replace(model, merge=self._tuned_weights(version)) if extras else model
+        if not extras:
+            return model
+        return dataclasses.replace(model, merge=self._tuned_weights(version), sequence=self._sequence(version))
+
+    def _sequence(self, version: str) -> GruWeights | None:
+        """The version's sequence weights, memory-mapped; a version whose weights cannot be read is served
+        without the signal rather than not at all."""
+        try:
+            return read_weights(self._settings.sequence_path(version),
+                                self._settings.path(self._settings.sequence.cache_dir))
+        except (OSError, ValueError) as exc:
+            log.warning("model %s is served without its sequence model: %s", version, exc)
+            return None
 
     def _tuned_weights(self, version: str) -> MergeWeights | None:
         """The merge weights the version was tuned with (registry params), None for older versions."""

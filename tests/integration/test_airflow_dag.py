@@ -17,7 +17,7 @@ from tests.shop_data import two_taste_events
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration, pytest.mark.spark]
 AIRFLOW_SH = str(PROJECT_ROOT / "docker" / "local" / "airflow.sh")
-STAGES = ["check", "train", "evaluate", "gate", "publish", "maintain"]
+STAGES = ["check", "train", "sequence", "evaluate", "gate", "publish", "maintain"]
 DAG_SHAPE = """
 import json
 from airflow.dag_processing.dagbag import DagBag
@@ -65,3 +65,7 @@ def test_airflow_dags_test_publishes_a_model(spark, own_lake):
     assert {"OPTIMIZE", "SET TBLPROPERTIES"} <= history  # the maintain task ran on the factor table
     assert [r["status"] for r in published] == [mv.PUBLISHED]
     assert store.current_version() == published[0]["model_version"]
+    params = json.loads(published[0]["params"])
+    assert "reason" in params["sequence"] and params["merge"]["sequence"] == params["sequence"]["weight"]
+    model = store.load(published[0]["model_version"])  # the sequence task's weights ride with the version
+    assert (model.sequence is not None) == ("stats" in params["sequence"])

@@ -139,7 +139,8 @@ def test_load_batch_and_stream_run_on_a_standalone_cluster(cluster: Cluster):
     assert loaded["events"] > 0, loaded
 
     stages = _last_json(_submit(cluster, "spark_jobs/batch.py", "all", "--run-date", loaded["last_date"]))
-    assert [s["stage"] for s in stages] == ["train", "evaluate", "gate", "publish"], stages  # after the check
+    # after the check:
+    assert [s["stage"] for s in stages] == ["train", "sequence", "evaluate", "gate", "publish"], stages
     assert stages[-1]["status"] == "published", stages
     version = stages[-1]["model_version"]
 

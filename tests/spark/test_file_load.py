@@ -116,7 +116,7 @@ def test_every_stage_is_tracked_in_mlflow(loaded, spark, lake):
     (parent,) = by_level["version"]
     assert parent.data.tags["status"] == mv.PUBLISHED
     stage_runs = {r.data.tags["stage"]: r for r in by_level["stage"]}
-    assert set(stage_runs) == {"train", "evaluate", "gate", "publish"}
+    assert set(stage_runs) == {"train", "sequence", "evaluate", "gate", "publish"}
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in stage_runs.values())
     assert int(stage_runs["train"].data.params["als.rank"]) > 0
     evaluated = stage_runs["evaluate"].data.metrics

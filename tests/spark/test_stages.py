@@ -57,7 +57,8 @@ def versioned(spark, settings, spec, version):
 def test_stages_take_one_version_from_candidate_to_published(published):
     results, entry = published
     assert [(r.stage, r.status) for r in results] == [
-        ("train", mv.CANDIDATE), ("evaluate", mv.CANDIDATE), ("gate", mv.APPROVED), ("publish", mv.PUBLISHED)]
+        ("train", mv.CANDIDATE), ("sequence", mv.CANDIDATE), ("evaluate", mv.CANDIDATE), ("gate", mv.APPROVED),
+        ("publish", mv.PUBLISHED)]
     assert {r.model_version for r in results} == {mv.version_name(RUN_DATE)}
     assert entry["status"] == mv.PUBLISHED and entry["published_at"] is not None
     assert (entry["n_users"], entry["n_items"], entry["n_interactions"]) == (40, 16, len(two_taste_events()))
@@ -187,7 +188,7 @@ def test_gate_refuses_a_model_below_its_best_baseline(published, spark, settings
         "serving": settings.serving.model_copy(update={"merge": popularity_only}),
         "tuning": settings.tuning.model_copy(update={"enabled": False})})
     refused = stages.run_all(spark, weak, RUN_DATE, force=True)
-    assert refused[2].status == mv.REJECTED and "best single baseline" in refused[2].detail
+    assert refused[3].status == mv.REJECTED and "best single baseline" in refused[3].detail
     entry = registry.get_version(spark, settings, refused[0].model_version)
     best = max(m["ndcg"] for name, m in entry["params"]["validation"].items() if name != SERVED)
     assert entry["params"]["validation"][SERVED]["ndcg"] < best

@@ -43,7 +43,7 @@ def test_the_demo_dag_run_skips_maintenance_unless_asked():
     assert airflow_runner.airflow_command("2011-12-09", maintain=False)[-4:] == [
         "test", "2011-12-09", "--mark-success-pattern", "maintain"]
     assert airflow_runner.airflow_command("2011-12-09", maintain=True)[-2:] == ["test", "2011-12-09"]
-    assert demo.DAG_TASKS == ("check", "train", "evaluate", "gate", "publish", "maintain")
+    assert demo.DAG_TASKS == ("check", "train", "sequence", "evaluate", "gate", "publish", "maintain")
 
 
 def test_run_date_is_the_last_day_of_the_loaded_data_unless_given():

@@ -588,15 +588,15 @@ def test_images_are_pinned_to_the_project_versions(compose):
 
 
 def test_the_api_image_needs_no_spark():
-    """docker/api/Dockerfile leaves pyspark and delta-spark out: nothing the API imports may need them."""
-    assert "grep -vE '^(pyspark|delta-spark)=='" in DOCKERFILES["api"].read_text()
+    """docker/api/Dockerfile leaves pyspark, delta-spark and JAX out: nothing the API imports may need them."""
+    assert "grep -vE '^(pyspark|delta-spark|jax|jaxlib|optax)=='" in DOCKERFILES["api"].read_text()
     probe = ("import importlib, pkgutil, sys\n"
              "import api, recsys.serving, recsys.stores\n"
              "for pkg in (api, recsys.serving, recsys.stores):\n"
              "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
              "        if m.name != 'api.wsgi':\n"
              "            importlib.import_module(m.name)\n"
-             "print(sorted(n for n in ('pyspark', 'delta', 'py4j') if n in sys.modules))\n")
+             "print(sorted(n for n in ('pyspark', 'delta', 'py4j', 'jax', 'optax') if n in sys.modules))\n")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "RECSYS_ENV": "test"}, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
