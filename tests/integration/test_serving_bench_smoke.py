@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import socket
-import subprocess
-import sys
 
 import pytest
 
-from recsys.config import PROJECT_ROOT
+from tests.bench_smoke import run_bench
 
 pytestmark = pytest.mark.e2e
 
@@ -21,14 +18,11 @@ def test_serving_bench_smoke_prints_latency_memory_quality_and_profile():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    run = subprocess.run([sys.executable, "bench/serving_load.py", "--smoke", "--port", str(port)], cwd=PROJECT_ROOT,
-                         capture_output=True, text=True, timeout=600, env={**os.environ, "RECSYS_ENV": "test"})
-    out = run.stdout + run.stderr[-3000:]
-    assert run.returncode == 0, out
-    row = re.search(r"^full\s+2\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)$", run.stdout, re.MULTILINE)
+    out = run_bench("serving_load.py", "--port", str(port), timeout=600)
+    row = re.search(r"^full\s+2\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)$", out, re.MULTILINE)
     assert row and int(row.group(1)) > 0 and int(row.group(5)) == 0, out
-    assert re.search(r"memory: 2 workers, RSS \d+ MB, PSS \d+ MB together; one model copy", run.stdout), out
-    quality = re.search(r"NDCG@10 two-stage ([\d.]+), full scoring ([\d.]+)", run.stdout)
+    assert re.search(r"memory: 2 workers, RSS \d+ MB, PSS \d+ MB together; one model copy", out), out
+    quality = re.search(r"NDCG@10 two-stage ([\d.]+), full scoring ([\d.]+)", out)
     assert quality, out
     for stage in ("validation", "Redis: one script", "retrieval (candidates)", "ranking", "JSON", "total per request"):
-        assert re.search(rf"^{re.escape(stage)}.* [\d.]+ ms$", run.stdout, re.MULTILINE), (stage, out)
+        assert re.search(rf"^{re.escape(stage)}.* [\d.]+ ms$", out, re.MULTILINE), (stage, out)
