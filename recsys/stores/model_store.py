@@ -330,12 +330,21 @@ def _user_candidates(rows: pa.Table | None, user_ids, item_ids) -> Ragged | None
 
 
 def _sorted(table: pa.Table, *keys: str) -> pa.Table:
-    """The table sorted by the keys. delta-rs answers string_view columns, which Arrow can neither sort nor
-    take from: those are cast to plain strings first."""
-    views = {i for i, f in enumerate(table.schema) if pa.types.is_string_view(f.type)}
-    for i in sorted(views):
-        table = table.set_column(i, table.schema.field(i).name, pc.cast(table.column(i), pa.string()))
+    """The table sorted by the keys. delta-rs answers string_view columns (and lists of them), which Arrow can
+    neither sort nor take from: those are cast to plain strings first."""
+    for i, f in enumerate(table.schema):
+        plain = _without_views(f.type)
+        if plain != f.type:
+            table = table.set_column(i, f.name, pc.cast(table.column(i), plain))
     return table.sort_by([(key, "ascending") for key in keys])
+
+
+def _without_views(kind: pa.DataType) -> pa.DataType:
+    if pa.types.is_string_view(kind):
+        return pa.string()
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return pa.list_(_without_views(kind.value_type))
+    return kind
 
 
 def _codes(rows: pa.Table, columns: tuple[str, str]) -> tuple[list[str], np.ndarray, np.ndarray]:
