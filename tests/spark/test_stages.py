@@ -30,7 +30,6 @@ from recsys.contracts.tables import (
 from recsys.serving.recommender import RecommendationQuery, Recommender
 from recsys.spark.delta import read_table
 from recsys.stores.model_store import DeltaModelStore
-from recsys.stores.online_store import ItemSignals, RealtimeState
 from recsys.stores.registry_store import RejectedVersionError, activate_version
 from tests.shop_data import two_taste_catalogue, two_taste_events
 
@@ -135,16 +134,9 @@ def test_serving_loads_current_version_and_ranks_by_taste(published, settings):
     rank = published[1]["params"]["als"]["rank"]
     assert model.user_factors.shape == (40, rank) and model.item_factors.shape == (16, rank)
 
-    class NoState:
-        def user_state(self, user_id, model_version, rank, recent_limit, half_life_s):
-            return RealtimeState()
-
-        def item_signals(self, item_ids, co_view_k, trending_k):
-            return ItemSignals()
-
     no_cap = settings.serving.model_copy(update={"max_per_category": 0})  # the catalogue has two categories
     for user, taste in (("u0", "a"), ("u25", "b")):
-        recs = Recommender(lambda: model, NoState(), no_cap).recommend(user, RecommendationQuery(4))
+        recs = Recommender(lambda: model, NoRealtimeState(), no_cap).recommend(user, RecommendationQuery(4))
         assert [i.item_id[0] for i in recs.items] == [taste] * 4
 
 
