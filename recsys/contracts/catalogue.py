@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from recsys.contracts.events import ID_PATTERN, MAX_ID_LENGTH
+from recsys.contracts.events import ID_PATTERN, MAX_ID_LENGTH, JsonInt
 
 # Bounds keep one row small in Delta, in the content profiles (title words) and in segment keys.
 MAX_TITLE_LENGTH = 512
@@ -50,7 +50,7 @@ class ItemAttributes(AttributeRow):
     brand: str | None = Field(default=None, max_length=MAX_ATTRIBUTE_LENGTH)
     price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     available: bool | None = None  # None: available (rows written before the attribute existed)
-    stock: int | None = Field(default=None, ge=0, le=MAX_STOCK)
+    stock: JsonInt | None = Field(default=None, ge=0, le=MAX_STOCK)
     blocked: bool | None = None  # deleted or blocked: never served
 
 

@@ -14,7 +14,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 EVENT_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "remove_from_cart", "purchase")
 EventType = Literal["view", "click", "add_to_cart", "remove_from_cart", "purchase"]
@@ -33,6 +42,15 @@ MAX_CONTEXT_KEY_LENGTH = 64
 MAX_CONTEXT_VALUE_LENGTH = 1024
 ContextKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CONTEXT_KEY_LENGTH)]
 ContextValue = Annotated[str, StringConstraints(max_length=MAX_CONTEXT_VALUE_LENGTH)]
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's "integer" includes 2.0, which pydantic's strict mode refuses; a whole float becomes an int,
+    anything else is left for the int check to refuse."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+JsonInt = Annotated[int, BeforeValidator(_whole_number)]  # an integer as JSON Schema counts them
 
 
 class QuarantineReason:
@@ -67,7 +85,7 @@ class Event(BaseModel):
     event_type: EventType
     ts: datetime = Field(default_factory=utcnow)
     session_id: str | None = Field(default=None, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
-    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY)
+    quantity: JsonInt = Field(default=1, ge=1, le=MAX_QUANTITY)
     price: float | None = Field(default=None, ge=0, allow_inf_nan=False)  # Infinity/NaN break JSON readers
     context: dict[ContextKey, ContextValue] | None = Field(default=None, max_length=MAX_CONTEXT_ENTRIES)
 

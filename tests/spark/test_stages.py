@@ -173,6 +173,10 @@ def test_rerunning_a_decided_run_date_changes_nothing(published, spark, settings
     assert versioned(spark, settings, USER_FACTORS, version).count() == factors_before
 
 
+def _stage(results: list[stages.StageResult], name: str) -> stages.StageResult:
+    return next(r for r in results if r.stage == name)
+
+
 def test_gate_refuses_a_model_below_its_best_baseline(published, spark, settings):
     popularity_only = settings.serving.merge.model_copy(update={
         name: 1.0 if name == "popularity" else 0.0 for name in MergeWeights.model_fields})
@@ -180,7 +184,8 @@ def test_gate_refuses_a_model_below_its_best_baseline(published, spark, settings
         "serving": settings.serving.model_copy(update={"merge": popularity_only}),
         "tuning": settings.tuning.model_copy(update={"enabled": False})})
     refused = stages.run_all(spark, weak, RUN_DATE, force=True)
-    assert refused[3].status == mv.REJECTED and "best single baseline" in refused[3].detail
+    gate = _stage(refused, "gate")
+    assert gate.status == mv.REJECTED and "best single baseline" in gate.detail
     entry = registry.get_version(spark, settings, refused[0].model_version)
     best = max(m["ndcg"] for name, m in entry["params"]["validation"].items() if name != SERVED)
     assert entry["params"]["validation"][SERVED]["ndcg"] < best
@@ -194,8 +199,8 @@ def test_gate_refuses_a_bad_model_and_rollback_restores_an_older_one(published, 
     refused = stages.run_all(spark, strict, RUN_DATE, force=True)
     bad = refused[0].model_version
     assert bad == mv.version_name(RUN_DATE, 3)  # .2 was refused below its best baseline
-    assert refused[2].status == mv.REJECTED and "floor" in refused[2].detail
-    assert refused[3].status == mv.REJECTED  # publish leaves it alone
+    assert _stage(refused, "gate").status == mv.REJECTED and "floor" in _stage(refused, "gate").detail
+    assert _stage(refused, "publish").status == mv.REJECTED  # publish leaves it alone
     store = DeltaModelStore(settings)
     assert store.current_version() == good  # serving keeps the old model
     assert registry.get_version(spark, settings, bad)["tuning"] == []

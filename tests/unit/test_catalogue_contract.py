@@ -30,6 +30,13 @@ def test_item_rows_are_validated():
             ItemAttributes.model_validate(bad)
 
 
+def test_a_whole_number_sent_as_2_0_is_an_integer_as_json_schema_says_even_in_strict_mode():
+    assert ItemAttributes.model_validate({"item_id": "i", "stock": 2251.0}, strict=True).stock == 2251
+    for bad in (2.5, "7", True, float("inf")):
+        with pytest.raises(ValidationError):
+            ItemAttributes.model_validate({"item_id": "i", "stock": bad}, strict=True)
+
+
 def test_user_rows_are_validated():
     assert UserAttributes(user_id="u:1@shop", age_band="25-34").gender is None
     for bad in ({"user_id": "u'1"}, {"user_id": "u", "gender": "f" * 1000}, {"user_id": "u", "age": 3}):

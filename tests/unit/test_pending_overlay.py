@@ -57,7 +57,7 @@ def test_the_overlay_computes_what_the_stream_will_store():
                  for item, row in model.item_index.items()}
     context = ModelContext("v1", model.fold_in, lambda user: model.user_factors[model.user_ids[user]])
     stream = update_user(events, UserState({}, None, []), SETTINGS.stream, SETTINGS.events.weights, catalogue,
-                         context)
+                         context, SETTINGS.events.quantity)
     pending = tuple(PendingEvent(f"d{n}", e.item_id, e.event_type, e.ts, e.quantity) for n, e in enumerate(events))
     out = overlay_pending(RealtimeState(pending=pending), model, "u1", RULES, NOW, 10)
     expected = rk.current_interests(stream.profile, NOW, RULES.interest_half_life_s)
