@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from recsys.contracts.events import ID_PATTERN, MAX_ID_LENGTH, JsonInt
+from recsys.contracts.events import ID_PATTERN, MAX_ID_LENGTH, whole_number
 
 # Bounds keep one row small in Delta, in the content profiles (title words) and in segment keys.
 MAX_TITLE_LENGTH = 512
@@ -50,8 +50,10 @@ class ItemAttributes(AttributeRow):
     brand: str | None = Field(default=None, max_length=MAX_ATTRIBUTE_LENGTH)
     price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     available: bool | None = None  # None: available (rows written before the attribute existed)
-    stock: JsonInt | None = Field(default=None, ge=0, le=MAX_STOCK)
+    stock: int | None = Field(default=None, ge=0, le=MAX_STOCK)
     blocked: bool | None = None  # deleted or blocked: never served
+
+    _whole_stock = field_validator("stock", mode="before")(whole_number)
 
 
 # The catalogue's live attributes: set through the API (PUT/PATCH /v1/items), not by the file loaders.

@@ -16,7 +16,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -44,13 +43,11 @@ ContextKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CONTE
 ContextValue = Annotated[str, StringConstraints(max_length=MAX_CONTEXT_VALUE_LENGTH)]
 
 
-def _whole_number(value: Any) -> Any:
-    """JSON Schema's "integer" includes 2.0, which pydantic's strict mode refuses; a whole float becomes an int,
-    anything else is left for the int check to refuse."""
+def whole_number(value: Any) -> Any:
+    """A `mode="before"` validator for an int field: JSON Schema's "integer" includes 2.0, which pydantic's
+    strict mode refuses; a whole float becomes an int, anything else is left for the int check to refuse.
+    (A validator on the field, not an Annotated type: that would hide the field's bounds from the OpenAPI.)"""
     return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-JsonInt = Annotated[int, BeforeValidator(_whole_number)]  # an integer as JSON Schema counts them
 
 
 class QuarantineReason:
@@ -85,9 +82,11 @@ class Event(BaseModel):
     event_type: EventType
     ts: datetime = Field(default_factory=utcnow)
     session_id: str | None = Field(default=None, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
-    quantity: JsonInt = Field(default=1, ge=1, le=MAX_QUANTITY)
+    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY)
     price: float | None = Field(default=None, ge=0, allow_inf_nan=False)  # Infinity/NaN break JSON readers
     context: dict[ContextKey, ContextValue] | None = Field(default=None, max_length=MAX_CONTEXT_ENTRIES)
+
+    _whole_quantity = field_validator("quantity", mode="before")(whole_number)
 
     @field_validator("ts")
     @classmethod
