@@ -35,7 +35,9 @@ def _airflow(settings, *args: str, timeout: int = 1400) -> subprocess.CompletedP
            "RECSYS__STORAGE__DELTA_ROOT": settings.storage.delta_root,
            "RECSYS__STORAGE__CHECKPOINT_ROOT": settings.storage.checkpoint_root,
            "RECSYS__STORAGE__REPORTS_ROOT": settings.storage.reports_root,
-           "RECSYS__TUNING__MAX_TRIALS": "1",  # the DAG's wiring is under test here, tuning in tests/spark
+           # The DAG's wiring is under test here; tuning, the baselines and the gate's bar in tests/spark
+           "RECSYS__TUNING__ENABLED": "false", "RECSYS__EVALUATION__BASELINES": "[popularity]",
+           "RECSYS__GATE__MIN_NDCG": "0.0", "RECSYS__GATE__BASELINE_MARGIN": "-1.0",
            "AIRFLOW_LOG_LEVEL": "INFO"}
     return subprocess.run(["bash", AIRFLOW_SH, *args], env=env, capture_output=True, text=True, timeout=timeout)
 

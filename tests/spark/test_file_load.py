@@ -1,5 +1,4 @@
-"""A shop's own files end to end on real Delta: load, quarantine, load again (nothing added), train with
-MLflow tracking on a temporary store (a run per model version, a nested run per stage and tuning trial)."""
+"""A shop's own files on real Delta: load, quarantine, load again (nothing added)."""
 
 from __future__ import annotations
 
@@ -10,10 +9,8 @@ import pytest
 import yaml
 from pyspark.sql import functions as F
 
-from recsys.batch import registry, stages
 from recsys.batch.backfill import load_shop, quarantine_rejects
 from recsys.batch.data_quality import check_events
-from recsys.contracts import model_version as mv
 from recsys.contracts.tables import EVENTS_BRONZE, EVENTS_QUARANTINE, ITEMS
 from recsys.data.file_loader import FileSources, load_files
 from recsys.data.mapping import read_mapping
@@ -52,15 +49,12 @@ def files(tmp_path_factory) -> FileSources:
 
 @pytest.fixture(scope="module")
 def lake(settings, tmp_path_factory):
-    """Own Delta root and a temporary MLflow store with tracking on."""
+    """Own Delta root."""
     root: Path = tmp_path_factory.mktemp("file-lake")
     return settings.model_copy(update={
         "storage": settings.storage.model_copy(update={
             "delta_root": str(root / "delta"), "checkpoint_root": str(root / "checkpoints"),
             "reports_root": str(root / "reports")}),
-        "tracking": settings.tracking.model_copy(update={
-            "enabled": True, "uri": str(root / "mlflow" / "mlflow.db"),
-            "artifact_root": str(root / "mlflow" / "artifacts"), "experiment": "test-file-load"}),
     })
 
 
@@ -99,34 +93,3 @@ def test_load_rejects_do_not_count_as_the_streams_quarantine(spark, settings, tm
         .withColumn("detail", F.lit("missing_field:user_id"))
     stream_row.write.format("delta").mode("append").save(own.table_path(EVENTS_QUARANTINE.name))
     assert check_events(spark, own, today).day_quarantined == 1  # the stream's rejects still count
-
-
-def test_every_stage_is_tracked_in_mlflow(loaded, spark, lake):
-    from mlflow.tracking import MlflowClient
-
-    results = stages.run_all(spark, lake, RUN_DATE)
-    version = results[0].model_version
-    assert [r.status for r in results][-1] == mv.PUBLISHED
-    client = MlflowClient(f"sqlite:///{lake.path(lake.tracking.uri)}")
-    experiment = client.get_experiment_by_name("test-file-load")
-    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.model_version = '{version}'")
-    by_level: dict[str, list] = {}
-    for run in runs:
-        by_level.setdefault(run.data.tags["recsys.level"], []).append(run)
-    (parent,) = by_level["version"]
-    assert parent.data.tags["status"] == mv.PUBLISHED
-    stage_runs = {r.data.tags["stage"]: r for r in by_level["stage"]}
-    assert set(stage_runs) == {"train", "sequence", "evaluate", "gate", "publish"}
-    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in stage_runs.values())
-    assert int(stage_runs["train"].data.params["als.rank"]) > 0
-    evaluated = stage_runs["evaluate"].data.metrics
-    assert {"als.ndcg", "popularity.ndcg", "item_knn.ndcg"} <= set(evaluated)
-    registered = registry.get_version(spark, lake, version)["metrics"]
-    assert evaluated["als.ndcg"] == pytest.approx(registered["als"]["ndcg"])
-    assert stage_runs["gate"].data.tags["gate_reason"]
-    trials = by_level["trial"]
-    assert 1 <= len(trials) <= lake.tuning.max_trials
-    assert all(t.data.tags["mlflow.parentRunId"] == stage_runs["train"].info.run_id for t in trials)
-    assert all("score" in t.data.metrics and "rank" in t.data.params for t in trials)
-    artifacts = [a.path for a in client.list_artifacts(stage_runs["gate"].info.run_id)]
-    assert artifacts == [f"{version}.html"]

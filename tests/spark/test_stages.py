@@ -38,14 +38,23 @@ RUN_DATE = "2026-11-02"
 
 
 @pytest.fixture(scope="module")
-def published(spark, settings):
+def tracked(settings, tmp_path_factory):
+    """The shared lake with MLflow tracking on, in a store of its own: what `published` trains with."""
+    root = tmp_path_factory.mktemp("mlflow")
+    return settings.model_copy(update={"tracking": settings.tracking.model_copy(update={
+        "enabled": True, "uri": str(root / "mlflow.db"), "artifact_root": str(root / "artifacts"),
+        "experiment": "test-stages"})})
+
+
+@pytest.fixture(scope="module")
+def published(spark, settings, tracked):
     events = two_taste_events()
     append_events(spark, settings, events)
     append_events(spark, settings, events)  # a repeated load adds nothing
     items, users = two_taste_catalogue()
     upsert_items(spark, settings, items)
     upsert_users(spark, settings, users)
-    results = stages.run_all(spark, settings, RUN_DATE)
+    results = stages.run_all(spark, tracked, RUN_DATE)
     return results, registry.get_version(spark, settings, results[0].model_version)
 
 
@@ -103,6 +112,38 @@ def test_report_is_written_next_to_the_registry_row(published):
     assert entry["model_version"] in page and "item_knn" in page and "validation served" in page
     assert "best single baseline (validation)" in page
     assert page.count("data:image/png;base64,") == 2  # metrics and tuning curve
+
+
+def test_every_stage_is_tracked_in_mlflow(published, spark, tracked):
+    """A run per model version, a nested run per stage and per tuning trial."""
+    from mlflow.tracking import MlflowClient
+
+    results, _ = published
+    version = results[0].model_version
+    assert [r.status for r in results][-1] == mv.PUBLISHED
+    client = MlflowClient(f"sqlite:///{tracked.path(tracked.tracking.uri)}")
+    experiment = client.get_experiment_by_name("test-stages")
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.model_version = '{version}'")
+    by_level: dict[str, list] = {}
+    for run in runs:
+        by_level.setdefault(run.data.tags["recsys.level"], []).append(run)
+    (parent,) = by_level["version"]
+    assert parent.data.tags["status"] == mv.PUBLISHED
+    stage_runs = {r.data.tags["stage"]: r for r in by_level["stage"]}
+    assert set(stage_runs) == {"train", "sequence", "evaluate", "gate", "publish"}
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in stage_runs.values())
+    assert int(stage_runs["train"].data.params["als.rank"]) > 0
+    evaluated = stage_runs["evaluate"].data.metrics
+    assert {"als.ndcg", "popularity.ndcg", "item_knn.ndcg"} <= set(evaluated)
+    registered = registry.get_version(spark, tracked, version)["metrics"]
+    assert evaluated["als.ndcg"] == pytest.approx(registered["als"]["ndcg"])
+    assert stage_runs["gate"].data.tags["gate_reason"]
+    trials = by_level["trial"]
+    assert 1 <= len(trials) <= tracked.tuning.max_trials
+    assert all(t.data.tags["mlflow.parentRunId"] == stage_runs["train"].info.run_id for t in trials)
+    assert all("score" in t.data.metrics and "rank" in t.data.params for t in trials)
+    artifacts = [a.path for a in client.list_artifacts(stage_runs["gate"].info.run_id)]
+    assert artifacts == [f"{version}.html"]
 
 
 def test_outputs_hold_similar_popular_and_content_rows_for_the_version(published, spark, settings):
@@ -182,7 +223,8 @@ def test_gate_refuses_a_model_below_its_best_baseline(published, spark, settings
         name: 1.0 if name == "popularity" else 0.0 for name in MergeWeights.model_fields})
     weak = settings.model_copy(update={
         "serving": settings.serving.model_copy(update={"merge": popularity_only}),
-        "tuning": settings.tuning.model_copy(update={"enabled": False})})
+        "tuning": settings.tuning.model_copy(update={"enabled": False}),
+        "sequence": settings.sequence.model_copy(update={"enabled": False})})  # the gate is under test
     refused = stages.run_all(spark, weak, RUN_DATE, force=True)
     gate = _stage(refused, "gate")
     assert gate.status == mv.REJECTED and "best single baseline" in gate.detail
@@ -195,7 +237,8 @@ def test_gate_refuses_a_model_below_its_best_baseline(published, spark, settings
 def test_gate_refuses_a_bad_model_and_rollback_restores_an_older_one(published, spark, settings):
     good = published[1]["model_version"]
     strict = settings.model_copy(update={"gate": settings.gate.model_copy(update={"min_ndcg": 1.0}),
-                                         "tuning": settings.tuning.model_copy(update={"enabled": False})})
+                                         "tuning": settings.tuning.model_copy(update={"enabled": False}),
+                                         "sequence": settings.sequence.model_copy(update={"enabled": False})})
     refused = stages.run_all(spark, strict, RUN_DATE, force=True)
     bad = refused[0].model_version
     assert bad == mv.version_name(RUN_DATE, 3)  # .2 was refused below its best baseline
