@@ -82,10 +82,11 @@ def als_rows(model: FactorModel, items: Iterable[str]) -> np.ndarray:
 
 
 def content_matches(model: FactorModel, recent: list[str], min_similarity: float):
-    """New items whose content is like the recent items': (positions into new_item_rows, cosine, the seen
-    items with content, their profiles); None when there is nothing to compare."""
+    """Fresh items (newer than the batch model: new and live items) whose content is like the recent items':
+    (positions into model.fresh_rows, cosine, the seen items with content, their profiles); None when there is
+    nothing to compare."""
     content = model.content
-    if content is None or model.new_item_rows.size == 0:
+    if content is None or model.fresh_rows.size == 0:
         return None
     seen = [i for i in dict.fromkeys(recent) if i in content.row]
     if not seen:
@@ -95,7 +96,7 @@ def content_matches(model: FactorModel, recent: list[str], min_similarity: float
     norm = float(np.linalg.norm(profile))
     if norm == 0:
         return None
-    cosine = np.asarray(model.new_item_profiles @ profile).ravel() / norm
+    cosine = np.asarray(model.fresh_profiles @ profile).ravel() / norm
     keep = np.flatnonzero((cosine >= min_similarity) & (cosine > 0))
     return keep, cosine, seen, matrix
 
@@ -168,11 +169,11 @@ def live(request: Request) -> Rows:
 
 @candidate_source("new_items")
 def new_items(request: Request) -> Rows:
-    """New items (no factors yet) whose content is like the recent items'."""
+    """Fresh items (no batch factors yet) whose content is like the recent items'."""
     if request.weights.new_items <= 0:
         return None
     found = content_matches(request.model, request.shopper.recent, request.cfg.reason_min_similarity)
-    return None if found is None else request.model.n_items + found[0]
+    return None if found is None else request.model.fresh_rows[found[0]]
 
 
 @candidate_source("popular")

@@ -225,7 +225,7 @@ class Merge:
         if found is None or found[0].size == 0:
             return
         keep, cosine, seen, matrix = found
-        at, hit = self.positions(self.model.n_items + keep)
+        at, hit = self.positions(self.model.fresh_rows[keep])
         if at.size:
             self._seen_content = (seen, matrix)
             self.signals["new_items"] = Signal(cosine[keep][hit].astype(np.float32), at)
@@ -302,7 +302,8 @@ class Merge:
             return self._session_reason(row)
         if name == "new_items" and self._seen_content is not None:
             seen, matrix = self._seen_content
-            similarity = (matrix @ model.new_item_profiles[row - model.n_items].T).toarray().ravel()
+            profile = model.fresh_profiles[int(np.searchsorted(model.fresh_rows, row))]
+            similarity = (matrix @ profile.T).toarray().ravel()
             similarity[[i == model.all_item_ids[row] for i in seen]] = -np.inf  # an item does not explain itself
             best = int(np.argmax(similarity))
             return why.new_like(seen[best]) if np.isfinite(similarity[best]) else None

@@ -81,7 +81,9 @@ class FactorModel:
     sequence: GruWeights | None = None  # the version's next-item model (None: trained without one)
     item_index: dict[str, int] = field(init=False)
     new_item_rows: np.ndarray = field(init=False)  # content rows of catalogue items without factors
-    new_item_profiles: sparse.csr_matrix | None = field(init=False)  # those rows, sliced once per model
+    fresh_rows: np.ndarray = field(init=False)  # rows of all_item_ids newer than the batch model, with a content
+    # profile: the live items (speed-layer vectors), then the new items; ascending. "New, like X" ranks them all
+    fresh_profiles: sparse.csr_matrix | None = field(init=False)  # their content profiles, sliced once per model
     all_item_ids: list[str] = field(init=False)  # item_ids, then the new items
     all_index: dict[str, int] = field(init=False)
     attributes: AttributeArrays = field(init=False)  # aligned to all_item_ids
@@ -96,12 +98,17 @@ class FactorModel:
         set_(self, "item_index", {item: i for i, item in enumerate(self.item_ids)})
         rows = [] if self.content is None else [r for i, r in self.content.row.items() if i not in self.item_index]
         set_(self, "new_item_rows", np.asarray(sorted(rows), dtype=np.int64))
-        set_(self, "new_item_profiles", None if self.content is None else self.content.matrix[self.new_item_rows])
         new_ids = [] if self.content is None else [self.content.item_ids[r] for r in self.new_item_rows]
         set_(self, "all_item_ids", [*self.item_ids, *new_ids])
         n = len(self.item_ids)
         set_(self, "all_index", {**self.item_index, **{item: n + j for j, item in enumerate(new_ids)}} if new_ids
              else self.item_index)  # the ALS lookup itself when there are no new items
+        live = [] if self.content is None else [
+            i for i in self.item_ids[n - self.live_items:n] if i in self.content.row]
+        set_(self, "fresh_rows", np.asarray([self.item_index[i] for i in live] + list(range(n, n + len(new_ids))),
+                                            dtype=np.int64))
+        set_(self, "fresh_profiles", None if self.content is None else self.content.matrix[
+            [self.content.row[i] for i in live] + self.new_item_rows.tolist()])
         set_(self, "attributes", AttributeArrays.unknown(len(self.all_item_ids)) if self.catalogue is None
              else self.catalogue.align(self.all_item_ids))
         set_(self, "item_norms", np.linalg.norm(self.item_factors, axis=1).astype(np.float32))

@@ -105,6 +105,19 @@ def test_live_item_vectors_join_the_factors_and_the_next_model_supersedes_them()
     assert handed.n_items == trained.n_items
 
 
+def test_a_live_item_keeps_its_new_like_x_signal_until_a_batch_model_learns_it():
+    """A handful of views give a live vector too small to compete on taste alone; its content still speaks."""
+    row = {"n3": {"item_id": "n3", "title": "mountain trail shoe", "category": "shoes"}}
+    model = overlay(content_model(), row, {"n3": np.array([0.01, 0.0])}, CONTENT)
+    assert model.item_ids[-1] == "n3" and model.fresh_rows.tolist() == [model.item_index["n3"]]
+    new = next(i for i in served(model, FakeOnline(recent=["a2"])).recommend(
+        "stranger", RecommendationQuery(9, category="shoes", explain=True)).items if i.item_id == "n3")
+    assert "new, like a2" in new.reasons and new.contributions["new_items"] > 0
+    trained = shop_model(item_ids=[*model.item_ids], item_factors=model.item_factors, content=model.content,
+                         popularity=np.append(model.popularity[:-1], 1.0))
+    assert trained.fresh_rows.size == 0  # learned by the batch: no longer new
+
+
 def test_item_fold_in_is_the_transpose_of_the_user_fold_in():
     users = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
     fold = ItemFoldIn(users)
