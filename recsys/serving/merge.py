@@ -56,7 +56,7 @@ class Merge:
         self.recent_set = {model.all_index[i] for i in shopper.recent if i in model.all_index}
         self.signals: dict[str, Signal] = {}
         self._co_source: dict[int, str] = {}
-        self._knn_pairs: tuple[np.ndarray, ...] | None = None  # (row, weighted part, source code): for reasons
+        self._knn_pairs: tuple[np.ndarray, ...] | None = None  # (row, weighted part, source): for reasons
         self._segment_rows: set[int] = set()
         self._interest = (np.zeros(1, dtype=np.float32), np.zeros(1, dtype=np.float32))
         self._seen_content: tuple[list[str], object] | None = None
@@ -145,31 +145,63 @@ class Merge:
         self.signals["popularity"] = Signal(values)
 
     def _item_knn(self) -> None:
-        """The batch similar items of everything the shopper had, summed with each source's recency weight:
-        one gather over the CSR lists of the history items and one bincount, no per-pair Python."""
-        similar = self.model.similar
-        if not self._on("item_knn") or similar is None or not self.shopper.history:
+        """The similar items of everything the shopper had, summed with each source's recency weight: the batch
+        lists (one gather over the CSR lists of the history items, no per-pair Python) and, for live items that
+        are in no batch list yet, their factor cosine to the history items (as "similar items" serves them)."""
+        if not self._on("item_knn") or not self.shopper.history:
             return
+        found = [pairs for pairs in (self._batch_knn_pairs(), self._live_knn_pairs()) if pairs is not None]
+        if not found:
+            return
+        rows = np.concatenate([pairs[0] for pairs in found])
+        parts = np.concatenate([pairs[1] for pairs in found])
+        unique, inverse = np.unique(rows, return_inverse=True)
+        signal = self._sparse(unique, np.bincount(inverse, weights=parts))
+        self._knn_pairs = (rows, parts, np.concatenate([pairs[2] for pairs in found]))
+        if signal is not None:
+            self.signals["item_knn"] = signal
+
+    def _batch_knn_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(row, weighted part, source) of each batch neighbour of each history item; the source is its code in
+        the similar-items vocabulary (a history item the model does not rank still explains)."""
+        model, similar = self.model, self.model.similar
+        if similar is None:
+            return None
         known = [(similar.row[item], weight) for item, weight in self.shopper.history.items()
                  if weight > 0 and item in similar.row]
         if not known:
-            return
+            return None
         codes = np.fromiter((c for c, _ in known), dtype=np.int64, count=len(known))
         weights = np.fromiter((w for _, w in known), dtype=np.float32, count=len(known))
         starts, lengths = similar.indptr[codes], similar.indptr[codes + 1] - similar.indptr[codes]
         if lengths.sum() == 0:
-            return
+            return None
         offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-        rows = self.model.similar_rows[similar.neighbours[offsets]]
+        rows = model.similar_rows[similar.neighbours[offsets]]
         parts = similar.scores[offsets] * np.repeat(weights, lengths)
+        sources = np.repeat(codes, lengths)
         keep = (rows >= 0) & (parts > 0)
-        if not keep.any():
-            return
-        unique, inverse = np.unique(rows[keep], return_inverse=True)
-        signal = self._sparse(unique, np.bincount(inverse, weights=parts[keep]))
-        self._knn_pairs = (rows[keep], parts[keep], np.repeat(codes, lengths)[keep])
-        if signal is not None:
-            self.signals["item_knn"] = signal
+        return (rows[keep], parts[keep], sources[keep]) if keep.any() else None
+
+    def _live_knn_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(row, weighted part, source) of each live item at least serving.reason_min_similarity alike (factor
+        cosine) to a history item: what neighbours.live_similar lists under that item's similar items. The source
+        is -1 - its row, apart from the batch pairs' vocabulary codes."""
+        model = self.model
+        if model.live_items == 0:
+            return None
+        known = [(model.item_index[item], weight) for item, weight in self.shopper.history.items()
+                 if weight > 0 and item in model.item_index]
+        if not known:
+            return None
+        sources = np.fromiter((r for r, _ in known), dtype=np.int64, count=len(known))
+        weights = np.fromiter((w for _, w in known), dtype=np.float32, count=len(known))
+        live = np.arange(model.n_items - model.live_items, model.n_items)
+        cosine = (model.item_factors[live] @ model.item_factors[sources].T) * \
+            model.inverse_norms[live][:, None] * model.inverse_norms[sources][None, :]
+        alike = (cosine >= self.cfg.reason_min_similarity) & (live[:, None] != sources[None, :])  # not itself
+        at, of = np.nonzero(alike)
+        return (live[at], cosine[at, of] * weights[of], -1 - sources[of]) if at.size else None
 
     def _interests(self) -> None:
         if not self._on("interests") or not self.shopper.interests:
@@ -311,13 +343,15 @@ class Merge:
 
     def _knn_reason(self, row: int) -> str | None:
         """The history item whose weighted similarity to the row's item is the largest."""
-        if self._knn_pairs is None or self.model.similar is None:
+        if self._knn_pairs is None:
             return None
         rows, parts, sources = self._knn_pairs
         hit = np.flatnonzero(rows == row)
         if hit.size == 0:
             return None
-        return why.similar_to(self.model.similar.vocabulary[int(sources[hit[np.argmax(parts[hit])]])])
+        source = int(sources[hit[np.argmax(parts[hit])]])
+        return why.similar_to(self.model.similar.vocabulary[source] if source >= 0  # type: ignore[union-attr]
+                              else self.model.all_item_ids[-1 - source])
 
     def _recent_reason(self, row: int) -> str | None:
         """The most similar other recent item, when at least serving.reason_min_similarity alike."""

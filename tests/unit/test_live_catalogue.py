@@ -118,6 +118,18 @@ def test_a_live_item_keeps_its_new_like_x_signal_until_a_batch_model_learns_it()
     assert trained.fresh_rows.size == 0  # learned by the batch: no longer new
 
 
+def test_a_live_item_alike_a_history_item_is_similar_to_it_in_the_list_as_under_similar_items():
+    base = shop_model()
+    a1 = base.item_factors[base.item_index["a1"]]
+    model = overlay(base, {"n4": {"item_id": "n4", "category": "shoes"}}, {"n4": a1 * 0.05}, CONTENT)
+    assert model.similar is None or "n4" not in model.similar.row  # in no batch list
+    items = served(model, FakeOnline(recent=["a1"])).recommend(
+        "stranger", RecommendationQuery(9, category="shoes", explain=True)).items
+    live = next(i for i in items if i.item_id == "n4")
+    assert live.contributions["item_knn"] > 0 and "similar to a1" in live.reasons
+    assert "similar to n4" not in next(i for i in items if i.item_id == "a1").reasons  # only what was had explains
+
+
 def test_item_fold_in_is_the_transpose_of_the_user_fold_in():
     users = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
     fold = ItemFoldIn(users)
