@@ -161,18 +161,22 @@ class Merge:
         if signal is not None:
             self.signals["item_knn"] = signal
 
+    def _history_in(self, lookup: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(lookup's code, recency weight) of each history item with a positive weight that `lookup` holds."""
+        known = [(lookup[item], weight) for item, weight in self.shopper.history.items()
+                 if weight > 0 and item in lookup]
+        return (np.fromiter((c for c, _ in known), dtype=np.int64, count=len(known)),
+                np.fromiter((w for _, w in known), dtype=np.float32, count=len(known)))
+
     def _batch_knn_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(row, weighted part, source) of each batch neighbour of each history item; the source is its code in
         the similar-items vocabulary (a history item the model does not rank still explains)."""
         model, similar = self.model, self.model.similar
         if similar is None:
             return None
-        known = [(similar.row[item], weight) for item, weight in self.shopper.history.items()
-                 if weight > 0 and item in similar.row]
-        if not known:
+        codes, weights = self._history_in(similar.row)
+        if codes.size == 0:
             return None
-        codes = np.fromiter((c for c, _ in known), dtype=np.int64, count=len(known))
-        weights = np.fromiter((w for _, w in known), dtype=np.float32, count=len(known))
         starts, lengths = similar.indptr[codes], similar.indptr[codes + 1] - similar.indptr[codes]
         if lengths.sum() == 0:
             return None
@@ -190,12 +194,9 @@ class Merge:
         model = self.model
         if model.live_items == 0:
             return None
-        known = [(model.item_index[item], weight) for item, weight in self.shopper.history.items()
-                 if weight > 0 and item in model.item_index]
-        if not known:
+        sources, weights = self._history_in(model.item_index)
+        if sources.size == 0:
             return None
-        sources = np.fromiter((r for r, _ in known), dtype=np.int64, count=len(known))
-        weights = np.fromiter((w for _, w in known), dtype=np.float32, count=len(known))
         live = np.arange(model.n_items - model.live_items, model.n_items)
         cosine = (model.item_factors[live] @ model.item_factors[sources].T) * \
             model.inverse_norms[live][:, None] * model.inverse_norms[sources][None, :]
