@@ -188,9 +188,9 @@ class Merge:
         return (rows[keep], parts[keep], sources[keep]) if keep.any() else None
 
     def _live_knn_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """(row, weighted part, source) of each live item at least serving.reason_min_similarity alike (factor
-        cosine) to a history item: what neighbours.live_similar lists under that item's similar items. The source
-        is -1 - its row, apart from the batch pairs' vocabulary codes."""
+        """(row, weighted part, source) of each live item with a positive factor cosine to a history item: what
+        neighbours.live_similar lists under that item's similar items. The source is -1 - its row, apart from the
+        batch pairs' vocabulary codes."""
         model = self.model
         if model.live_items == 0:
             return None
@@ -200,7 +200,7 @@ class Merge:
         live = np.arange(model.n_items - model.live_items, model.n_items)
         cosine = (model.item_factors[live] @ model.item_factors[sources].T) * \
             model.inverse_norms[live][:, None] * model.inverse_norms[sources][None, :]
-        alike = (cosine >= self.cfg.reason_min_similarity) & (live[:, None] != sources[None, :])  # not itself
+        alike = (cosine > 0) & (live[:, None] != sources[None, :])  # an item is not similar to itself
         at, of = np.nonzero(alike)
         return (live[at], cosine[at, of] * weights[of], -1 - sources[of]) if at.size else None
 
