@@ -19,6 +19,7 @@ from recsys.contracts.redis_keys import INTEREST_BRAND, INTEREST_CATEGORY, split
 from recsys.sequence.gru import probabilities
 from recsys.serving import reasons as why
 from recsys.serving.candidates import als_rows, candidates, content_matches, recent_unit_mean
+from recsys.serving.neighbours import live_cosine
 from recsys.serving.results import RecommendationQuery, ScoredItem
 from recsys.serving.shopper import Shopper
 from recsys.serving.top_k import scaled, top_rows
@@ -189,17 +190,15 @@ class Merge:
 
     def _live_knn_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(row, weighted part, source) of each live item with a positive factor cosine to a history item: what
-        neighbours.live_similar lists under that item's similar items. The source is -1 - its row, apart from the
-        batch pairs' vocabulary codes."""
+        neighbours.live_similar lists under that item's similar items, by the same live_cosine. The source is
+        -1 - its row, apart from the batch pairs' vocabulary codes."""
         model = self.model
         if model.live_items == 0:
             return None
         sources, weights = self._history_in(model.item_index)
         if sources.size == 0:
             return None
-        live = np.arange(model.n_items - model.live_items, model.n_items)
-        cosine = (model.item_factors[live] @ model.item_factors[sources].T) * \
-            model.inverse_norms[live][:, None] * model.inverse_norms[sources][None, :]
+        live, cosine = live_cosine(model, sources)
         alike = (cosine > 0) & (live[:, None] != sources[None, :])  # an item is not similar to itself
         at, of = np.nonzero(alike)
         return (live[at], cosine[at, of] * weights[of], -1 - sources[of]) if at.size else None

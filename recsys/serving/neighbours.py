@@ -28,15 +28,23 @@ def fallback_similar(model: FactorModel, item_id: str, k: int) -> list[tuple[str
     return [(other, score) for other, score in out if other != item_id and score > 0][:k]
 
 
+def live_cosine(model: FactorModel, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the live items' rows, their factor cosine to each ALS row of `rows`, live x rows): the live items are
+    folded in since the batch run, so in no batch similar-items list."""
+    live = np.arange(model.n_items - model.live_items, model.n_items)
+    cosine = (model.item_factors[live] @ model.item_factors[rows].T) * \
+        model.inverse_norms[live][:, None] * model.inverse_norms[rows][None, :]
+    return live, cosine
+
+
 def live_similar(model: FactorModel, item_id: str, k: int) -> list[tuple[str, float]]:
-    """Factor cosine of an ALS item to the live items (folded in since the batch run, so in no batch list)."""
+    """Factor cosine of an ALS item to the live items."""
     row = model.all_index[item_id]
     if model.live_items == 0 or row >= model.n_items:
         return []
-    start = model.n_items - model.live_items
-    cosine = (model.item_factors[start:model.n_items] @ model.item_factors[row]) * \
-        model.inverse_norms[start:model.n_items] * model.inverse_norms[row]
-    ids = model.item_ids[start:model.n_items]
+    live, cosine = live_cosine(model, np.asarray([row]))
+    cosine = cosine[:, 0]
+    ids = model.item_ids[int(live[0]):model.n_items]
     return [(ids[r], float(cosine[r])) for r in best_rows(cosine, k).tolist() if ids[r] != item_id and cosine[r] > 0]
 
 
