@@ -16,7 +16,6 @@ resource), then write the blueprint (see api/blueprints/__init__.py).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict
 from functools import lru_cache
 from typing import Annotated, Any
 from weakref import WeakKeyDictionary
@@ -100,8 +99,10 @@ COMMIT_CONFLICT_RESPONSE = unavailable_response(
 
 
 def scored_items(items: Iterable[Any]) -> list[dict[str, Any]]:
-    """Ranked items (recsys.serving.results.ScoredItem) as answered: `contributions` only when explained."""
-    return [{key: value for key, value in asdict(item).items() if key != "contributions" or value is not None}
+    """Ranked items (recsys.serving.results.ScoredItem) as answered: `contributions` only when explained.
+
+    The fields as they are (vars), not asdict's deep copies: jsonify only reads them, on every request."""
+    return [{key: value for key, value in vars(item).items() if key != "contributions" or value is not None}
             for item in items]
 
 

@@ -17,6 +17,7 @@ of a minute or more) worker RSS grown by more than --max-rss-growth.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import shutil
@@ -24,13 +25,13 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import psutil
 import redis
 import requests
@@ -52,22 +53,20 @@ EVENT_TYPES = ("view", "view", "view", "click", "add_to_cart", "purchase")
 
 @dataclass
 class Outcome:
-    """What the load saw; filled by every client thread (list appends are atomic in CPython)."""
+    """What the load saw; filled by the client's requests, all on one asyncio loop."""
 
     latencies: dict[str, list[float]] = field(default_factory=lambda: {"read": [], "event": []})
     errors: Counter = field(default_factory=Counter)
     acknowledged: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # events answered with an error: may or may not be stored
     sent: int = 0
-    late: int = 0  # requests sent more than a second after their slot (the client or server fell behind)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    late: int = 0  # requests sent more than a second after their slot (the client fell behind)
 
     def count(self, error: str | None = None, late: bool = False) -> None:
-        with self.lock:
-            self.sent += 1
-            self.late += late
-            if error is not None:
-                self.errors[error] += 1
+        self.sent += 1
+        self.late += late
+        if error is not None:
+            self.errors[error] += 1
 
 
 def free_port() -> int:
@@ -156,53 +155,85 @@ def worker_rss(master: int) -> dict[int, int]:
     return out
 
 
+def listener_pid(port: int) -> int | None:
+    """The process listening on a loopback TCP port (the local broker or Redis), if this host has one."""
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+            return conn.pid
+    return None
+
+
+def cpu_seconds(roots: dict[str, int | None], alone: tuple[str, ...] = ("client",)) -> dict[str, float]:
+    """User plus system CPU seconds of each named process and its descendants (where the time goes); the
+    processes named in `alone` without theirs (the client, whose children are the stack it measures)."""
+    out = {}
+    for name, pid in roots.items():
+        total = 0.0
+        with contextlib.suppress(psutil.NoSuchProcess):
+            root = psutil.Process(pid) if pid else None
+            family = [] if root is None else [root] if name in alone else [root, *root.children(recursive=True)]
+            for proc in family:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+        out[name] = total
+    return out
+
+
 def redis_memory(client: redis.Redis, prefix: str) -> tuple[int, int]:
     """(used_memory of the whole Redis, keys under this run's prefix)."""
     keys = sum(1 for _ in client.scan_iter(f"{prefix}:*", count=1000))
     return int(client.info("memory")["used_memory"]), keys
 
 
-def run_load(base: str, rate: float, seconds: float, threads: int, users: int, items: int, tag: str) -> Outcome:
-    """Open-loop load: request i is due at start + i / rate; thread j sends requests j, j + threads, ..."""
+def run_load(base: str, rate: float, seconds: float, connections: int, users: int, items: int,
+             tag: str) -> Outcome:
+    """Open-loop load from one asyncio loop (aiohttp): request i is due at start + i / rate, whatever the answers
+    of earlier ones; at most `connections` are open at once. One loop, not a thread per connection, so that the
+    client takes as little as it can of the CPU it shares with the server."""
+    return asyncio.run(_load(base, rate, seconds, connections, users, items, tag))
+
+
+async def _load(base: str, rate: float, seconds: float, connections: int, users: int, items: int,
+                tag: str) -> Outcome:
     outcome = Outcome()
-    total = int(rate * seconds)
-    started = time.monotonic() + 0.5
+    loop = asyncio.get_running_loop()
 
-    def client(j: int) -> None:
-        with requests.Session() as session:
-            for i in range(j, total, threads):
-                delay = started + i / rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                send(session, i, late=delay < -1.0)
-
-    def send(session: requests.Session, i: int, late: bool) -> None:
+    async def send(session: aiohttp.ClientSession, i: int, late: bool) -> None:
         kind = "event" if (i % 10) >= READ_SHARE * 10 else "read"
         user = f"u{(i * 7919) % users}"
-        sent = time.monotonic()
+        event_id = f"{tag}-{i}"
+        sent = loop.time()
         try:
             if kind == "read":
-                r = session.get(f"{base}/v1/users/{user}/recommendations?k=10", timeout=30)
+                request = session.get(f"{base}/v1/users/{user}/recommendations", params={"k": "10"})
             else:
-                event_id = f"{tag}-{i}"
-                r = session.post(f"{base}/v1/events", timeout=30, json={
+                request = session.post(f"{base}/v1/events", json={
                     "event_id": event_id, "user_id": user, "item_id": f"i{(i * 104729) % items}",
                     "event_type": EVENT_TYPES[i % len(EVENT_TYPES)]})
-            outcome.latencies[kind].append(time.monotonic() - sent)
+            async with request as r:
+                body = await r.json(content_type=None) if r.status >= 400 else await r.read()
+            outcome.latencies[kind].append(loop.time() - sent)
             if kind == "event":
-                (outcome.acknowledged if r.status_code == 202 else outcome.refused).append(event_id)
-            error = f"{kind} {r.status_code} {r.json().get('error', '')}".strip() if r.status_code >= 400 else None
-            outcome.count(error, late)
-        except (requests.RequestException, ValueError) as exc:
+                (outcome.acknowledged if r.status == 202 else outcome.refused).append(event_id)
+            outcome.count(f"{kind} {r.status} {body.get('error', '')}".strip() if r.status >= 400 else None, late)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             outcome.count(f"{kind} {type(exc).__name__}", late)
             if kind == "event":
-                outcome.refused.append(f"{tag}-{i}")
+                outcome.refused.append(event_id)
 
-    pool = [threading.Thread(target=client, args=(j,), daemon=True) for j in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+        started = loop.time() + 0.5
+        pending: set[asyncio.Task] = set()
+        for i in range(int(rate * seconds)):
+            delay = started + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(send(session, i, late=delay < -1.0))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        await asyncio.gather(*pending)
     return outcome
 
 
@@ -240,7 +271,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second (80%% reads, 20%% events)")
     parser.add_argument("--seconds", type=float, default=600.0)
-    parser.add_argument("--threads", type=int, default=64, help="client threads (enough to keep the rate)")
+    parser.add_argument("--connections", type=int, default=64, help="most requests in flight at once")
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--items", type=int, default=5_000)
     parser.add_argument("--rank", type=int, default=32)
@@ -249,7 +280,7 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny size for CI: 6 s at 20 req/s, small model")
     args = parser.parse_args()
     if args.smoke:
-        args.rate, args.seconds, args.threads, args.users, args.items, args.rank = 20.0, 6.0, 4, 200, 300, 8
+        args.rate, args.seconds, args.connections, args.users, args.items, args.rank = 20.0, 6.0, 4, 200, 300, 8
 
     tag = f"soak-{uuid.uuid4().hex[:8]}"
     run_dir = BENCH_ROOT / tag
@@ -269,9 +300,14 @@ def main() -> int:
     try:
         start_stack(procs, env, run_dir, settings, base, f"warmup-{tag}")
         rss_start, (redis_start, _) = worker_rss(procs["gunicorn"].pid), redis_memory(rdb, keys.prefix)
+        roots = {"client": os.getpid(), "gunicorn": procs["gunicorn"].pid, "stream": procs["stream"].pid,
+                 "kafka": listener_pid(int(settings.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])),
+                 "redis": listener_pid(rdb.connection_pool.connection_kwargs.get("port", 6379))}
+        cpu_start = cpu_seconds(roots)
         t0 = time.monotonic()
-        outcome = run_load(base, args.rate, args.seconds, args.threads, args.users, args.items, tag)
+        outcome = run_load(base, args.rate, args.seconds, args.connections, args.users, args.items, tag)
         took = time.monotonic() - t0
+        cpu = {name: used - cpu_start[name] for name, used in cpu_seconds(roots).items()}
         rss_end, (redis_end, prefix_keys) = worker_rss(procs["gunicorn"].pid), redis_memory(rdb, keys.prefix)
         audit = audit_bronze(settings, tag, outcome.acknowledged,
                              args.audit_timeout + 4 * settings.stream.bronze_trigger_s)
@@ -287,6 +323,10 @@ def main() -> int:
     for kind, values in outcome.latencies.items():
         print(f"{kind:>5}: n {len(values):>7}  p50 {quantile(values, 0.50) * 1000:8.1f} ms  "
               f"p99 {quantile(values, 0.99) * 1000:8.1f} ms  max {max(values, default=0) * 1000:8.1f} ms")
+    print(f"CPU during the load, in cores busy (of {psutil.cpu_count()}): "
+          + ", ".join(f"{name} {used / took:.2f}" for name, used in cpu.items())
+          + f"; per request: gunicorn {cpu['gunicorn'] / max(1, sent) * 1000:.2f} ms, "
+            f"client {cpu['client'] / max(1, sent) * 1000:.2f} ms")
     growth = (sum(rss_end.values()) - sum(rss_start.values())) / max(1, sum(rss_start.values()))
     print(f"worker RSS: start {sorted(v >> 20 for v in rss_start.values())} MiB, end "
           f"{sorted(v >> 20 for v in rss_end.values())} MiB ({growth:+.1%}; goal <= {args.max_rss_growth:.0%})")

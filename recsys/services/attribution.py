@@ -34,6 +34,30 @@ REMEMBER = "remember"
 LOOKUP = "lookup"
 
 
+# KEYS: the user's served HASH, the served index. ARGV: user id, serve time, TTL, max items (0: no cap), the
+# encoded value, then the item ids. Returns how many users the index holds. One script rather than a MULTI
+# of seven commands: a served list is remembered on every read, and each command costs the API CPU.
+REMEMBER_SCRIPT = """
+local key, index = KEYS[1], KEYS[2]
+local served_at, ttl, max_items = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local fields = {}
+for i = 6, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+  fields[#fields + 1] = ARGV[5]
+end
+redis.call('HSET', key, unpack(fields))
+if max_items > 0 and redis.call('HLEN', key) > max_items then
+  redis.call('DEL', key)
+  redis.call('HSET', key, unpack(fields))
+end
+redis.call('EXPIRE', key, ttl)
+redis.call('ZADD', index, ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', index, '-inf', served_at - ttl)
+redis.call('EXPIRE', index, ttl)
+return redis.call('ZCARD', index)
+"""
+
+
 @dataclass(frozen=True)
 class Attribution:
     rec_id: str
@@ -47,37 +71,22 @@ ServedLookup = Callable[[Mapping[str, Collection[str]]], Mapping[str, Mapping[st
 def remember_served(client: redis.Redis, keys: RedisKeys, user_id: str, rec_id: str, variant: str,
                     item_ids: Iterable[str], ttl: int, *, max_items: int | None = None,
                     max_users: int | None = None, now: float | None = None) -> None:
-    """Record that `rec_id` showed these items to the user: one MULTI (HSET, EXPIRE, HLEN, and the user in the
-    served index).
+    """Record that `rec_id` showed these items to the user: one script (REMEMBER_SCRIPT), one round trip.
 
     The key's TTL is the attribution window, renewed by every list; each value carries its serve time so
     an older item is not attributed past the window. A user with more than `max_items` remembered items
-    keeps only this list (a second MULTI), which bounds the HASH. More than `max_users` users with a HASH
-    drops the oldest users' HASHes (at most a ZPOPMIN and a DEL more), which bounds the keys whatever ids
-    requests make up. Raises redis.RedisError.
+    keeps only this list, which bounds the HASH. More than `max_users` users with a HASH drops the oldest
+    users' HASHes (at most a ZPOPMIN and a DEL more), which bounds the keys whatever ids requests make up.
+    Raises redis.RedisError.
     """
     served_at = time.time() if now is None else now
     value = encode_served(rec_id, variant, served_at)
-    mapping = dict.fromkeys(item_ids, value)
-    if not mapping:
+    items = list(dict.fromkeys(item_ids))
+    if not items:
         return
-    key, index = keys.served(user_id), keys.served_index()
-    pipe = client.pipeline(transaction=True)
-    pipe.hset(key, mapping=mapping)
-    pipe.expire(key, ttl)
-    pipe.hlen(key)
-    pipe.zadd(index, {user_id: served_at})
-    pipe.zremrangebyscore(index, "-inf", served_at - ttl)  # users whose HASH has expired
-    pipe.expire(index, ttl)
-    pipe.zcard(index)
-    replies = pipe.execute()
-    size, users = replies[2], replies[-1]
-    if max_items is not None and size > max_items:
-        pipe = client.pipeline(transaction=True)
-        pipe.delete(key)
-        pipe.hset(key, mapping=mapping)
-        pipe.expire(key, ttl)
-        pipe.execute()
+    index = keys.served_index()
+    users = client.register_script(REMEMBER_SCRIPT)(
+        keys=[keys.served(user_id), index], args=[user_id, served_at, ttl, max_items or 0, value, *items])
     if max_users is not None and users > max_users:
         dropped = [member.decode() if isinstance(member, bytes) else member
                    for member, _ in client.zpopmin(index, users - max_users)]

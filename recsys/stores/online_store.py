@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from typing import Protocol
 
 import numpy as np
 import redis
+from redis.exceptions import NoScriptError
 
 from recsys.config import RedisConfig
 from recsys.contracts import redis_keys as rk
@@ -57,6 +59,7 @@ for i = 1, math.min(#recent, tonumber(ARGV[3])) do
 end
 return {recent, profile, erased, trending, co_views}
 """
+REQUEST_SHA = hashlib.sha1(REQUEST_SCRIPT.encode()).hexdigest()  # what EVALSHA names it by
 
 
 def _text(value: bytes | str) -> str:
@@ -77,6 +80,16 @@ class OnlineStore(Protocol):
 
     def user_state(self, user_id: str, model_version: str | None, rank: int, recent_limit: int,
                    half_life_s: float) -> RealtimeState: ...
+
+    def _request_round_trip(self, user_id: str, keys: list[str], args: list) -> tuple[list, int]:
+        """One pipeline: the pending reads, then REQUEST_SCRIPT by its digest. EVALSHA is queued as it is, not
+        through redis-py's Script, whose pipelines ask SCRIPT EXISTS first: a second round trip per request."""
+        pipe = self._raw.pipeline(transaction=False)
+        # The pending list is read before the state: an event the stream applies in between is then in the
+        # state's dedupe ids and dropped from the overlay, so it still counts once.
+        extra = self._pending.queue_read(pipe, user_id) if self._pending is not None else 0
+        pipe.evalsha(REQUEST_SHA, len(keys), *keys, *args)
+        return pipe.execute(), extra
 
     def item_signals(self, item_ids: Sequence[str], co_view_k: int, trending_k: int) -> ItemSignals: ...
 
@@ -99,7 +112,6 @@ class RedisOnlineStore:
         breaker = redis_breaker(cfg)  # an unreachable Redis fails fast after a few timeouts (redis.breaker_*)
         self._client = client or guard(redis_client(cfg, decode=True), breaker)
         self._raw = raw_client or guard(redis_client(cfg), breaker)  # the vector is bytes, not text
-        self._request = None  # REQUEST_SCRIPT, registered on first use
         head, _, tail = self._keys.co_views("\0").partition("\0")
         self._co_view_key = (head, tail)
 
@@ -161,18 +173,15 @@ class RedisOnlineStore:
                       trending_k: int) -> tuple[RealtimeState, ItemSignals]:
         """user_state (with the pending events) and item_signals (co-views of the co_view_sources newest recent
         items, the trending view) in one round trip: the pending reads and one Lua script (REQUEST_SCRIPT)."""
-        if self._request is None:  # redis-py sends EVALSHA, and the script itself once Redis lacks it
-            self._request = self._raw.register_script(REQUEST_SCRIPT)
         keys = [self._keys.recent_items(user_id), self._keys.profile(user_id), self._keys.erased_users(),
                 self._keys.trending()]
-        pipe = self._raw.pipeline(transaction=False)
-        # The pending list is read before the state: an event the stream applies in between is then in the
-        # state's dedupe ids and dropped from the overlay, so it still counts once.
-        extra = self._pending.queue_read(pipe, user_id) if self._pending is not None else 0
-        self._request(keys=keys, args=[
-            user_id, recent_limit, co_view_sources if co_view_k > 0 else 0, co_view_k, trending_k,
-            *self._co_view_key], client=pipe)
-        replies = pipe.execute()
+        args = [user_id, recent_limit, co_view_sources if co_view_k > 0 else 0, co_view_k, trending_k,
+                *self._co_view_key]
+        try:
+            replies, extra = self._request_round_trip(user_id, keys, args)
+        except NoScriptError:  # Redis lost its scripts (a restart, SCRIPT FLUSH): load it and ask once more
+            self._raw.script_load(REQUEST_SCRIPT)
+            replies, extra = self._request_round_trip(user_id, keys, args)
         recent, raw, erased_at, trending, co_views = replies[-1]
         recent = [_text(item) for item in recent]
         fields, vector = decode_profile(raw)
@@ -191,6 +200,16 @@ class RedisOnlineStore:
         signals = ItemSignals({item: _scored(reply) for item, reply in zip(recent, co_views, strict=False)},
                               _scored(trending))
         return state, signals
+
+    def _request_round_trip(self, user_id: str, keys: list[str], args: list) -> tuple[list, int]:
+        """One pipeline: the pending reads, then REQUEST_SCRIPT by its digest. EVALSHA is queued as it is, not
+        through redis-py's Script, whose pipelines ask SCRIPT EXISTS first: a second round trip per request."""
+        pipe = self._raw.pipeline(transaction=False)
+        # The pending list is read before the state: an event the stream applies in between is then in the
+        # state's dedupe ids and dropped from the overlay, so it still counts once.
+        extra = self._pending.queue_read(pipe, user_id) if self._pending is not None else 0
+        pipe.evalsha(REQUEST_SHA, len(keys), *keys, *args)
+        return pipe.execute(), extra
 
     def item_signals(self, item_ids: Sequence[str], co_view_k: int, trending_k: int) -> ItemSignals:
         """The co-views of several items and the trending view in one pipeline (none when nothing is asked)."""

@@ -107,3 +107,12 @@ def test_one_script_reads_what_the_two_pipelines_read(shop):
         assert (state.vector is None and piped.vector is None) or np.array_equal(state.vector, piped.vector)
         assert signals == store.item_signals(state.recent[:5], 20, 50)
         assert (user == "nobody") == (not state.recent)
+
+
+def test_the_request_script_is_loaded_again_after_redis_lost_it(shop, redis_client):
+    store = RedisOnlineStore(shop.redis)
+    version = DeltaModelStore(shop).current_version()
+    before = store.request_state("u1", version, RANK, 10, 3600.0, 5, 20, 50)
+    redis_client.script_flush()  # what a Redis restart does to loaded scripts
+    after = store.request_state("u1", version, RANK, 10, 3600.0, 5, 20, 50)
+    assert before[0].recent and after[0].recent == before[0].recent and after[1] == before[1]

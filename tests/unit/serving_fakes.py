@@ -10,6 +10,16 @@ from recsys.stores.model_store import FactorModel
 from recsys.stores.online_store import ItemSignals, RealtimeState
 
 
+class DownRedis:
+    """A redis client whose every command (pipeline, script, ...) fails as an unreachable Redis does."""
+
+    def __getattr__(self, name):
+        def down(*args, **kwargs):
+            raise redis.ConnectionError("down")
+
+        return down
+
+
 class FakeOnline:
     def __init__(self, recent=(), purchased=(), down=False, vector=None, interests=None, co_views=None,
                  trending=None, cart=(), signals_down=False, version="v1", erased_at=None):

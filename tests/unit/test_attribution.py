@@ -1,10 +1,10 @@
 import pytest
-import redis
 
 from recsys.config import load_settings
 from recsys.contracts.events import Event
 from recsys.contracts.served import CONTEXT_REC_ID, CONTEXT_VARIANT, ServedRecommendation
 from recsys.services.attribution import Attribution, RedisServedMemory, attribute
+from tests.unit.serving_fakes import DownRedis
 
 pytestmark = pytest.mark.unit
 
@@ -32,14 +32,9 @@ def test_events_on_served_items_gain_the_list_and_variant_the_rest_pass_unchange
     assert attribute([], lookup) == [] and len(calls) == 1
 
 
-class _DownRedis:
-    def pipeline(self, transaction=True):
-        raise redis.ConnectionError("down")
-
-
 def test_redis_errors_leave_events_unattributed_and_never_raise():
     settings = load_settings("test", environ={})
-    memory = RedisServedMemory(settings.experiments, settings.redis, client=_DownRedis())
+    memory = RedisServedMemory(settings.experiments, settings.redis, client=DownRedis())
     events = [_event("u1", "i1")]
     assert attribute(events, memory.lookup) == events
     served = ServedRecommendation(user_id="u1", experiment="e", variant="v", item_ids=["i1"])

@@ -4,7 +4,6 @@ import logging
 from types import SimpleNamespace
 
 import pytest
-import redis
 
 from api.services import PerProcess
 from recsys.config import Variant, load_settings
@@ -14,6 +13,7 @@ from recsys.serving.experiments import assign_variant
 from recsys.serving.model_cache import PinnedModel
 from recsys.serving.results import RecommendationQuery, Recommendations, ScoredItem
 from recsys.serving.served_lists import serve_list
+from tests.unit.serving_fakes import DownRedis
 
 pytestmark = pytest.mark.unit
 SETTINGS = load_settings("test", environ={})
@@ -103,14 +103,9 @@ def test_per_process_objects_are_built_again_after_a_fork(monkeypatch):
     assert holder.built() is None and holder.get() == 2
 
 
-class DownClient:
-    def pipeline(self, transaction=True):
-        raise redis.ConnectionError("down")
-
-
 def test_attribution_errors_reach_the_listener():
     seen = []
-    memory = RedisServedMemory(SETTINGS.experiments, SETTINGS.redis, client=DownClient(), listener=seen.append)
+    memory = RedisServedMemory(SETTINGS.experiments, SETTINGS.redis, client=DownRedis(), listener=seen.append)
     served = ServedRecommendation(user_id="u1", experiment=OFF, variant=OFF, item_ids=["i1"])
     assert memory.remember(served) is False and memory.lookup({"u1": ["i1"]}) == {}
     assert seen == [REMEMBER, LOOKUP] and memory.errors == 2
