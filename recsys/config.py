@@ -166,6 +166,7 @@ class OutputsConfig(_Section):
     similar_items: int = Field(gt=0)
     popular_items: int = Field(gt=0)
     history_items: int = Field(ge=0)
+    owned_items: int = Field(ge=0)
     popularity_half_life_days: float = Field(gt=0)
     segment_attributes: list[str]
     min_segment_users: int = Field(gt=0)

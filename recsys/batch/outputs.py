@@ -45,10 +45,15 @@ def decayed_popularity(interactions: DataFrame, as_of_s: float, half_life_days: 
             .agg(F.sum(F.pow(F.lit(0.5), age / half_life_days)).cast("double").alias("popularity")))
 
 
-def user_history(interactions: DataFrame, keep: int) -> DataFrame:
-    """(user_id, item_id, last_ts, owned_ts): each user's `keep` most recent items."""
-    newest = F.row_number().over(Window.partitionBy("user_id").orderBy(F.desc("last_ts"), "item_id"))
-    return (interactions.withColumn("_n", newest).where(F.col("_n") <= keep)
+def user_history(interactions: DataFrame, keep: int, owned: int) -> DataFrame:
+    """(user_id, item_id, last_ts, owned_ts): each user's `keep` most recent items, and the `owned` most
+    recently owned ones however old: the repurchase policy must see every purchase, not only recent ones (a
+    shopper with more items than `keep` was otherwise shown what they bought before)."""
+    by_user = Window.partitionBy("user_id")
+    newest = F.row_number().over(by_user.orderBy(F.desc("last_ts"), "item_id"))
+    newest_owned = F.row_number().over(by_user.orderBy(F.desc_nulls_last("owned_ts"), "item_id"))
+    kept = (F.col("_n") <= keep) | (F.col("owned_ts").isNotNull() & (F.col("_o") <= owned))
+    return (interactions.withColumn("_n", newest).withColumn("_o", newest_owned).where(kept)
             .select("user_id", "item_id", "last_ts", "owned_ts"))
 
 
@@ -73,7 +78,8 @@ def other_outputs(interactions: DataFrame, settings: Settings, items: DataFrame,
         SIMILAR_ITEMS: similar,
         POPULAR_ITEMS: popular_items(interactions, users, settings.outputs),
         ITEM_CONTENT: item_profiles(items, settings.content),
-        USER_HISTORY: user_history(interactions, settings.outputs.history_items),
+        USER_HISTORY: user_history(interactions, settings.outputs.history_items,
+                                   settings.outputs.owned_items),
     }
 
 

@@ -149,7 +149,8 @@ USER_HISTORY = TableSpec(
     name="user_history",
     ddl="model_version STRING, user_id STRING, item_id STRING, last_ts TIMESTAMP, owned_ts TIMESTAMP",
     partition_by=("model_version",),
-    doc="Each user's most recent items at training time (outputs.history_items, newest first by last_ts); "
+    doc="Each user's most recent items at training time (outputs.history_items, newest first by last_ts) and "
+    "their most recently owned ones however old (outputs.owned_items); "
     "owned_ts = the last event of a serving.repurchase.owned_events type (null: never owned). Serving reads it "
     "for the item-kNN and recent-items signals and the repurchase policy.",
 )

@@ -7,7 +7,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from recsys.batch.interactions import build_interactions
-from recsys.batch.outputs import decayed_popularity
+from recsys.batch.outputs import decayed_popularity, user_history
 from recsys.config import load_settings
 from tests.shop_data import START
 
@@ -50,3 +50,14 @@ def test_popularity_counts_shoppers_by_when_they_first_took_an_item_up(spark):
     assert got["old"] == pytest.approx(2 * 0.5 ** 10)
     assert got["new"] == pytest.approx(0.5 ** (1 / 7))
     assert got["new"] > got["old"]
+
+
+def test_history_keeps_the_newest_items_and_every_owned_one_however_old(spark):
+    """A shopper's purchase older than the newest `keep` items is still theirs: the repurchase policy must see it."""
+    rows = [("u", "bought-long-ago", START - timedelta(days=300), START - timedelta(days=300)),
+            ("u", "viewed-long-ago", START - timedelta(days=200), None)]
+    rows += [("u", f"new{n}", START - timedelta(hours=n), None) for n in range(3)]
+    interactions = spark.createDataFrame(rows, "user_id STRING, item_id STRING, last_ts TIMESTAMP, owned_ts TIMESTAMP")
+    kept = {r["item_id"] for r in user_history(interactions, keep=3, owned=10).collect()}
+    assert kept == {"new0", "new1", "new2", "bought-long-ago"}
+    assert {r["item_id"] for r in user_history(interactions, keep=3, owned=0).collect()} == {"new0", "new1", "new2"}
