@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 from implicit_als import implicit_candidates
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recsys.batch.backfill import from_pandas
@@ -67,16 +67,17 @@ def shop_of(name: str) -> ShopData:
 
 
 def splits(spark: SparkSession, settings: Settings, shop: ShopData, protocol: Protocol, window_days: float
-           ) -> tuple[DataFrame, DataFrame, DataFrame, str]:
-    """(train interactions, the events they come from, test (user_id, item_id) pairs, description) of the data
-    set's protocol."""
+           ) -> tuple[DataFrame, DataFrame, DataFrame, str, Column]:
+    """(train interactions, the events they come from, test (user_id, item_id) pairs, description, the time the
+    train interactions are decayed to) of the data set's protocol."""
     events = from_pandas(spark, shop.events, EVENT_PAYLOAD_DDL)
     owned = settings.serving.repurchase.owned_events
     if protocol.split == "random":
         last = events.agg(F.max("ts")).first()[0]
         interactions = build_interactions(events, settings.events, F.lit(last), owned)
         train, test = evaluation_split(interactions, settings.evaluation)
-        return train.persist(), events, test.select("user_id", "item_id").persist(), "per-user random 75/25"
+        return (train.persist(), events, test.select("user_id", "item_id").persist(), "per-user random 75/25",
+                F.lit(last))
     last = events.agg(F.max("ts")).first()[0]
     cut = pd.Timestamp(last) - pd.Timedelta(days=window_days)
     before = events.where(F.col("ts") <= F.lit(cut))
@@ -84,7 +85,7 @@ def splits(spark: SparkSession, settings: Settings, shop: ShopData, protocol: Pr
     train = build_interactions(before, settings.events, F.lit(cut), owned).persist()
     later = build_interactions(after, settings.events, F.lit(last), owned)
     described = f"time cut {cut} (last {window_days:g} days), new items only"
-    return train, before, cut_split(train, later).persist(), described
+    return train, before, cut_split(train, later).persist(), described, F.lit(cut)
 
 
 def main() -> None:
@@ -125,11 +126,16 @@ def run(spark: SparkSession, base: Settings, name: str, args: argparse.Namespace
                                                          "weight_rounds": 1, "weight_steps": [0.0, 1.0]})})
     shop = shop_of(name)
     items, users = from_pandas(spark, shop.items, ITEMS.ddl), from_pandas(spark, shop.users, USERS.ddl)
-    train, events, test, described = splits(spark, settings, shop, protocol, args.window_days)
+    train, events, test, described, as_of = splits(spark, settings, shop, protocol, args.window_days)
     started = time.time()
     tuned = tune_als(train, events, settings, items, users)
     tuning_s = time.time() - started
-    chosen = with_tuned(settings, tuned.weights, tuned.popularity_half_life_days)
+    chosen = with_tuned(settings, tuned.weights, tuned.popularity_half_life_days, tuned.interaction_half_life_days)
+    if chosen.events.half_life_days != settings.events.half_life_days:  # the same pairs, decayed as tuning chose
+        mine = events.join(train.select("user_id", "item_id"), ["user_id", "item_id"], "left_semi")
+        train.unpersist()
+        train = build_interactions(mine, chosen.events, as_of.cast("timestamp"),
+                                   settings.serving.repurchase.owned_events).persist()
     profiles = item_profiles(items, settings.content).persist()
     implicit = implicit_candidates(AlsConfig(**{**tuned.best.model_dump(), "alpha": IMPLICIT_DEFAULTS["alpha"],
                                                 "max_iter": IMPLICIT_DEFAULTS["iterations"]}),
@@ -142,6 +148,7 @@ def run(spark: SparkSession, base: Settings, name: str, args: argparse.Namespace
              f"{test.select('user_id').distinct().count()} shoppers, {described}, k={k}",
              f"tuned on validation in {tuning_s:.0f}s ({len(tuned.trials)} ALS trials): ALS rank={tuned.best.rank} "
              f"max_iter={tuned.best.max_iter} reg_param={tuned.best.reg_param:.3g} alpha={tuned.best.alpha:.3g}; "
+             f"interaction half-life {tuned.interaction_half_life_days:g} d; "
              f"popularity half-life {tuned.popularity_half_life_days:g} d; merge "
              + ", ".join(f"{w}={v:g}" for w, v in tuned.weights.model_dump().items()),
              f"validation: served NDCG {tuned.validation[SERVED]['ndcg']:.4f}, best single signal "

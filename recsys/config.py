@@ -141,6 +141,7 @@ class TuningConfig(_Section):
     weight_rounds: int = Field(ge=0)  # coordinate-ascent passes over the merge weights per ALS trial (0 = keep)
     weight_steps: list[float] = Field(min_length=1)  # values each merge weight is tried at
     popularity_half_life_days: list[float] = Field(min_length=1)  # popularity half-lives tried with the weights
+    interaction_half_life_days: list[float] = Field(default_factory=list)  # events.half_life_days tried on the best ALS
     rank: list[int] = Field(min_length=1)
     max_iter: list[int] = Field(min_length=1)
     reg_param: tuple[float, float]

@@ -25,7 +25,7 @@ from recsys.batch.interactions import build_interactions, drop_erased
 from recsys.batch.outputs import build_outputs
 from recsys.batch.served_evaluation import SERVED, best_baseline
 from recsys.batch.splits import evaluation_split
-from recsys.batch.tuning import tune_als
+from recsys.batch.tuning import decayed_with, tune_als
 from recsys.config import AlsConfig, MergeWeights, Settings
 from recsys.contracts import model_version as mv
 from recsys.contracts.tables import (
@@ -140,12 +140,16 @@ def train_stage(spark: SparkSession, settings: Settings, run_date: str, force: b
 def _train(spark: SparkSession, settings: Settings, run_date: str, version: str) -> StageResult:
     events = events_up_to(spark, settings, run_date)
     interactions, span = interactions_up_to(spark, settings, run_date, events)
-    _keep_interactions(interactions, settings, run_date)
     train, _ = evaluation_split(interactions, settings.evaluation)
     items, users = read_table(spark, settings, ITEMS), read_table(spark, settings, USERS)
     tuned = tune_als(train, events, settings, items, users)
-    log.info("fitting %s on all interactions with %s and merge %s", version, tuned.best, tuned.weights)
-    chosen = with_tuned(settings, tuned.weights, tuned.popularity_half_life_days)
+    chosen = with_tuned(settings, tuned.weights, tuned.popularity_half_life_days, tuned.interaction_half_life_days)
+    if chosen.events.half_life_days != settings.events.half_life_days:  # tuning chose another decay
+        interactions.unpersist()
+        interactions, span = interactions_up_to(spark, chosen, run_date, events)
+    _keep_interactions(interactions, settings, run_date)
+    log.info("fitting %s on all interactions with %s, interaction half-life %g d and merge %s", version,
+             tuned.best, chosen.events.half_life_days, tuned.weights)
     outputs = build_outputs(interactions, chosen, tuned.best, items, users, end_of(run_date))
     user_factors, item_factors = outputs[USER_FACTORS], outputs[ITEM_FACTORS]
     for spec, df in outputs.items():
@@ -157,7 +161,7 @@ def _train(spark: SparkSession, settings: Settings, run_date: str, version: str)
         params={"als": tuned.best.model_dump(), "merge": tuned.weights.model_dump(),
                 "popularity_half_life_days": tuned.popularity_half_life_days, "validation": tuned.validation,
                 "evaluation": settings.evaluation.model_dump(),
-                "events": settings.events.model_dump(include={"weights", "half_life_days"})},
+                "events": chosen.events.model_dump(include={"weights", "half_life_days"})},
         data_from=span["lo"], data_to=span["hi"], n_users=n_users, n_items=n_items,
         n_interactions=interactions.count(), tuning=[asdict(t) for t in tuned.trials]))
     interactions.unpersist()
@@ -167,18 +171,22 @@ def _train(spark: SparkSession, settings: Settings, run_date: str, version: str)
                        f"{len(tuned.trials)} tuning trials")
 
 
-def with_tuned(settings: Settings, weights: MergeWeights, popularity_half_life_days: float) -> Settings:
-    """The settings a version was trained and is served with: its tuned merge weights and popularity."""
-    return settings.model_copy(update={
+def with_tuned(settings: Settings, weights: MergeWeights, popularity_half_life_days: float,
+               interaction_half_life_days: float | None = None) -> Settings:
+    """The settings a version was trained and is served with: its tuned merge weights, popularity and
+    interaction decay (None: events.half_life_days as configured)."""
+    tuned = settings.model_copy(update={
         "serving": settings.serving.model_copy(update={"merge": weights}),
         "outputs": settings.outputs.model_copy(update={"popularity_half_life_days": popularity_half_life_days})})
+    return tuned if interaction_half_life_days is None else decayed_with(tuned, interaction_half_life_days)
 
 
 def _version_settings(settings: Settings, params: dict) -> Settings:
     """with_tuned for a registry row's params (rows from before tuned weights keep the configured ones)."""
     weights = MergeWeights(**params["merge"]) if params.get("merge") else settings.serving.merge
     return with_tuned(settings, weights, params.get("popularity_half_life_days",
-                                                    settings.outputs.popularity_half_life_days))
+                                                    settings.outputs.popularity_half_life_days),
+                      params.get("events", {}).get("half_life_days"))
 
 
 def _entry_for(spark: SparkSession, settings: Settings, run_date: str, stage: str) -> dict:
@@ -197,9 +205,9 @@ def evaluate_stage(spark: SparkSession, settings: Settings, run_date: str) -> St
     version = entry["model_version"]
     if entry["status"] in mv.FINISHED:
         return StageResult("evaluate", version, entry["status"], "already decided")
-    interactions = kept_interactions(spark, settings, run_date)
-    profiles = read_table(spark, settings, ITEM_CONTENT).where(F.col("model_version") == version)
     chosen = _version_settings(settings, entry["params"])
+    interactions = kept_interactions(spark, chosen, run_date)  # built again with the version's decay if gone
+    profiles = read_table(spark, settings, ITEM_CONTENT).where(F.col("model_version") == version)
     with als_checkpoints(spark, settings):
         metrics = evaluate_models(interactions, chosen, AlsConfig(**entry["params"]["als"]), profiles,
                                   served=(read_table(spark, settings, ITEMS), read_table(spark, settings, USERS)))

@@ -1,11 +1,13 @@
-"""Tuning as one simple learning-to-rank: ALS, the merge weights and popularity's half-life, chosen
-together for the NDCG of the served ranking on a time-aware validation split.
+"""Tuning as one simple learning-to-rank: ALS, how fast interactions decay, the merge weights and
+popularity's half-life, chosen together for the NDCG of the served ranking on a time-aware validation split.
 
 The validation split is cut from the training split only (one time cut `validation.last_days` before its
 last event, the shape of the test a shop faces), so the test split that evaluation reports never influences
 what wins. Optuna's TPE searches the ALS parameters, each trial scored as served with the current weights;
-then coordinate ascent moves one merge weight (and the popularity half-life) at a time to the value that
-scores best, on the best ALS model.
+the best ALS is then fitted again on interactions decayed with each half-life of
+tuning.interaction_half_life_days (a shop's recent taste may matter more than a rating table's); then
+coordinate ascent moves one merge weight (and the popularity half-life) at a time to the value that scores
+best, on the best model.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +48,7 @@ class TuningResult:
     best: AlsConfig
     weights: MergeWeights
     popularity_half_life_days: float
+    interaction_half_life_days: float  # events.half_life_days the chosen model's interactions were decayed with
     trials: list[Trial]
     validation: dict[str, dict[str, float]]  # the served ranking and each signal alone on the validation window
 
@@ -54,9 +58,25 @@ def end_s(interactions: DataFrame) -> float:
     return float(interactions.agg(F.max(F.col("last_ts").cast("double"))).first()[0] or 0.0)
 
 
-def validation_setup(train: DataFrame, events: DataFrame, settings: Settings, items: DataFrame
-                     ) -> tuple[DataFrame, dict[str, set[str]], float, object]:
-    """(fit part, held-out truth, now, catalogue) of the time-aware validation split of `train`.
+@dataclass(frozen=True)
+class Validation:
+    """The validation split of a train split: the part fitted on, the held-out truth, its "now", the catalogue,
+    and how to build the fitted part again with another interaction half-life."""
+
+    fit_part: DataFrame
+    truth: dict[str, set[str]]
+    now_s: float
+    catalogue: object
+    rebuild: Callable[[float], DataFrame]  # half-life (days) -> the fit part's interactions decayed with it
+
+
+def decayed_with(settings: Settings, half_life_days: float) -> Settings:
+    """The settings with another interaction half-life (events.half_life_days)."""
+    return settings.model_copy(update={"events": settings.events.model_copy(update={"half_life_days": half_life_days})})
+
+
+def validation_setup(train: DataFrame, events: DataFrame, settings: Settings, items: DataFrame) -> Validation:
+    """The time-aware validation split of `train`.
 
     With validation.split "random" (a rating table, whose test split is random too) a per-user random share
     evaluation.test_fraction of `train` is held out, with another seed than the test split's. Else `events`
@@ -65,10 +85,10 @@ def validation_setup(train: DataFrame, events: DataFrame, settings: Settings, it
     items a known shopper took up after it are the truth (when no shopper is on both sides of the cut, the
     random split). The test split's pairs are not in `train`.
     """
-    if settings.validation.split == "random":  # a rating table's protocol: no time order to cut on
-        return _random_validation(train, settings, items)
     owned = settings.serving.repurchase.owned_events
     mine = events.join(train.select("user_id", "item_id"), ["user_id", "item_id"], "left_semi")
+    if settings.validation.split == "random":  # a rating table's protocol: no time order to cut on
+        return _random_validation(train, mine, settings, items)
     before, after, cut_s = validation_cut(mine, settings.validation)
     as_of = F.lit(cut_s).cast("timestamp")
     fit_part = build_interactions(before, settings.events, as_of, owned).persist()
@@ -78,17 +98,23 @@ def validation_setup(train: DataFrame, events: DataFrame, settings: Settings, it
         log.warning("validation: no shopper active both before and after the cut at %s; validating on a "
                     "random per-user split instead", cut_s)
         fit_part.unpersist()
-        return _random_validation(train, settings, items)
-    return fit_part, truth, cut_s, catalogue_of(items)
+        return _random_validation(train, mine, settings, items)
+    return Validation(fit_part, truth, cut_s, catalogue_of(items), lambda days: build_interactions(
+        before, decayed_with(settings, days).events, as_of, owned))
 
 
-def _random_validation(train: DataFrame, settings: Settings, items: DataFrame
-                       ) -> tuple[DataFrame, dict[str, set[str]], float, object]:
-    """A per-user random share evaluation.test_fraction of `train`, seeded apart from the test split."""
+def _random_validation(train: DataFrame, mine: DataFrame, settings: Settings, items: DataFrame) -> Validation:
+    """A per-user random share evaluation.test_fraction of `train`, seeded apart from the test split; `mine`:
+    the events of `train`'s pairs, from which the fitted part is built again with another half-life."""
     evaluation = settings.evaluation
     fit_part, valid = split_per_user(train, evaluation.test_fraction, "random", evaluation.seed + 1)
     fit_part = fit_part.persist()
-    return fit_part, sample(truth_of(valid), settings.validation.max_users), end_s(fit_part), catalogue_of(items)
+    now_s = end_s(fit_part)
+    pairs = fit_part.select("user_id", "item_id")
+    return Validation(fit_part, sample(truth_of(valid), settings.validation.max_users), now_s, catalogue_of(items),
+                      lambda days: build_interactions(
+                          mine.join(pairs, ["user_id", "item_id"], "left_semi"), decayed_with(settings, days).events,
+                          F.lit(now_s).cast("timestamp"), settings.serving.repurchase.owned_events))
 
 
 def tune_als(train: DataFrame, events: DataFrame, settings: Settings, items: DataFrame,
@@ -99,8 +125,9 @@ def tune_als(train: DataFrame, events: DataFrame, settings: Settings, items: Dat
     With tuning disabled the configured ALS and weights come back unchanged, without trials.
     """
     cfg, k = settings.tuning, settings.evaluation.k
-    half_life = settings.outputs.popularity_half_life_days
-    fit_part, truth, now_s, catalogue = validation_setup(train, events, settings, items)
+    half_life, decay = settings.outputs.popularity_half_life_days, settings.events.half_life_days
+    split = validation_setup(train, events, settings, items)
+    fit_part, truth, now_s, catalogue = split.fit_part, split.truth, split.now_s, split.catalogue
     popularity = decayed_popularity(fit_part, now_s, half_life).persist()
     fixed = to_arrow(other_outputs(fit_part, settings, items, users))  # the same for every trial
     if not cfg.enabled:  # the configured model, still scored on validation: the gate needs the figures
@@ -108,7 +135,7 @@ def tune_als(train: DataFrame, events: DataFrame, settings: Settings, items: Dat
         validation = ServedEvaluator(model, truth, settings, now_s).report(settings.serving.merge)
         fit_part.unpersist()
         popularity.unpersist()
-        return TuningResult(settings.als, settings.serving.merge, half_life, [], validation)
+        return TuningResult(settings.als, settings.serving.merge, half_life, decay, [], validation)
     weights = settings.serving.merge
     trials: list[Trial] = []
     models: dict[int, FactorModel] = {}
@@ -138,14 +165,26 @@ def tune_als(train: DataFrame, events: DataFrame, settings: Settings, items: Dat
     study.optimize(objective, n_trials=cfg.max_trials, timeout=cfg.budget_s)
     best = settings.als.model_copy(update=study.best_params)
     model = next(iter(models.values()))
+    score = max(t.score for t in trials)
+    for days in cfg.interaction_half_life_days:
+        if days == decay:
+            continue
+        decayed = split.rebuild(days).persist()
+        other = served_model({**fixed, **als_outputs(decayed, best, popularity)}, settings, catalogue)
+        got = ServedEvaluator(other, truth, settings, now_s).score(weights)["ndcg"]
+        decayed.unpersist()
+        log.info("interactions decayed with a %g-day half-life -> served validation NDCG@%d %.4f (%g days: %.4f)",
+                 days, k, got, decay, score)
+        if got > score:
+            model, score, decay = other, got, days
     weights, half_life, model = _ascend(model, truth, settings, now_s, fit_part, weights, half_life)
     validation = ServedEvaluator(model, truth, settings, now_s).report(weights)
     fit_part.unpersist()
     popularity.unpersist()
-    log.info("tuning chose %s, merge %s, popularity half-life %s d after %d trials (served validation "
-             "NDCG@%d %.4f)", study.best_params, weights.model_dump(), half_life, len(trials), k,
-             validation["served"]["ndcg"])
-    return TuningResult(best, weights, half_life, trials, validation)
+    log.info("tuning chose %s, interaction half-life %g d, merge %s, popularity half-life %s d after %d trials "
+             "(served validation NDCG@%d %.4f)", study.best_params, decay, weights.model_dump(), half_life,
+             len(trials), k, validation["served"]["ndcg"])
+    return TuningResult(best, weights, half_life, decay, trials, validation)
 
 
 def _ascend(model: FactorModel, truth: dict[str, set[str]], settings: Settings, now_s: float, fit_part: DataFrame,

@@ -19,7 +19,9 @@ from recsys.batch.ranking_metrics import (
 )
 from recsys.batch.reference_metrics import mean_metrics
 from recsys.batch.splits import cut_split, split_per_user, validation_cut
+from recsys.batch.tuning import validation_setup
 from recsys.config import ValidationConfig
+from recsys.contracts.tables import ITEMS
 
 pytestmark = pytest.mark.spark
 
@@ -95,6 +97,30 @@ def test_interactions_weigh_decay_and_negative_signals(spark, settings):
     assert got["new"] == pytest.approx(purchase)
     assert got["old"] == pytest.approx(purchase / 2)
     assert "gone" not in got  # 4 - 2 * 2 = 0: no preference left
+
+
+@pytest.mark.parametrize("split", ["cut", "random"])
+def test_validation_rebuilds_its_fitted_part_with_another_interaction_half_life(spark, settings, split):
+    """Tuning tries other events.half_life_days on the same validation pairs: an item had 60 days before the
+    fitted part's end counts 0.5^2 with a 30-day half-life and 0.5^(1/6) with a 360-day one."""
+    end = datetime(2026, 3, 1, tzinfo=UTC)
+    rows = [(f"e{u}{n}", f"u{u}", f"i{n}", "view", end - timedelta(days=60 - 10 * n), 1)
+            for u in range(6) for n in range(7)]
+    events = spark.createDataFrame(rows, "event_id STRING, user_id STRING, item_id STRING, event_type STRING, "
+                                         "ts TIMESTAMP, quantity INT")
+    own = settings.model_copy(update={
+        "validation": settings.validation.model_copy(update={"split": split, "last_days": 15, "max_users": 0}),
+        "events": settings.events.model_copy(update={"half_life_days": 30.0})})
+    train = build_interactions(events, own.events, F.lit(end).cast("timestamp"))
+    validation = validation_setup(train, events, own, spark.createDataFrame([], ITEMS.ddl))
+    as_of = validation.now_s
+    pairs = {(r["user_id"], r["item_id"]) for r in validation.fit_part.collect()}
+    for days in (30.0, 360.0):
+        rebuilt = {(r["user_id"], r["item_id"]): r["strength"] for r in validation.rebuild(days).collect()}
+        assert set(rebuilt) == pairs  # the same pairs, only their strengths change
+        for (user, item), strength in rebuilt.items():
+            age_days = (as_of - (end - timedelta(days=60 - 10 * int(item[1:]))).timestamp()) / 86_400
+            assert strength == pytest.approx(0.5 ** (age_days / days), rel=1e-4), (user, item, days)
 
 
 def test_item_knn_recommends_items_bought_together(spark):

@@ -16,6 +16,7 @@ from recsys.batch.served_evaluation import (
     served_model,
     signal_key,
 )
+from recsys.batch.tuning import decayed_with
 from recsys.config import MergeWeights
 from recsys.contracts import model_version as mv
 from recsys.contracts.tables import (
@@ -75,7 +76,9 @@ def test_stages_take_one_version_from_candidate_to_published(published):
 def test_the_train_stage_keeps_its_interactions_for_the_evaluate_stage(published, spark, settings):
     _, entry = published
     kept = stages.kept_interactions(spark, settings, RUN_DATE)
-    built, _ = stages.interactions_up_to(spark, settings, RUN_DATE)
+    decay = entry["params"]["events"]["half_life_days"]  # the interaction half-life tuning chose
+    assert decay in {settings.events.half_life_days, *settings.tuning.interaction_half_life_days}
+    built, _ = stages.interactions_up_to(spark, decayed_with(settings, decay), RUN_DATE)
     assert kept.count() == entry["n_interactions"]
     assert kept.exceptAll(built.select(kept.columns)).count() == 0  # what train trained on, built once
     kept.unpersist()
