@@ -81,16 +81,6 @@ class OnlineStore(Protocol):
     def user_state(self, user_id: str, model_version: str | None, rank: int, recent_limit: int,
                    half_life_s: float) -> RealtimeState: ...
 
-    def _request_round_trip(self, user_id: str, keys: list[str], args: list) -> tuple[list, int]:
-        """One pipeline: the pending reads, then REQUEST_SCRIPT by its digest. EVALSHA is queued as it is, not
-        through redis-py's Script, whose pipelines ask SCRIPT EXISTS first: a second round trip per request."""
-        pipe = self._raw.pipeline(transaction=False)
-        # The pending list is read before the state: an event the stream applies in between is then in the
-        # state's dedupe ids and dropped from the overlay, so it still counts once.
-        extra = self._pending.queue_read(pipe, user_id) if self._pending is not None else 0
-        pipe.evalsha(REQUEST_SHA, len(keys), *keys, *args)
-        return pipe.execute(), extra
-
     def item_signals(self, item_ids: Sequence[str], co_view_k: int, trending_k: int) -> ItemSignals: ...
 
     def request_state(self, user_id: str, model_version: str | None, rank: int, recent_limit: int,
