@@ -37,6 +37,7 @@ from recsys.batch.served_evaluation import (
 from recsys.batch.splits import cut_split, split_per_user, validation_cut
 from recsys.config import AlsConfig, MergeWeights, Settings, TuningConfig
 from recsys.reports.evaluation_report import Trial
+from recsys.spark.caching import released_caches
 from recsys.stores.model_store import FactorModel
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,8 @@ def tune_als(train: DataFrame, events: DataFrame, settings: Settings, items: Dat
             "alpha": trial.suggest_float("alpha", *cfg.alpha, log=True),
         })
         started = time.time()
-        model = served_model({**fixed, **als_outputs(fit_part, als, popularity)}, settings, catalogue)
+        with released_caches(train.sparkSession):  # the model is numpy now; the fit's cached blocks can go
+            model = served_model({**fixed, **als_outputs(fit_part, als, popularity)}, settings, catalogue)
         score = ServedEvaluator(model, truth, settings, now_s).score(weights)["ndcg"]
         best_so_far = max((t.score for t in trials), default=-1.0)
         if score > best_so_far:
@@ -169,10 +171,10 @@ def tune_als(train: DataFrame, events: DataFrame, settings: Settings, items: Dat
     for days in cfg.interaction_half_life_days:
         if days == decay:
             continue
-        decayed = split.rebuild(days).persist()
-        other = served_model({**fixed, **als_outputs(decayed, best, popularity)}, settings, catalogue)
+        with released_caches(train.sparkSession):
+            decayed = split.rebuild(days).persist()
+            other = served_model({**fixed, **als_outputs(decayed, best, popularity)}, settings, catalogue)
         got = ServedEvaluator(other, truth, settings, now_s).score(weights)["ndcg"]
-        decayed.unpersist()
         log.info("interactions decayed with a %g-day half-life -> served validation NDCG@%d %.4f (%g days: %.4f)",
                  days, k, got, decay, score)
         if got > score:
