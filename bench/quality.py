@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from recsys.batch.backfill import from_pandas
 from recsys.batch.content import item_profiles
 from recsys.batch.evaluation import evaluate_models
-from recsys.batch.interactions import build_interactions
+from recsys.batch.interactions import build_interactions, rebuilt_pairs
 from recsys.batch.served_evaluation import SERVED, best_baseline
 from recsys.batch.splits import cut_split, evaluation_split
 from recsys.batch.stages import with_tuned
@@ -132,10 +132,11 @@ def run(spark: SparkSession, base: Settings, name: str, args: argparse.Namespace
     tuning_s = time.time() - started
     chosen = with_tuned(settings, tuned.weights, tuned.popularity_half_life_days, tuned.interaction_half_life_days)
     if chosen.events.half_life_days != settings.events.half_life_days:  # the same pairs, decayed as tuning chose
-        mine = events.join(train.select("user_id", "item_id"), ["user_id", "item_id"], "left_semi")
+        rebuilt = rebuilt_pairs(train, events, chosen.events, as_of.cast("timestamp"),
+                                settings.serving.repurchase.owned_events).persist()
+        rebuilt.count()
         train.unpersist()
-        train = build_interactions(mine, chosen.events, as_of.cast("timestamp"),
-                                   settings.serving.repurchase.owned_events).persist()
+        train = rebuilt
     profiles = item_profiles(items, settings.content).persist()
     implicit = implicit_candidates(AlsConfig(**{**tuned.best.model_dump(), "alpha": IMPLICIT_DEFAULTS["alpha"],
                                                 "max_iter": IMPLICIT_DEFAULTS["iterations"]}),

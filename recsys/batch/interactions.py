@@ -64,6 +64,14 @@ def build_interactions(events: DataFrame, cfg: EventsConfig, as_of: Column,
             .where(F.col("strength") > 0))
 
 
+def rebuilt_pairs(pairs: DataFrame, events: DataFrame, cfg: EventsConfig, as_of: Column,
+                  owned_events: Sequence[str] = ()) -> DataFrame:
+    """The interactions of the (user_id, item_id) pairs of `pairs` built again from their `events` with `cfg`
+    (another half-life, say): a split's pairs stay the same, only their strengths change."""
+    mine = events.join(pairs.select("user_id", "item_id"), ["user_id", "item_id"], "left_semi")
+    return build_interactions(mine, cfg, as_of, owned_events)
+
+
 def ingestion_time(events: DataFrame, alias: str = "e") -> Column:
     """When each event entered the system: its Kafka timestamp, else (backfilled rows) when bronze got it.
     Never the client's ts, which may lie up to events.max_future_skew_s ahead."""

@@ -23,7 +23,7 @@ import optuna
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from recsys.batch.interactions import build_interactions
+from recsys.batch.interactions import build_interactions, rebuilt_pairs
 from recsys.batch.outputs import als_outputs, decayed_popularity, other_outputs
 from recsys.batch.served_evaluation import (
     ServedEvaluator,
@@ -111,11 +111,10 @@ def _random_validation(train: DataFrame, mine: DataFrame, settings: Settings, it
     fit_part, valid = split_per_user(train, evaluation.test_fraction, "random", evaluation.seed + 1)
     fit_part = fit_part.persist()
     now_s = end_s(fit_part)
-    pairs = fit_part.select("user_id", "item_id")
     return Validation(fit_part, sample(truth_of(valid), settings.validation.max_users), now_s, catalogue_of(items),
-                      lambda days: build_interactions(
-                          mine.join(pairs, ["user_id", "item_id"], "left_semi"), decayed_with(settings, days).events,
-                          F.lit(now_s).cast("timestamp"), settings.serving.repurchase.owned_events))
+                      lambda days: rebuilt_pairs(fit_part, mine, decayed_with(settings, days).events,
+                                                 F.lit(now_s).cast("timestamp"),
+                                                 settings.serving.repurchase.owned_events))
 
 
 def tune_als(train: DataFrame, events: DataFrame, settings: Settings, items: DataFrame,
