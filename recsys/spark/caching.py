@@ -13,8 +13,8 @@ def released_caches(spark: SparkSession) -> Iterator[None]:
     """Unpersist every RDD persisted inside the block once it ends (what was cached before stays).
 
     An ALS fit caches its id indexes and its factors; a tuning trial turns them into numpy and needs them no
-    more, but nothing unpersists them: twenty trials on a shop's year held enough blocks to starve a 2 GiB
-    driver of execution memory (an OutOfMemoryError in the next join).
+    more, but nothing unpersisted them: after 21 fits on a shop's year they sat in a 2 GiB driver beside the
+    baselines' joins (one run died there with an OutOfMemoryError; those joins still press on the heap).
     """
     jsc = spark.sparkContext._jsc
     before = set(jsc.getPersistentRDDs().keys())
