@@ -18,6 +18,7 @@ from flask import current_app
 
 from api.request_metrics import count_attribution_error, count_served_record
 from recsys.config import Settings
+from recsys.ingest.gate import IngestGate
 from recsys.ingest.producer import EventSink, KafkaEventSink
 from recsys.ingest.served_recorder import KafkaServedRecorder, ServedRecorder
 from recsys.redis_client import redis_client
@@ -79,7 +80,7 @@ class Services:
     attributes: AttributeStore
     user_data: UserDataService
     catalogue: CatalogueService
-    ingest_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
+    ingest_gate: IngestGate = field(default_factory=lambda: IngestGate(1, 0, 0.0))
     pseudonyms: Pseudonymizer = field(default_factory=Pseudonymizer.disabled)  # user id -> stored id
     pinned: dict[str, Recommender] = field(default_factory=dict)  # version pinned by a variant -> its recommender
     registry: Callable[[], list[dict]] = list  # the model registry's rows (DeltaModelStore.registry)
@@ -124,7 +125,8 @@ def build_services(settings: Settings) -> Services:
     client = guard(redis_client(settings.redis, decode=True), redis_breaker(settings.redis))
     pending = RedisPendingEvents(settings.redis, settings.kafka.events_topic, settings.kafka.topic_partitions,
                                  client)
-    online = RedisOnlineStore(settings.redis, client, pending=pending)
+    online = RedisOnlineStore(settings.redis, client, pending=pending,
+                              trending_cache_s=settings.serving.trending_cache_s)
     rules = OverlayRules.from_settings(settings) if pending.enabled else None
     live_store = LiveCatalogueStore(guard(redis_client(settings.redis), redis_breaker(settings.redis)),
                                     settings.redis.key_prefix)
@@ -147,7 +149,8 @@ def build_services(settings: Settings) -> Services:
         memory=PerProcess(lambda: RedisServedMemory(experiments, settings.redis, listener=count_attribution_error)),
         attributes=attributes, user_data=UserDataService(settings), pseudonyms=pseudonyms,
         catalogue=CatalogueService(attributes, live_store), live=current,
-        ingest_slots=threading.BoundedSemaphore(settings.serving.ingest_slots),
+        ingest_gate=IngestGate(settings.serving.ingest_slots, settings.serving.ingest_queue,
+                               settings.serving.ingest_wait_s),
         pinned={version: recommender(live(PinnedModel(store, version, models.get, shared)))
                 for version in sorted(pins)},
         registry=store.registry, pending=pending,

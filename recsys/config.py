@@ -318,6 +318,8 @@ class ServingConfig(_Section):
     workers: int = Field(gt=0)
     threads: int = Field(gt=0)
     ingest_slots: int = Field(gt=0)
+    ingest_queue: int = Field(ge=0)
+    ingest_wait_s: float = Field(ge=0)
     default_k: int = Field(gt=0)
     max_k: int = Field(gt=0)
     max_offset: int = Field(ge=0)
@@ -336,6 +338,7 @@ class ServingConfig(_Section):
     co_view_sources: int = Field(ge=0)
     co_view_k: int = Field(gt=0)
     trending_pool: int = Field(gt=0)
+    trending_cache_s: float = Field(ge=0)
     interest_saturation: float = Field(gt=0)
     anonymous_event_strength: float = Field(gt=0)
     model_refresh_s: float = Field(ge=0)
@@ -350,9 +353,9 @@ class ServingConfig(_Section):
     def _reads_keep_threads(self) -> ServingConfig:
         if DEFAULT_READINESS_ROLE not in self.readiness:
             raise ValueError(f"readiness needs a '{DEFAULT_READINESS_ROLE}' role (GET /readyz)")
-        if self.ingest_slots >= self.threads:
-            raise ValueError(f"ingest_slots ({self.ingest_slots}) must be below threads ({self.threads}): "
-                             "reads need threads of their own while the broker is slow")
+        if self.ingest_slots + self.ingest_queue >= self.threads:
+            raise ValueError(f"ingest_slots + ingest_queue ({self.ingest_slots} + {self.ingest_queue}) must be below "
+                             f"threads ({self.threads}): reads need threads of their own while the broker is slow")
         return self
 
 

@@ -12,13 +12,15 @@ from api.schemas import EventBatch, EventsAccepted, error_responses, json_body, 
 from api.services import services
 from recsys.config import Settings
 from recsys.contracts.events import Event
+from recsys.ingest.gate import IngestBusyError
 from recsys.ingest.producer import EventTooLargeError, IngestUnavailableError, encode_batch
 from recsys.services.attribution import attribute
 from recsys.services.auth import AccessPolicy, Scope
 
 _UNAVAILABLE = unavailable_response(
     "ingest_unavailable: the broker did not acknowledge every event (or failed just before); ingest_busy: this "
-    "worker already waits on the broker for serving.ingest_slots requests. Retry after Retry-After seconds")
+    "worker already waits on the broker for serving.ingest_slots requests and no slot came free in time "
+    "(serving.ingest_queue, ingest_wait_s). Retry after Retry-After seconds")
 
 
 def _parse_events(payload: object, max_batch: int) -> list[Event]:
@@ -73,15 +75,14 @@ def blueprint(settings: Settings, access: AccessPolicy) -> APIBlueprint:
             encoded = encode_batch(stored, cfg.max_event_bytes)  # the whole batch, before anything is sent
         except EventTooLargeError as exc:
             raise ApiError(413, "event_too_large", [{"index": exc.index, "problem": str(exc)}]) from exc
-        if not svc.ingest_slots.acquire(blocking=False):  # reads keep their threads while the broker is slow
-            raise unavailable("ingest_busy", "this worker is already waiting on the broker for as many requests "
-                                             "as it allows (serving.ingest_slots)")
         try:
-            delivered = svc.sink.deliver(encoded)
+            svc.sink.check()  # an open breaker answers at once, without taking or waiting for a slot
+            with svc.ingest_gate.slot():  # reads keep their threads while the broker is slow
+                delivered = svc.sink.deliver(encoded)
+        except IngestBusyError as exc:
+            raise unavailable("ingest_busy", str(exc)) from exc
         except IngestUnavailableError as exc:
             raise unavailable("ingest_unavailable", str(exc)) from exc
-        finally:
-            svc.ingest_slots.release()
         if svc.pending is not None:  # read your own writes: the shopper's next GET counts these events
             svc.pending.record(stored, delivered)
         return jsonify({"accepted": len(delivered), "event_ids": [e.event_id for e in events]}), 202

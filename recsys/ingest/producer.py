@@ -10,8 +10,9 @@ at most kafka.produce_timeout_s. After kafka.breaker_failures failed requests in
 
 from __future__ import annotations
 
+import os
 import threading
-import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -25,7 +26,7 @@ from recsys.config import KafkaConfig
 from recsys.contracts.events import Event
 from recsys.kafka.security import librdkafka_conf
 
-POLL_SLICE_S = 0.01  # how long one wait for delivery reports lasts before this request checks its own again
+POLL_SLICE_S = 0.1  # the delivery-report thread's longest wait in one poll (it returns on any report)
 PING_TIMEOUT_S = 1.0
 
 
@@ -70,6 +71,8 @@ class Delivered:
 
 
 class EventSink(Protocol):
+    def check(self) -> None: ...
+
     def send(self, events: Sequence[EncodedEvent]) -> int: ...
 
     def deliver(self, events: Sequence[EncodedEvent]) -> list[Delivered]: ...
@@ -99,6 +102,12 @@ class _Deliveries:
                 self.done.set()
 
 
+def _serve_reports(sink: weakref.ref, producer: Producer) -> None:
+    """Serve delivery reports until the sink is gone (a weak reference: the thread does not keep it alive)."""
+    while sink() is not None:
+        producer.poll(POLL_SLICE_S)  # returns as soon as it served a report
+
+
 class KafkaEventSink:
     """Keyed by user_id so one user's events stay ordered within a partition; idempotent producer."""
 
@@ -113,6 +122,14 @@ class KafkaEventSink:
         self._admin_conf = base
         self._enqueue = threading.Lock()  # the room check and the produce calls of one batch, together
         self.breaker = CircuitBreaker("Kafka", cfg.breaker_failures, cfg.breaker_open_s)
+        self._poller: tuple[int, threading.Thread] | None = None  # (pid, thread): threads do not survive a fork
+
+    def check(self) -> None:
+        """Raise IngestUnavailableError at once while the breaker is open (the broker failed just before)."""
+        try:
+            self.breaker.check("(ingest)")
+        except CircuitOpenError as exc:
+            raise IngestUnavailableError(str(exc)) from None
 
     def send(self, events: Sequence[EncodedEvent]) -> int:
         """Block until this batch is acknowledged (at most kafka.produce_timeout_s); raise
@@ -121,19 +138,15 @@ class KafkaEventSink:
 
     def deliver(self, events: Sequence[EncodedEvent]) -> list[Delivered]:
         """`send`, returning where each event was stored, in the batch's order."""
-        try:
-            self.breaker.check("(ingest)")
-        except CircuitOpenError as exc:
-            raise IngestUnavailableError(str(exc)) from None
+        self.check()
+        self._ensure_poller()
         deliveries = _Deliveries(len(events))
         try:
             self._queue(events, deliveries)
         except IngestUnavailableError:
             self.breaker.failure()
             raise
-        deadline = time.monotonic() + self._cfg.produce_timeout_s
-        while not deliveries.done.is_set() and (left := deadline - time.monotonic()) > 0:
-            self._producer.poll(min(POLL_SLICE_S, left))  # serves any request's reports; ours set `done`
+        deliveries.done.wait(self._cfg.produce_timeout_s)  # the poller thread serves the delivery reports
         if deliveries.failures or deliveries.acked != len(events):
             self.breaker.failure()
             reason = deliveries.failures[0].str() if deliveries.failures else "no delivery report in time"
@@ -141,6 +154,20 @@ class KafkaEventSink:
                 f"Kafka did not acknowledge {len(events) - deliveries.acked} of {len(events)}: {reason}")
         self.breaker.success()
         return [pos for pos in deliveries.positions if pos is not None]
+
+    def _ensure_poller(self) -> None:
+        """One daemon thread per process serves every request's delivery reports: the requests only wait on their
+        own Event, instead of each polling the producer in a loop (which cost CPU and woke them in turn)."""
+        pid, poller = self._poller or (None, None)
+        if pid == os.getpid() and poller is not None and poller.is_alive():
+            return
+        with self._enqueue:
+            pid, poller = self._poller or (None, None)
+            if pid != os.getpid() or poller is None or not poller.is_alive():
+                poller = threading.Thread(target=_serve_reports, args=(weakref.ref(self), self._producer),
+                                          name="kafka-delivery-reports", daemon=True)
+                poller.start()
+                self._poller = (os.getpid(), poller)
 
     def _queue(self, events: Sequence[EncodedEvent], deliveries: _Deliveries) -> None:
         """Hand the whole batch to librdkafka, or nothing of it."""

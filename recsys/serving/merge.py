@@ -18,7 +18,7 @@ from recsys.config import MergeWeights, RepurchaseConfig, ServingConfig
 from recsys.contracts.redis_keys import INTEREST_BRAND, INTEREST_CATEGORY, split_interest
 from recsys.sequence.gru import probabilities
 from recsys.serving import reasons as why
-from recsys.serving.candidates import als_rows, candidates, content_matches, recent_unit_mean
+from recsys.serving.candidates import als_rows, candidates, content_matches, recent_unit_mean, trending_rows
 from recsys.serving.neighbours import live_cosine
 from recsys.serving.results import RecommendationQuery, ScoredItem
 from recsys.serving.shopper import Shopper
@@ -243,10 +243,7 @@ class Merge:
     def _trending(self) -> None:
         if not self._on("trending"):
             return
-        parts = {row: score for row, score in
-                 ((self.model.all_index.get(item), score) for item, score in self.shopper.trending)
-                 if row is not None and score > 0}
-        signal = self._sparse_of(parts)
+        signal = self._sparse(*trending_rows(self.model, self.shopper.trending))
         if signal is not None:
             self.signals["trending"] = signal
 
@@ -293,10 +290,21 @@ class Merge:
     def contributions(self, row: int) -> dict[str, float]:
         """Signal -> weighted part of the row's score (the parts sum to the score)."""
         position = self.position(row)
-        if position is None:
-            return {}
-        parts = {name: getattr(self.weights, name) * signal.at(position) for name, signal in self.signals.items()}
-        return {name: part for name, part in parts.items() if part != 0}
+        return {} if position is None else self.contributions_at(np.asarray([position]))[0]
+
+    def contributions_at(self, positions: np.ndarray) -> list[dict[str, float]]:
+        """`contributions` of several candidate positions: one vector operation per signal, not one per item."""
+        values = {}
+        for name, signal in self.signals.items():
+            if signal.rows is None:
+                dense = signal.values
+            else:  # scattered backwards, so a position named twice keeps its first value (as Signal.at)
+                dense = np.zeros(self.size, dtype=np.float32)
+                dense[signal.rows[::-1]] = signal.values[::-1]
+            inside = positions < len(dense)
+            at = np.where(inside, dense[np.where(inside, positions, 0)], 0.0).astype(np.float64)
+            values[name] = (getattr(self.weights, name) * at).tolist()
+        return [{name: parts[i] for name, parts in values.items() if parts[i] != 0} for i in range(len(positions))]
 
     def reasons(self, row: int, parts: dict[str, float]) -> list[str]:
         """Why, strongest signal first: each signal whose part is at least serving.reason_min_share of the
@@ -435,8 +443,8 @@ def _rank(merge: Merge, query: RecommendationQuery, now_s: float) -> Ranked:
         scores[~keep] = -np.inf
     cap = 0 if query.category is not None else cfg.max_per_category  # one category asked: no cap
     positions = top_rows(scores, query.k, query.offset, attributes.category, cap)
-    items = [_scored(model, merge, merge.row_of(p), float(scores[p]), query.explain, shopper.owned)
-             for p in positions.tolist()]
+    items = [_scored(model, merge, merge.row_of(p), float(scores[p]), parts, query.explain, shopper.owned)
+             for p, parts in zip(positions.tolist(), merge.contributions_at(positions), strict=True)]
     again: list[ScoredItem] = []
     if base is not None:
         mine = np.full(base.shape, -np.inf, dtype=np.float32)
@@ -457,9 +465,8 @@ class Ranked:
     buy_again: list[ScoredItem] = field(default_factory=list)  # owned items shown on purpose, labelled
 
 
-def _scored(model: FactorModel, merge: Merge, row: int, score: float, explain: bool,
+def _scored(model: FactorModel, merge: Merge, row: int, score: float, parts: dict[str, float], explain: bool,
             owned: dict[str, float]) -> ScoredItem:
-    parts = merge.contributions(row)
     reasons = merge.reasons(row, parts)
     if model.all_item_ids[row] in owned:  # the policy let an own item through: say so
         reasons = [why.REASON_BUY_AGAIN, *reasons]

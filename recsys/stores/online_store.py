@@ -92,12 +92,21 @@ class OnlineStore(Protocol):
     def ping(self) -> bool: ...
 
 
+@dataclass(frozen=True)
+class _TrendingView:
+    read_at: float  # time.monotonic()
+    k: int  # how many were asked for (the view may hold fewer)
+    items: list[tuple[str, float]]
+
+
 class RedisOnlineStore:
     """Reads the keys the speed layer writes (recsys.contracts.redis_keys) over pooled clients."""
 
     def __init__(self, cfg: RedisConfig, client: redis.Redis | None = None, raw_client: redis.Redis | None = None,
-                 pending: RedisPendingEvents | None = None) -> None:
+                 pending: RedisPendingEvents | None = None, trending_cache_s: float = 0.0) -> None:
         self._keys = RedisKeys(cfg.key_prefix)
+        self._trending_cache_s = trending_cache_s  # serving.trending_cache_s: one view for every request meanwhile
+        self._trending: _TrendingView | None = None
         self._pending = pending  # read your own writes: also read the user's pending events (None: not)
         breaker = redis_breaker(cfg)  # an unreachable Redis fails fast after a few timeouts (redis.breaker_*)
         self._client = client or guard(redis_client(cfg, decode=True), breaker)
@@ -165,8 +174,9 @@ class RedisOnlineStore:
         items, the trending view) in one round trip: the pending reads and one Lua script (REQUEST_SCRIPT)."""
         keys = [self._keys.recent_items(user_id), self._keys.profile(user_id), self._keys.erased_users(),
                 self._keys.trending()]
-        args = [user_id, recent_limit, co_view_sources if co_view_k > 0 else 0, co_view_k, trending_k,
-                *self._co_view_key]
+        cached = self._cached_trending(trending_k)
+        args = [user_id, recent_limit, co_view_sources if co_view_k > 0 else 0, co_view_k,
+                0 if cached is not None else trending_k, *self._co_view_key]
         try:
             replies, extra = self._request_round_trip(user_id, keys, args)
         except NoScriptError:  # Redis lost its scripts (a restart, SCRIPT FLUSH): load it and ask once more
@@ -187,9 +197,22 @@ class RedisOnlineStore:
             cart=list(fields.get(rk.PROFILE_CART, [])),
             interests=dict(sorted(weights.items(), key=lambda kv: -kv[1])), vector=live,
             erased_at=erased, pending=pending)
-        signals = ItemSignals({item: _scored(reply) for item, reply in zip(recent, co_views, strict=False)},
-                              _scored(trending))
+        if cached is None:
+            cached = _scored(trending)
+            if trending_k > 0:
+                self._trending = _TrendingView(time.monotonic(), trending_k, cached)
+        signals = ItemSignals({item: _scored(reply) for item, reply in zip(recent, co_views, strict=False)}, cached)
         return state, signals
+
+    def _cached_trending(self, k: int) -> list[tuple[str, float]] | None:
+        """The trending view read by an earlier request of this process, while serving.trending_cache_s lasts:
+        the stream rebuilds it only every stream.trending_refresh_s, and it is the largest part of a read."""
+        view = self._trending
+        if k <= 0:
+            return []
+        if view is None or view.k < k or time.monotonic() - view.read_at >= self._trending_cache_s:
+            return None
+        return view.items if k == view.k else view.items[:k]  # the same list: its rows are memoised by identity
 
     def _request_round_trip(self, user_id: str, keys: list[str], args: list) -> tuple[list, int]:
         """One pipeline: the pending reads, then REQUEST_SCRIPT by its digest. EVALSHA is queued as it is, not

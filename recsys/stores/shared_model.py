@@ -146,7 +146,9 @@ def share_model(model: FactorModel, cfg: RetrievalConfig, root: Path) -> FactorM
     with _locked(root / f"{folder.name}.lock"):
         if not folder.is_dir():
             _write(folder, model, cfg)
-    mapped = {path.stem: np.load(path, mmap_mode="r") for path in folder.glob("*.npy")}
+    # Plain ndarray views of the maps: indexing an np.memmap builds a memmap per slice (__array_finalize__),
+    # about a millisecond per request; the view still reads the mapped pages (is_shared follows .base).
+    mapped = {path.stem: np.load(path, mmap_mode="r").view(np.ndarray) for path in folder.glob("*.npy")}
     for name, owner, attribute in _targets(model):
         object.__setattr__(owner, attribute, mapped[name])
     index = (HnswIndex.view(folder / INDEX_FILE, cfg.ann) if (folder / INDEX_FILE).exists()

@@ -73,7 +73,7 @@ def test_workers_and_a_swap_serve_from_one_mapped_copy_per_version(shop):
     assert first.get(RECS.format("u1")).json["items"] and second.get(RECS.format("u1")).json["items"]
     models = [api.application.extensions[SERVICES_EXTENSION].models.get() for api in (first, second)]
     assert all(is_shared(m.item_factors) and is_shared(m.user_factors) for m in models)
-    assert models[0].item_factors.filename == models[1].item_factors.filename
+    assert models[0].item_factors.base.filename == models[1].item_factors.base.filename
     cache = [p for p in Path(shop.path(shop.serving.retrieval.cache_dir)).iterdir() if p.is_dir()]
     assert len(cache) == 1 and (cache[0] / "items.usearch").is_file()
 
@@ -82,7 +82,7 @@ def test_workers_and_a_swap_serve_from_one_mapped_copy_per_version(shop):
     answer = first.get(RECS.format("u1")).json  # serving.model_refresh_s is 0 in tests: the swap happens here
     assert answer["model_version"] == newer and answer["items"]
     swapped = first.application.extensions[SERVICES_EXTENSION].models.get()
-    assert is_shared(swapped.item_factors) and swapped.item_factors.filename != models[0].item_factors.filename
+    assert is_shared(swapped.item_factors) and swapped.item_factors.base.filename != models[0].item_factors.base.filename
     assert not np.shares_memory(swapped.item_factors, models[0].item_factors)
 
 

@@ -1,0 +1,60 @@
+"""The ingest gate: slots, a bounded queue for them, and a bounded wait."""
+
+import threading
+import time
+
+import pytest
+
+from recsys.ingest.gate import IngestBusyError, IngestGate
+
+pytestmark = pytest.mark.unit
+
+
+def _hold(gate: IngestGate, entered: threading.Event, release: threading.Event, outcome: list) -> None:
+    try:
+        with gate.slot():
+            entered.set()
+            release.wait(5)
+        outcome.append("served")
+    except IngestBusyError:
+        outcome.append("busy")
+
+
+def test_a_queued_post_gets_the_slot_when_it_frees_and_one_more_is_refused_at_once():
+    gate = IngestGate(slots=1, queue=1, wait_s=5.0)
+    entered, release, first = threading.Event(), threading.Event(), []
+    holder = threading.Thread(target=_hold, args=(gate, entered, release, first))
+    holder.start()
+    assert entered.wait(5)
+    queued_entered, queued = threading.Event(), []
+    waiter = threading.Thread(target=_hold, args=(gate, queued_entered, threading.Event(), queued))
+    waiter.start()
+    time.sleep(0.1)  # the waiter is now queued for the slot
+    started = time.monotonic()
+    with pytest.raises(IngestBusyError, match="ingest_queue"):
+        with gate.slot():
+            pass
+    assert time.monotonic() - started < 1.0  # refused at once, not after a wait
+    assert not queued_entered.is_set()
+    release.set()
+    assert queued_entered.wait(5)  # the queued post got the freed slot
+    holder.join(5)
+    waiter.join(10)
+    assert first == ["served"]
+
+
+def test_a_queued_post_gives_up_after_the_wait():
+    gate = IngestGate(slots=1, queue=1, wait_s=0.2)
+    entered, release, first = threading.Event(), threading.Event(), []
+    holder = threading.Thread(target=_hold, args=(gate, entered, release, first))
+    holder.start()
+    assert entered.wait(5)
+    started = time.monotonic()
+    with pytest.raises(IngestBusyError, match="ingest_wait_s"):
+        with gate.slot():
+            pass
+    assert 0.15 < time.monotonic() - started < 2.0
+    release.set()
+    holder.join(5)
+    with gate.slot():  # every slot and queue place was given back
+        pass
