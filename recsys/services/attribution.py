@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import redis
+from redis.commands.core import Script
 
 from recsys.config import ExperimentsConfig, RedisConfig
 from recsys.contracts.events import Event
@@ -70,7 +71,7 @@ ServedLookup = Callable[[Mapping[str, Collection[str]]], Mapping[str, Mapping[st
 
 def remember_served(client: redis.Redis, keys: RedisKeys, user_id: str, rec_id: str, variant: str,
                     item_ids: Iterable[str], ttl: int, *, max_items: int | None = None,
-                    max_users: int | None = None, now: float | None = None) -> None:
+                    max_users: int | None = None, now: float | None = None, script: Script | None = None) -> None:
     """Record that `rec_id` showed these items to the user: one script (REMEMBER_SCRIPT), one round trip.
 
     The key's TTL is the attribution window, renewed by every list; each value carries its serve time so
@@ -85,7 +86,7 @@ def remember_served(client: redis.Redis, keys: RedisKeys, user_id: str, rec_id: 
     if not items:
         return
     index = keys.served_index()
-    users = client.register_script(REMEMBER_SCRIPT)(
+    users = (script or client.register_script(REMEMBER_SCRIPT))(  # a kept Script: no digest per call
         keys=[keys.served(user_id), index], args=[user_id, served_at, ttl, max_items or 0, value, *items])
     if max_users is not None and users > max_users:
         dropped = [member.decode() if isinstance(member, bytes) else member
@@ -129,6 +130,7 @@ class RedisServedMemory:
         self._throttle = LogThrottle(cfg.log_interval_s)
         self._lock = threading.Lock()
         self._errors = 0
+        self._script: Script | None = None  # registered on first use, inside remember's error handling
 
     @property
     def errors(self) -> int:
@@ -138,9 +140,11 @@ class RedisServedMemory:
     def remember(self, served: ServedRecommendation) -> bool:
         """Remember a served list for attribution; False when Redis failed (the request goes on)."""
         try:
+            if self._script is None:
+                self._script = self._client.register_script(REMEMBER_SCRIPT)
             remember_served(self._client, self._keys, served.user_id, served.rec_id, served.variant, served.item_ids,
                             self._cfg.attribution_window_s, max_items=self._cfg.served_items_max,
-                            max_users=self._cfg.served_users_max, now=served.ts.timestamp())
+                            max_users=self._cfg.served_users_max, now=served.ts.timestamp(), script=self._script)
             return True
         except redis.RedisError as exc:
             self._failed(REMEMBER, "could not remember a served list", exc)
