@@ -35,12 +35,6 @@ class Signal:
     values: np.ndarray
     rows: np.ndarray | None = None
 
-    def at(self, row: int) -> float:
-        if self.rows is None:
-            return float(self.values[row]) if row < len(self.values) else 0.0
-        hit = np.flatnonzero(self.rows == row)
-        return float(self.values[hit[0]]) if hit.size else 0.0
-
 
 class Merge:
     """The signals of one request over the candidate rows of `model`'s all_item_ids (all of them when `rows`
@@ -298,7 +292,7 @@ class Merge:
         for name, signal in self.signals.items():
             if signal.rows is None:
                 dense = signal.values
-            else:  # scattered backwards, so a position named twice keeps its first value (as Signal.at)
+            else:  # scattered backwards, so a position named twice keeps its first value
                 dense = np.zeros(self.size, dtype=np.float32)
                 dense[signal.rows[::-1]] = signal.values[::-1]
             inside = positions < len(dense)
