@@ -82,7 +82,8 @@ def test_workers_and_a_swap_serve_from_one_mapped_copy_per_version(shop):
     answer = first.get(RECS.format("u1")).json  # serving.model_refresh_s is 0 in tests: the swap happens here
     assert answer["model_version"] == newer and answer["items"]
     swapped = first.application.extensions[SERVICES_EXTENSION].models.get()
-    assert is_shared(swapped.item_factors) and swapped.item_factors.base.filename != models[0].item_factors.base.filename
+    assert is_shared(swapped.item_factors)
+    assert swapped.item_factors.base.filename != models[0].item_factors.base.filename
     assert not np.shares_memory(swapped.item_factors, models[0].item_factors)
 
 

@@ -20,20 +20,25 @@ def _hold(gate: IngestGate, entered: threading.Event, release: threading.Event, 
         outcome.append("busy")
 
 
-def test_a_queued_post_gets_the_slot_when_it_frees_and_one_more_is_refused_at_once():
-    gate = IngestGate(slots=1, queue=1, wait_s=5.0)
-    entered, release, first = threading.Event(), threading.Event(), []
-    holder = threading.Thread(target=_hold, args=(gate, entered, release, first))
+def _held(gate: IngestGate) -> tuple[threading.Thread, threading.Event, list]:
+    """A post holding the gate's only slot until the returned event is set."""
+    entered, release, outcome = threading.Event(), threading.Event(), []
+    holder = threading.Thread(target=_hold, args=(gate, entered, release, outcome))
     holder.start()
     assert entered.wait(5)
+    return holder, release, outcome
+
+
+def test_a_queued_post_gets_the_slot_when_it_frees_and_one_more_is_refused_at_once():
+    gate = IngestGate(slots=1, queue=1, wait_s=5.0)
+    holder, release, first = _held(gate)
     queued_entered, queued = threading.Event(), []
     waiter = threading.Thread(target=_hold, args=(gate, queued_entered, threading.Event(), queued))
     waiter.start()
     time.sleep(0.1)  # the waiter is now queued for the slot
     started = time.monotonic()
-    with pytest.raises(IngestBusyError, match="ingest_queue"):
-        with gate.slot():
-            pass
+    with pytest.raises(IngestBusyError, match="ingest_queue"), gate.slot():
+        pass
     assert time.monotonic() - started < 1.0  # refused at once, not after a wait
     assert not queued_entered.is_set()
     release.set()
@@ -45,14 +50,10 @@ def test_a_queued_post_gets_the_slot_when_it_frees_and_one_more_is_refused_at_on
 
 def test_a_queued_post_gives_up_after_the_wait():
     gate = IngestGate(slots=1, queue=1, wait_s=0.2)
-    entered, release, first = threading.Event(), threading.Event(), []
-    holder = threading.Thread(target=_hold, args=(gate, entered, release, first))
-    holder.start()
-    assert entered.wait(5)
+    holder, release, _ = _held(gate)
     started = time.monotonic()
-    with pytest.raises(IngestBusyError, match="ingest_wait_s"):
-        with gate.slot():
-            pass
+    with pytest.raises(IngestBusyError, match="ingest_wait_s"), gate.slot():
+        pass
     assert 0.15 < time.monotonic() - started < 2.0
     release.set()
     holder.join(5)
