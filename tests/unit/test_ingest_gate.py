@@ -29,23 +29,31 @@ def _held(gate: IngestGate) -> tuple[threading.Thread, threading.Event, list]:
     return holder, release, outcome
 
 
-def test_a_queued_post_gets_the_slot_when_it_frees_and_one_more_is_refused_at_once():
-    gate = IngestGate(slots=1, queue=1, wait_s=5.0)
+def test_a_post_beyond_the_slots_and_the_queue_is_refused_at_once():
+    gate = IngestGate(slots=1, queue=0, wait_s=5.0)
     holder, release, first = _held(gate)
-    queued_entered, queued = threading.Event(), []
-    waiter = threading.Thread(target=_hold, args=(gate, queued_entered, threading.Event(), queued))
-    waiter.start()
-    time.sleep(0.1)  # the waiter is now queued for the slot
     started = time.monotonic()
     with pytest.raises(IngestBusyError, match="ingest_queue"), gate.slot():
         pass
-    assert time.monotonic() - started < 1.0  # refused at once, not after a wait
-    assert not queued_entered.is_set()
+    assert time.monotonic() - started < 1.0  # refused at once, not after the wait
+    release.set()
+    holder.join(5)
+    assert first == ["served"]
+
+
+def test_a_queued_post_gets_the_slot_when_it_frees():
+    gate = IngestGate(slots=1, queue=1, wait_s=5.0)
+    holder, release, first = _held(gate)
+    queued_entered, queued_release, queued = threading.Event(), threading.Event(), []
+    waiter = threading.Thread(target=_hold, args=(gate, queued_entered, queued_release, queued))
+    waiter.start()
+    assert not queued_entered.wait(0.2)  # it waits: the only slot is held
     release.set()
     assert queued_entered.wait(5)  # the queued post got the freed slot
+    queued_release.set()
     holder.join(5)
-    waiter.join(10)
-    assert first == ["served"]
+    waiter.join(5)
+    assert first == queued == ["served"]
 
 
 def test_a_queued_post_gives_up_after_the_wait():
