@@ -43,6 +43,7 @@ def bench_settings(run: str):
 def publish_random_model(spark, settings, items: list[str], users: list[str]) -> str:
     """Catalogue-sized random factors, registered and published like a trained model."""
     from recsys.batch import registry
+    from recsys.contracts import model_version as mv
     from recsys.contracts.tables import ITEM_FACTORS, USER_FACTORS
     from recsys.spark.delta import conform, ensure_table
     from recsys.stores.registry_store import activate_version
@@ -59,6 +60,7 @@ def publish_random_model(spark, settings, items: list[str], users: list[str]) ->
          .partitionBy(*spec.partition_by).save(settings.table_path(spec.name)))
     registry.record_candidate(spark, settings, registry.RegistryEntry(version, "bench", {}, None, None,
                                                                       len(users), len(items), 0))
+    registry.set_status(settings, version, mv.APPROVED)  # only a version past the gate is activated
     activate_version(settings, version)
     return version
 

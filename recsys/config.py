@@ -49,6 +49,7 @@ class SparkConfig(_Section):
     advisory_partition_mb: int = Field(gt=0)  # the size AQE aims a shuffle partition at
     blas_threads: int = Field(gt=0)
     extra_conf: dict[str, str]
+    class_archive: str  # AppCDS archive of the driver JVM (recsys.spark.class_archive); "" = off
 
 
 class StorageConfig(_Section):

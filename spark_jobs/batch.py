@@ -11,18 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from datetime import UTC, datetime
 
-from recsys.batch import stages
-from recsys.batch.data_quality import DataQualityError, require_quality
-from recsys.batch.maintenance import maintain_tables
+from recsys.batch.stage_runner import STAGES, run_stage
 from recsys.config import get_settings
 from recsys.logging_setup import setup_logging
-from recsys.sequence.stage import sequence_stage
-from recsys.spark.session import get_spark
-
-STAGES = ("check", "train", "sequence", "evaluate", "gate", "publish", "maintain", "all")
 
 
 def main() -> None:
@@ -34,21 +27,10 @@ def main() -> None:
     parser.add_argument("--env", default=None, help="configuration environment (default: RECSYS_ENV)")
     args = parser.parse_args()
     setup_logging()
-    settings = get_settings(args.env)
-    spark = get_spark(settings, f"batch-{args.stage}")
+    from recsys.batch.data_quality import DataQualityError
+
     try:
-        if args.stage == "check":
-            out = asdict(require_quality(spark, settings, args.run_date))
-        elif args.stage == "maintain":
-            out = maintain_tables(spark, settings)
-        elif args.stage == "all":
-            out = [asdict(r) for r in stages.run_all(spark, settings, args.run_date, args.force)]
-        elif args.stage == "train":
-            out = asdict(stages.train_stage(spark, settings, args.run_date, args.force))
-        elif args.stage == "sequence":
-            out = asdict(sequence_stage(spark, settings, args.run_date))
-        else:
-            out = asdict(getattr(stages, f"{args.stage}_stage")(spark, settings, args.run_date))
+        out = run_stage(args.stage, get_settings(args.env), args.run_date, args.force)
     except (DataQualityError, LookupError, ValueError) as exc:
         print(f"{args.stage} failed: {exc}", file=sys.stderr)
         sys.exit(1)

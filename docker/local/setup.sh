@@ -55,4 +55,6 @@ step "syncing .venv-airflow with requirements/airflow-lock.txt"
 .venv/bin/python -m recsys.spark.package >/dev/null  # zip for spark-submit --py-files
 step "resolving jars from Maven Central"
 bash docker/local/fetch_jars.sh
+step "driver class archive (faster spark-submit starts; rebuilt only when the JDK or jars change)"
+.venv/bin/python -m recsys.spark.class_archive
 printf '\nsetup done in %ss\n' "$((SECONDS - started))"

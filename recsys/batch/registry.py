@@ -19,6 +19,8 @@ from recsys.config import Settings
 from recsys.contracts import model_version as mv
 from recsys.contracts.tables import MODEL_REGISTRY
 from recsys.spark.delta import conform, ensure_table
+from recsys.stores.delta_rs import open_table, with_commit_retries
+from recsys.stores.model_store import DeltaModelStore
 
 JSON_COLUMNS = ("params", "metrics", "tuning")
 
@@ -62,7 +64,7 @@ def claim_version(spark: SparkSession, settings: Settings, run_date: str, force:
             table = ensure_table(spark, settings, MODEL_REGISTRY)  # two first runs may create it together
         except _CONCURRENT:
             continue
-        rows = [r for r in list_versions(spark, settings) if r["run_date"] == run_date]
+        rows = [r for r in list_versions(settings) if r["run_date"] == run_date]
         now = datetime.now(UTC)
         live = [r for r in rows if r["status"] == mv.TRAINING and r["created_at"] is not None
                 and (now - _aware(r["created_at"])).total_seconds() < settings.batch.claim_ttl_s]
@@ -81,7 +83,7 @@ def claim_version(spark: SparkSession, settings: Settings, run_date: str, force:
              .whenNotMatchedInsert(values={c: F.col(f"n.{c}") for c in row.columns}).execute())
         except _CONCURRENT:
             continue  # another attempt claimed at the same moment: look again
-        mine = [r for r in list_versions(spark, settings) if r["model_version"] == version]
+        mine = [r for r in list_versions(settings) if r["model_version"] == version]
         if mine and mine[0]["status"] == mv.TRAINING and _aware(mine[0]["created_at"]) == _aware(now):
             unfinished = [r["model_version"] for r in rows if r["status"] in (mv.TRAINING, mv.CANDIDATE)]
             if unfinished:
@@ -118,52 +120,53 @@ def record_candidate(spark: SparkSession, settings: Settings, entry: RegistryEnt
      .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
 
 
-def update_version(spark: SparkSession, settings: Settings, version: str, **values: Any) -> None:
+def update_version(settings: Settings, version: str, **values: Any) -> None:
     """One Delta commit changing columns of one row: readers see it before or after, never in between.
 
-    JSON columns take Python objects; status must be one of the contract's statuses and
-    publishing stamps published_at.
+    JSON columns take Python objects; status must be one of the contract's statuses other than
+    `published`, which only activation sets (recsys.stores.registry_store.activate_version). A small
+    commit like this needs no Spark job: it is written with delta-rs, as activation is, and re-run when a
+    concurrent writer wins.
     """
     if "status" in values and values["status"] not in mv.STATUSES:
         raise ValueError(f"unknown status {values['status']!r}")
-    table = ensure_table(spark, settings, MODEL_REGISTRY)
-    if table.toDF().where(F.col("model_version") == version).limit(1).count() == 0:
-        raise LookupError(f"model version {version!r} is not in the registry")
-    columns = {name: F.lit(json.dumps(v, sort_keys=True) if name in JSON_COLUMNS else v)
-               for name, v in values.items()}
     if values.get("status") == mv.PUBLISHED:
-        columns["published_at"] = F.current_timestamp()
-    table.update(F.col("model_version") == version, columns)
+        raise ValueError("a version is published by activate_version, which also stamps published_at")
+    columns = {name: json.dumps(v, sort_keys=True) if name in JSON_COLUMNS else v for name, v in values.items()}
+
+    def update() -> None:
+        if not any(r["model_version"] == version for r in list_versions(settings)):
+            raise LookupError(f"model version {version!r} is not in the registry")
+        open_table(settings, MODEL_REGISTRY).update(new_values=columns, predicate=f"model_version = '{version}'")
+
+    with_commit_retries(settings.delta_rs, f"update model version {version}", update)
 
 
-def set_status(spark: SparkSession, settings: Settings, version: str, status: str) -> None:
-    update_version(spark, settings, version, status=status)
+def set_status(settings: Settings, version: str, status: str) -> None:
+    update_version(settings, version, status=status)
 
 
-def list_versions(spark: SparkSession, settings: Settings) -> list[dict]:
-    """Every registry row, oldest first, with the JSON columns decoded."""
-    rows = ensure_table(spark, settings, MODEL_REGISTRY).toDF().orderBy("created_at").collect()
-    out = []
-    for row in rows:
-        entry = row.asDict()
+def list_versions(settings: Settings) -> list[dict]:
+    """Every registry row, oldest first, with the JSON columns decoded (read with delta-rs: no Spark job)."""
+    rows = sorted(DeltaModelStore(settings).registry(), key=lambda r: (r["created_at"] is None, r["created_at"]))
+    for entry in rows:
         for name in JSON_COLUMNS:
             entry[name] = json.loads(entry[name]) if entry[name] else None
-        out.append(entry)
-    return out
+    return rows
 
 
-def get_version(spark: SparkSession, settings: Settings, version: str) -> dict:
-    for entry in list_versions(spark, settings):
+def get_version(settings: Settings, version: str) -> dict:
+    for entry in list_versions(settings):
         if entry["model_version"] == version:
             return entry
     raise LookupError(f"model version {version!r} is not in the registry")
 
 
-def latest_for_run_date(spark: SparkSession, settings: Settings, run_date: str) -> dict | None:
+def latest_for_run_date(settings: Settings, run_date: str) -> dict | None:
     """The newest version trained for run_date, or None: how every stage of a run finds its version."""
-    rows = [r for r in list_versions(spark, settings) if r["run_date"] == run_date]
+    rows = [r for r in list_versions(settings) if r["run_date"] == run_date]
     return max(rows, key=lambda r: mv.sequence_of(r["model_version"])) if rows else None
 
 
-def current_version(spark: SparkSession, settings: Settings) -> str | None:
-    return mv.current_version(list_versions(spark, settings))
+def current_version(settings: Settings) -> str | None:
+    return mv.current_version(list_versions(settings))

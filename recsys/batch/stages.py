@@ -42,6 +42,7 @@ from recsys.contracts.tables import (
 from recsys.reports.evaluation_report import Trial, render_report, write_report
 from recsys.sequence.report import sequence_rows, sequence_summary
 from recsys.spark.delta import conform, read_table
+from recsys.stores.registry_store import activate_version
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def _version_to_train(spark: SparkSession, settings: Settings, run_date: str, fo
     """(version, None) claimed for this attempt, or (version, its row) when the run date needs no training: it
     was decided, or an attempt already trained it (a candidate or approved version the next stages continue).
     A version still `training` is another attempt's: claim_version refuses while its claim holds."""
-    latest = registry.latest_for_run_date(spark, settings, run_date)
+    latest = registry.latest_for_run_date(settings, run_date)
     if latest is not None and not force and latest["status"] != mv.TRAINING:
         return latest["model_version"], latest
     return registry.claim_version(spark, settings, run_date, force), None
@@ -189,8 +190,8 @@ def _version_settings(settings: Settings, params: dict) -> Settings:
                       params.get("events", {}).get("half_life_days"))
 
 
-def _entry_for(spark: SparkSession, settings: Settings, run_date: str, stage: str) -> dict:
-    entry = registry.latest_for_run_date(spark, settings, run_date)
+def _entry_for(settings: Settings, run_date: str, stage: str) -> dict:
+    entry = registry.latest_for_run_date(settings, run_date)
     if entry is None:
         raise LookupError(f"{stage}: no model version for run date {run_date}; run the train stage first")
     if entry["status"] == mv.TRAINING:
@@ -201,7 +202,7 @@ def _entry_for(spark: SparkSession, settings: Settings, run_date: str, stage: st
 
 def evaluate_stage(spark: SparkSession, settings: Settings, run_date: str) -> StageResult:
     """Score the version's served ranking, each signal alone and every baseline on the held-out test split."""
-    entry = _entry_for(spark, settings, run_date, "evaluate")
+    entry = _entry_for(settings, run_date, "evaluate")
     version = entry["model_version"]
     if entry["status"] in mv.FINISHED:
         return StageResult("evaluate", version, entry["status"], "already decided")
@@ -212,16 +213,16 @@ def evaluate_stage(spark: SparkSession, settings: Settings, run_date: str) -> St
         metrics = evaluate_models(interactions, chosen, AlsConfig(**entry["params"]["als"]), profiles,
                                   served=(read_table(spark, settings, ITEMS), read_table(spark, settings, USERS)))
     interactions.unpersist()
-    registry.update_version(spark, settings, version, metrics=metrics)
+    registry.update_version(settings, version, metrics=metrics)
     tracking.log_stage(settings, version, "evaluate", metrics=metrics)
     k = settings.evaluation.k
     return StageResult("evaluate", version, entry["status"],
                        ", ".join(f"{m} NDCG@{k} {v['ndcg']:.4f}" for m, v in metrics.items()))
 
 
-def _current_ndcg(spark: SparkSession, settings: Settings, excluding: str) -> float | None:
+def _current_ndcg(settings: Settings, excluding: str) -> float | None:
     """The current version's served NDCG on its validation window (its ALS NDCG for older rows)."""
-    rows = [r for r in registry.list_versions(spark, settings) if r["model_version"] != excluding]
+    rows = [r for r in registry.list_versions(settings) if r["model_version"] != excluding]
     current = mv.current_version(rows)
     row = next((r for r in rows if r["model_version"] == current), None)
     if row is None:
@@ -230,9 +231,10 @@ def _current_ndcg(spark: SparkSession, settings: Settings, excluding: str) -> fl
     return validation.get(SERVED, {}).get("ndcg", (row["metrics"] or {}).get("als", {}).get("ndcg"))
 
 
-def gate_stage(spark: SparkSession, settings: Settings, run_date: str) -> StageResult:
-    """Approve or reject the version against the floor and the current model; write its HTML report."""
-    entry = _entry_for(spark, settings, run_date, "gate")
+def gate_stage(settings: Settings, run_date: str) -> StageResult:
+    """Approve or reject the version against the floor and the current model; write its HTML report.
+    Only registry rows and a report: no Spark session."""
+    entry = _entry_for(settings, run_date, "gate")
     version = entry["model_version"]
     if entry["status"] in mv.FINISHED:
         return StageResult("gate", version, entry["status"], entry["gate_reason"] or "already decided")
@@ -242,7 +244,7 @@ def gate_stage(spark: SparkSession, settings: Settings, run_date: str) -> StageR
     if SERVED not in validation:
         raise LookupError(f"gate: {version} has no validation figures; run the train stage again")
     baseline = best_baseline(validation)
-    decision = decide(validation[SERVED]["ndcg"], _current_ndcg(spark, settings, version), settings.gate,
+    decision = decide(validation[SERVED]["ndcg"], _current_ndcg(settings, version), settings.gate,
                       baseline if baseline[0] != "none" else None)
     status = mv.APPROVED if decision.publish else mv.REJECTED
     report_uri = settings.report_path(version)
@@ -258,7 +260,7 @@ def gate_stage(spark: SparkSession, settings: Settings, run_date: str) -> StageR
         "best single baseline (validation)": f"{baseline[0]} {baseline[1]:.4f}",
         "sequence model": sequence_summary(entry["params"]),
     }, settings.evaluation.k), report_uri)
-    registry.update_version(spark, settings, version, status=status, gate_reason=decision.reason,
+    registry.update_version(settings, version, status=status, gate_reason=decision.reason,
                             report_uri=report_uri)
     tracking.log_stage(settings, version, "gate", tags={"status": status, "gate_reason": decision.reason},
                        artifacts=[report_uri])
@@ -266,18 +268,19 @@ def gate_stage(spark: SparkSession, settings: Settings, run_date: str) -> StageR
     return StageResult("gate", version, status, decision.reason)
 
 
-def publish_stage(spark: SparkSession, settings: Settings, run_date: str) -> StageResult:
-    """Make an approved version current (one registry commit); a rejected one leaves the current model."""
-    entry = _entry_for(spark, settings, run_date, "publish")
+def publish_stage(settings: Settings, run_date: str) -> StageResult:
+    """Make an approved version current (one registry commit, the one activation); a rejected one leaves the
+    current model. No Spark session."""
+    entry = _entry_for(settings, run_date, "publish")
     version, status = entry["model_version"], entry["status"]
-    newer = _newer_current(spark, settings, run_date)
+    newer = _newer_current(settings, run_date)
     if status == mv.APPROVED and newer is not None:
         detail = (f"not published: the current model {newer['model_version']} was trained on a later run date "
                   f"({newer['run_date']}); activate {version} explicitly (make rollback) to serve it")
         log.warning("publish %s: %s", version, detail)
         return StageResult("publish", version, mv.APPROVED, detail)
     if status == mv.APPROVED:
-        registry.set_status(spark, settings, version, mv.PUBLISHED)
+        activate_version(settings, version)
         tracking.log_stage(settings, version, "publish", tags={"status": mv.PUBLISHED})
         log.info("published %s", version)
         return StageResult("publish", version, mv.PUBLISHED, entry["gate_reason"] or "")
@@ -286,10 +289,10 @@ def publish_stage(spark: SparkSession, settings: Settings, run_date: str) -> Sta
     raise LookupError(f"publish: {version} is still a {status}; run the gate stage first")
 
 
-def _newer_current(spark: SparkSession, settings: Settings, run_date: str) -> dict | None:
+def _newer_current(settings: Settings, run_date: str) -> dict | None:
     """The current version's row when it was trained on a later run date than run_date (a late or re-run
     older date must not replace it), else None."""
-    rows = registry.list_versions(spark, settings)
+    rows = registry.list_versions(settings)
     current = mv.current_version(rows)
     row = next((r for r in rows if r["model_version"] == current), None)
     return row if row is not None and row["run_date"] > run_date else None
@@ -301,5 +304,5 @@ def run_all(spark: SparkSession, settings: Settings, run_date: str, force: bool 
 
     require_quality(spark, settings, run_date)
     return [train_stage(spark, settings, run_date, force), sequence_stage(spark, settings, run_date),
-            evaluate_stage(spark, settings, run_date), gate_stage(spark, settings, run_date),
-            publish_stage(spark, settings, run_date)]
+            evaluate_stage(spark, settings, run_date), gate_stage(settings, run_date),
+            publish_stage(settings, run_date)]

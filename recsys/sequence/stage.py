@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def sequence_stage(spark: SparkSession, settings: Settings, run_date: str) -> StageResult:
     """Train, evaluate and gate the version's sequence model (a retry redoes it; a decided version is left)."""
-    entry = registry.latest_for_run_date(spark, settings, run_date)
+    entry = registry.latest_for_run_date(settings, run_date)
     if entry is None or entry["status"] == mv.TRAINING:
         raise LookupError(f"sequence: no trained model version for run date {run_date}; run the train stage first")
     version, params = entry["model_version"], dict(entry["params"] or {})
@@ -37,7 +37,7 @@ def sequence_stage(spark: SparkSession, settings: Settings, run_date: str) -> St
     if not settings.sequence.enabled:
         params[SEQUENCE_PARAM] = {"enabled": False}
         params["merge"] = merge.model_copy(update={"sequence": 0.0}).model_dump()
-        registry.update_version(spark, settings, version, params=params)
+        registry.update_version(settings, version, params=params)
         return StageResult("sequence", version, entry["status"], "off (sequence.enabled false)")
     als = AlsConfig(**params["als"]) if params.get("als") else settings.als
     try:
@@ -45,14 +45,14 @@ def sequence_stage(spark: SparkSession, settings: Settings, run_date: str) -> St
     except TooFewSessionsError as exc:  # a young shop: serve the version without the signal, do not stop the run
         params[SEQUENCE_PARAM] = {"used": False, "weight": 0.0, "reason": f"not trained: {exc}"}
         params["merge"] = merge.model_copy(update={"sequence": 0.0}).model_dump()
-        registry.update_version(spark, settings, version, params=params)
+        registry.update_version(settings, version, params=params)
         log.warning("no sequence model for %s: %s", version, exc)
         return StageResult("sequence", version, entry["status"], f"not trained: {exc}")
     uri = settings.sequence_path(version)
     write_weights(outcome.weights, uri)
     params[SEQUENCE_PARAM] = {**outcome.record(), "uri": uri}
     params["merge"] = merge.model_copy(update={"sequence": outcome.weight}).model_dump()
-    registry.update_version(spark, settings, version, params=params)
+    registry.update_version(settings, version, params=params)
     tracking.log_stage(settings, version, "sequence", params={"weight": outcome.weight, "used": outcome.used},
                        metrics={"test": outcome.test, "validation": outcome.validation, **outcome.stats})
     log.info("sequence model of %s written to %s: %s", version, uri, outcome.reason)

@@ -60,17 +60,24 @@ def numpy_blas() -> tuple[str, ...]:
 
 
 def blas_report(spark: SparkSession) -> BlasReport:
-    """Ask the driver JVM (py4j) and every executor JVM (SQL reflect, one tiny job) which netlib classes load."""
+    """Ask the driver JVM (py4j) and every executor JVM (SQL reflect, one tiny job) which netlib classes load.
+
+    In local mode the executors are the driver JVM: its answer is theirs, and no job runs (a first job costs
+    a cold driver seconds of code generation)."""
     jvm = spark.sparkContext._jvm
     netlib = jvm.dev.ludovic.netlib
+    driver_blas = netlib.blas.BLAS.getInstance().getClass().getName()
+    driver_lapack = netlib.lapack.LAPACK.getInstance().getClass().getName()
+    if spark.sparkContext.master.startswith("local"):
+        return BlasReport(driver_blas, driver_lapack, (driver_blas,), (driver_lapack,), numpy_blas())
     slots = max(1, spark.sparkContext.defaultParallelism)
     rows = (spark.range(0, slots, 1, slots)
             .selectExpr("reflect('dev.ludovic.netlib.blas.BLAS', 'getInstance') AS blas",
                         "reflect('dev.ludovic.netlib.lapack.LAPACK', 'getInstance') AS lapack")
             .collect())  # one row per task, no shuffle
     return BlasReport(
-        driver_blas=netlib.blas.BLAS.getInstance().getClass().getName(),
-        driver_lapack=netlib.lapack.LAPACK.getInstance().getClass().getName(),
+        driver_blas=driver_blas,
+        driver_lapack=driver_lapack,
         executor_blas=tuple(sorted({_class_of(r.blas) for r in rows})),
         executor_lapack=tuple(sorted({_class_of(r.lapack) for r in rows})),
         numpy=numpy_blas(),

@@ -11,6 +11,7 @@ import os
 
 from recsys.config import PROJECT_ROOT, Settings
 from recsys.serving.blas_threads import BLAS_THREAD_VARIABLES
+from recsys.spark.class_archive import JAVA_OPTIONS, archive_option
 from recsys.spark.package import PACKAGE_ZIP
 
 
@@ -53,6 +54,9 @@ def base_conf(settings: Settings) -> dict[str, str]:
     # driver's own environment in local mode, set by recsys.spark.submit and get_spark).
     conf.update({f"spark.executorEnv.{name}": str(settings.spark.blas_threads) for name in BLAS_THREAD_VARIABLES})
     conf.update(settings.spark.extra_conf)
+    archive = archive_option(settings)
+    if archive is not None:  # after an operator's own driver options
+        conf[JAVA_OPTIONS] = f"{conf.get(JAVA_OPTIONS, '')} {archive}".strip()
     return conf
 
 

@@ -30,7 +30,7 @@ def _publish(spark, settings, version: str, items: dict[str, list[float]]) -> No
          .partitionBy(*spec.partition_by).save(settings.table_path(spec.name)))
     registry.record_candidate(spark, settings, registry.RegistryEntry(
         version, "2026-11-01", {}, None, None, 1, len(items), 0))
-    registry.set_status(spark, settings, version, mv.APPROVED)  # only a version past the gate is activated
+    registry.set_status(settings, version, mv.APPROVED)  # only a version past the gate is activated
     activate_version(settings, version)
 
 

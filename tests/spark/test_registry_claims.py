@@ -25,8 +25,11 @@ def _version(spark, settings, version: str, status: str) -> None:
     factors = spark.createDataFrame([("i1", [0.1, 0.2], 1.0)],
                                     "item_id STRING, factors ARRAY<FLOAT>, popularity DOUBLE")
     stages._write_version(factors, ITEM_FACTORS, settings, version)  # activation needs the version's factors
-    if status != mv.CANDIDATE:
-        registry.set_status(spark, settings, version, status)
+    if status == mv.PUBLISHED:
+        registry.set_status(settings, version, mv.APPROVED)
+        activate_version(settings, version)
+    elif status != mv.CANDIDATE:
+        registry.set_status(settings, version, status)
 
 
 def test_two_runs_of_one_date_cannot_both_claim_it_and_each_attempt_gets_its_own_version(spark, own_lake):
@@ -48,7 +51,7 @@ def test_two_runs_of_one_date_cannot_both_claim_it_and_each_attempt_gets_its_own
 
     forced = registry.claim_version(spark, own_lake, "2026-11-02", force=True)  # an operator knows .1 died
     assert forced == "2026-11-02.2"
-    rows = {r["model_version"]: r for r in registry.list_versions(spark, own_lake)}
+    rows = {r["model_version"]: r for r in registry.list_versions(own_lake)}
     assert (rows["2026-11-02.1"]["status"], rows["2026-11-02.1"]["gate_reason"]) == (
         mv.REJECTED, "superseded by 2026-11-02.2")
     with pytest.raises(LookupError, match="still training"):
@@ -60,11 +63,11 @@ def test_two_runs_of_one_date_cannot_both_claim_it_and_each_attempt_gets_its_own
 def test_an_older_run_date_does_not_replace_a_newer_published_model_unless_activated(spark, own_lake):
     _version(spark, own_lake, "2026-11-05.1", mv.PUBLISHED)
     _version(spark, own_lake, "2026-11-04.1", mv.APPROVED)  # a late or re-run older date passed its gate
-    result = stages.publish_stage(spark, own_lake, "2026-11-04")
+    result = stages.publish_stage(own_lake, "2026-11-04")
     assert result.status == mv.APPROVED and "activate 2026-11-04.1 explicitly" in result.detail
-    assert registry.current_version(spark, own_lake) == "2026-11-05.1"
+    assert registry.current_version(own_lake) == "2026-11-05.1"
     activate_version(own_lake, "2026-11-04.1")  # the operator's explicit choice
-    assert registry.current_version(spark, own_lake) == "2026-11-04.1"
+    assert registry.current_version(own_lake) == "2026-11-04.1"
 
 
 @pytest.mark.parametrize("status", [mv.CANDIDATE, mv.REJECTED])
@@ -73,7 +76,7 @@ def test_a_version_that_did_not_pass_the_gate_is_never_activated(spark, own_lake
     _version(spark, own_lake, "2026-11-06.1", status)
     with pytest.raises(RejectedVersionError, match=r"cannot be activated|not approved or published"):
         activate_version(own_lake, "2026-11-06.1")
-    assert registry.current_version(spark, own_lake) == "2026-11-05.1"
+    assert registry.current_version(own_lake) == "2026-11-05.1"
 
 
 def test_als_checkpoints_are_deleted_after_the_fit(spark, own_lake):

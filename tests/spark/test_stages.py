@@ -56,7 +56,7 @@ def published(spark, settings, tracked):
     upsert_items(spark, settings, items)
     upsert_users(spark, settings, users)
     results = stages.run_all(spark, tracked, RUN_DATE)
-    return results, registry.get_version(spark, settings, results[0].model_version)
+    return results, registry.get_version(settings, results[0].model_version)
 
 
 def versioned(spark, settings, spec, version):
@@ -138,7 +138,7 @@ def test_every_stage_is_tracked_in_mlflow(published, spark, tracked):
     assert int(stage_runs["train"].data.params["als.rank"]) > 0
     evaluated = stage_runs["evaluate"].data.metrics
     assert {"als.ndcg", "popularity.ndcg", "item_knn.ndcg"} <= set(evaluated)
-    registered = registry.get_version(spark, tracked, version)["metrics"]
+    registered = registry.get_version(tracked, version)["metrics"]
     assert evaluated["als.ndcg"] == pytest.approx(registered["als"]["ndcg"])
     assert stage_runs["gate"].data.tags["gate_reason"]
     trials = by_level["trial"]
@@ -231,7 +231,7 @@ def test_gate_refuses_a_model_below_its_best_baseline(published, spark, settings
     refused = stages.run_all(spark, weak, RUN_DATE, force=True)
     gate = _stage(refused, "gate")
     assert gate.status == mv.REJECTED and "best single baseline" in gate.detail
-    entry = registry.get_version(spark, settings, refused[0].model_version)
+    entry = registry.get_version(settings, refused[0].model_version)
     best = max(m["ndcg"] for name, m in entry["params"]["validation"].items() if name != SERVED)
     assert entry["params"]["validation"][SERVED]["ndcg"] < best
     assert DeltaModelStore(settings).current_version() == published[1]["model_version"]
@@ -249,7 +249,7 @@ def test_gate_refuses_a_bad_model_and_rollback_restores_an_older_one(published, 
     assert _stage(refused, "publish").status == mv.REJECTED  # publish leaves it alone
     store = DeltaModelStore(settings)
     assert store.current_version() == good  # serving keeps the old model
-    assert registry.get_version(spark, settings, bad)["tuning"] == []
+    assert registry.get_version(settings, bad)["tuning"] == []
 
     with pytest.raises(RejectedVersionError, match="rejected by the gate"):
         activate_version(settings, bad)  # a version that failed the gate is never made current
@@ -269,4 +269,4 @@ def test_data_quality_fails_before_the_first_event(published, spark, settings):
 
 def test_a_stage_out_of_order_says_what_to_run_first(published, spark, settings):
     with pytest.raises(LookupError, match="run the train stage first"):
-        stages.publish_stage(spark, settings, "2026-12-31")
+        stages.publish_stage(settings, "2026-12-31")

@@ -4,6 +4,7 @@ import pytest
 
 from recsys.config import PROJECT_ROOT, load_settings
 from recsys.spark.blas import NATIVE_JVM_CLASSES, BlasReport
+from recsys.spark.class_archive import JAVA_OPTIONS, class_path_key
 from recsys.spark.conf import base_conf, driver_env, submit_args
 from recsys.spark.package import build_package_zip
 
@@ -62,3 +63,27 @@ def test_executors_resolve_relative_paths_against_the_project_root():
     every relative storage path their delta-rs reads use) would point inside the zip."""
     conf = base_conf(load_settings("test", environ={}))
     assert conf["spark.executorEnv.RECSYS_HOME"] == str(PROJECT_ROOT)
+
+
+def test_the_driver_maps_the_class_archive_only_once_it_is_built(tmp_path):
+    archive = tmp_path / "driver.jsa"
+    environ = {"RECSYS__SPARK__CLASS_ARCHIVE": str(archive),
+               "RECSYS__SPARK__EXTRA_CONF": '{"spark.driver.extraJavaOptions": "-Dmine=1"}'}
+    assert base_conf(load_settings("test", environ=environ))[JAVA_OPTIONS] == "-Dmine=1"
+    archive.write_bytes(b"built")
+    options = base_conf(load_settings("test", environ=environ))[JAVA_OPTIONS]
+    assert options == f"-Dmine=1 -XX:SharedArchiveFile={archive}"  # the operator's own options stay
+    off = base_conf(load_settings("test", environ={"RECSYS__SPARK__CLASS_ARCHIVE": ""}))
+    assert JAVA_OPTIONS not in off
+
+
+def test_the_class_archive_key_changes_with_any_jar(tmp_path):
+    (tmp_path / "jars").mkdir()
+    (tmp_path / "jars" / "spark-core.jar").write_bytes(b"x" * 10)
+    connector = tmp_path / "delta.jar"
+    connector.write_bytes(b"y")
+    key = class_path_key(str(tmp_path), [str(connector)])
+    assert key == class_path_key(str(tmp_path), [str(connector)])
+    connector.write_bytes(b"yy")  # another build of the same jar
+    assert class_path_key(str(tmp_path), [str(connector)]) != key
+    assert class_path_key(str(tmp_path), []) != key
