@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import time
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -35,11 +36,15 @@ class NoopTracker:
         return None
 
 
+_MLFLOW_UNSAFE = re.compile(r"[^\w\-. :/]")  # MLflow: alphanumerics, _ - . space : /
+
+
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"als": {"ndcg": 0.1}} -> {"als.ndcg": 0.1}: MLflow keys are flat."""
+    """{"als": {"ndcg": 0.1}} -> {"als.ndcg": 0.1}: MLflow keys are flat, and hold only the characters MLflow
+    accepts (a row named "merged+sequence" would make it refuse the whole stage's record)."""
     out: dict[str, Any] = {}
     for key, value in values.items():
-        name = f"{prefix}{key}"
+        name = f"{prefix}{_MLFLOW_UNSAFE.sub('_', str(key))}"
         if isinstance(value, Mapping):
             out.update(flatten(value, f"{name}."))
         else:

@@ -83,4 +83,5 @@ def test_a_broken_store_warns_and_never_raises(tmp_path, caplog):
 
 def test_nested_values_flatten_and_only_numbers_are_metrics():
     assert flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": 2}) == {"a.b": 1, "a.c.d": "x", "e": 2}
+    assert flatten({"test": {"merged+sequence": {"hr": 0.5}}}) == {"test.merged_sequence.hr": 0.5}  # MLflow refuses '+'
     assert numeric({"a": 1, "b": "x", "c": True, "d": float("nan"), "e": {"f": 0.5}}) == {"a": 1.0, "e.f": 0.5}
