@@ -10,6 +10,8 @@ the ones that serve. Each signal alone is the same ranking with only that signal
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -112,7 +114,12 @@ def only(name: str) -> MergeWeights:
 
 @dataclass(frozen=True)
 class ServedEvaluator:
-    """Scores merge weights on one model and one set of held-out shoppers, as served at `now_s`."""
+    """Scores merge weights on one model and one set of held-out shoppers, as served at `now_s`.
+
+    The shoppers are ranked by evaluation.workers forked processes (0: one per core) once there are at least
+    evaluation.min_users_per_worker each: the ranking is plain Python and numpy, one shopper at a time, and
+    tuning asks for it dozens of times while Spark sits idle. A forked worker shares the model's arrays
+    and touches nothing of Spark."""
 
     model: FactorModel
     truth: dict[str, set[str]]
@@ -120,10 +127,26 @@ class ServedEvaluator:
     now_s: float
 
     def rankings(self, weights: MergeWeights) -> dict[str, list[str]]:
+        users = list(self.truth)
+        cfg = self.settings.evaluation
+        workers = min(cfg.workers or os.cpu_count() or 1, len(users) // cfg.min_users_per_worker)
+        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            return self._rank(users, weights)
+        global _FORKED
+        _FORKED = (self, weights)  # what the forked workers inherit; nothing is pickled but the user ids
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                parts = pool.map(_rank_forked, [users[i::workers] for i in range(workers)])
+        finally:
+            _FORKED = None
+        ranked = {user: items for part in parts for user, items in part.items()}
+        return {user: ranked[user] for user in users}
+
+    def _rank(self, users: list[str], weights: MergeWeights) -> dict[str, list[str]]:
         recommender = Recommender(lambda: self.model, NoRealtimeState(), self.settings.serving,
                                   self.settings.outputs.segment_attributes, clock=lambda: self.now_s)
-        query = RecommendationQuery(k=self.settings.evaluation.k, weights=weights)
-        return {user: [item.item_id for item in recommender.recommend(user, query).items] for user in self.truth}
+        query = RecommendationQuery(k=self.settings.evaluation.k, weights=weights, reasons=False)
+        return {user: [item.item_id for item in recommender.recommend(user, query).items] for user in users}
 
     def score(self, weights: MergeWeights) -> dict[str, float]:
         """NDCG, precision, recall, MAP at k over the held-out shoppers, and catalogue coverage."""
@@ -138,6 +161,14 @@ class ServedEvaluator:
         for name in self.settings.evaluation.signals:
             results[signal_key(name)] = self.score(only(name))
         return results
+
+
+_FORKED: tuple[ServedEvaluator, MergeWeights] | None = None
+
+
+def _rank_forked(users: list[str]) -> dict[str, list[str]]:
+    evaluator, weights = _FORKED
+    return evaluator._rank(users, weights)
 
 
 def best_baseline(results: dict[str, dict[str, float]]) -> tuple[str, float]:

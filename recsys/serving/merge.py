@@ -437,8 +437,11 @@ def _rank(merge: Merge, query: RecommendationQuery, now_s: float) -> Ranked:
         scores[~keep] = -np.inf
     cap = 0 if query.category is not None else cfg.max_per_category  # one category asked: no cap
     positions = top_rows(scores, query.k, query.offset, attributes.category, cap)
-    items = [_scored(model, merge, merge.row_of(p), float(scores[p]), parts, query.explain, shopper.owned)
-             for p, parts in zip(positions.tolist(), merge.contributions_at(positions), strict=True)]
+    if query.reasons:
+        items = [_scored(model, merge, merge.row_of(p), float(scores[p]), parts, query.explain, shopper.owned)
+                 for p, parts in zip(positions.tolist(), merge.contributions_at(positions), strict=True)]
+    else:  # the same items in the same order, unworded
+        items = [ScoredItem(model.all_item_ids[merge.row_of(p)], float(scores[p]), []) for p in positions.tolist()]
     again: list[ScoredItem] = []
     if base is not None:
         mine = np.full(base.shape, -np.inf, dtype=np.float32)

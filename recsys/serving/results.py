@@ -60,6 +60,7 @@ class RecommendationQuery:
     attributes: Mapping[str, str] | None = None  # segment attributes (age_band, ...) for a cold start
     weights: MergeWeights | None = None  # None: serving.merge
     include_unavailable: bool = False  # also items out of stock (available false); blocked items never
+    reasons: bool = True  # False: ids and scores only, no reasons or contributions (offline evaluation)
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.offset < 0:
