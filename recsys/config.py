@@ -49,6 +49,7 @@ class SparkConfig(_Section):
     advisory_partition_mb: int = Field(gt=0)  # the size AQE aims a shuffle partition at
     blas_threads: int = Field(gt=0)
     extra_conf: dict[str, str]
+    concurrent_actions: int = Field(gt=0)  # a stage's small Spark actions run from this many driver threads
     class_archive: str  # AppCDS archive of the driver JVM (recsys.spark.class_archive); "" = off
 
 

@@ -25,6 +25,7 @@ from recsys.config import MergeWeights, Settings
 from recsys.contracts.tables import TableSpec
 from recsys.serving.recommender import Recommender
 from recsys.serving.results import RecommendationQuery
+from recsys.spark.concurrent import concurrently
 from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue
 from recsys.stores.model_store import FactorModel, model_from_tables
 from recsys.stores.online_store import ItemSignals, RealtimeState
@@ -74,16 +75,18 @@ def catalogue_of(items: DataFrame) -> ItemCatalogue | None:
         rows.column("category").to_pylist(), rows.column("brand").to_pylist(), rows.column("price").to_pylist()))
 
 
-def to_arrow(outputs: dict[TableSpec, DataFrame]) -> dict[str, pa.Table]:
-    """Batch outputs collected to the driver, keyed by contract table name (what model_from_tables reads)."""
-    return {spec.name: df.toArrow() for spec, df in outputs.items()}
+def to_arrow(outputs: dict[TableSpec, DataFrame], threads: int = 1) -> dict[str, pa.Table]:
+    """Batch outputs collected to the driver, keyed by contract table name (what model_from_tables reads),
+    `threads` collects at a time (spark.concurrent_actions)."""
+    return concurrently({spec.name: df.toArrow for spec, df in outputs.items()}, threads)
 
 
 def served_model(outputs: dict[TableSpec, DataFrame] | dict[str, pa.Table], settings: Settings,
                  catalogue: ItemCatalogue | None, version: str = "evaluation") -> FactorModel:
     """The model serving would load had these outputs (DataFrames or collected tables) been published."""
     tables = {key: value for key, value in outputs.items() if isinstance(key, str)}
-    tables.update(to_arrow({key: value for key, value in outputs.items() if not isinstance(key, str)}))
+    tables.update(to_arrow({key: value for key, value in outputs.items() if not isinstance(key, str)},
+                           settings.spark.concurrent_actions))
     return model_from_tables(version, tables, settings.content.num_features, catalogue)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import partial
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -41,6 +42,7 @@ from recsys.contracts.tables import (
 )
 from recsys.reports.evaluation_report import Trial, render_report, write_report
 from recsys.sequence.report import sequence_rows, sequence_summary
+from recsys.spark.concurrent import concurrently
 from recsys.spark.delta import conform, read_table
 from recsys.stores.registry_store import activate_version
 
@@ -153,9 +155,9 @@ def _train(spark: SparkSession, settings: Settings, run_date: str, version: str)
              tuned.best, chosen.events.half_life_days, tuned.weights)
     outputs = build_outputs(interactions, chosen, tuned.best, items, users, end_of(run_date))
     user_factors, item_factors = outputs[USER_FACTORS], outputs[ITEM_FACTORS]
-    for spec, df in outputs.items():
-        _write_version(df, spec, settings, version)
-        log.info("wrote %s for %s", spec.name, version)
+    concurrently({spec: partial(_write_version, df, spec, settings, version) for spec, df in outputs.items()},
+                 settings.spark.concurrent_actions)
+    log.info("wrote %s for %s", ", ".join(spec.name for spec in outputs), version)
     n_users, n_items = user_factors.count(), item_factors.count()
     registry.record_candidate(spark, settings, registry.RegistryEntry(
         model_version=version, run_date=run_date,

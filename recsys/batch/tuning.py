@@ -129,7 +129,8 @@ def tune_als(train: DataFrame, events: DataFrame, settings: Settings, items: Dat
     split = validation_setup(train, events, settings, items)
     fit_part, truth, now_s, catalogue = split.fit_part, split.truth, split.now_s, split.catalogue
     popularity = decayed_popularity(fit_part, now_s, half_life).persist()
-    fixed = to_arrow(other_outputs(fit_part, settings, items, users))  # the same for every trial
+    fixed = to_arrow(other_outputs(fit_part, settings, items, users),  # the same for every trial
+                     settings.spark.concurrent_actions)
     if not cfg.enabled:  # the configured model, still scored on validation: the gate needs the figures
         model = served_model({**fixed, **als_outputs(fit_part, settings.als, popularity)}, settings, catalogue)
         validation = ServedEvaluator(model, truth, settings, now_s).report(settings.serving.merge)
