@@ -62,41 +62,7 @@ DEMO_DEFAULTS = {
 }
 
 
-
-
-# ---------------------------------------------------------------------------------------------- steps
-
-
-
-
-
-
-# ------------------------------------------------------------------------------------------ processes
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # ----------------------------------------------------------------------------------------- the steps
-
-
-
-
 
 
 def load_command(args: argparse.Namespace) -> list[str]:
@@ -129,12 +95,6 @@ def load(args: argparse.Namespace, running: list[subprocess.Popen]) -> dict:
     print(f"    {summary['events']:,} events ({summary['first_date']} .. {summary['last_date']}), "
           f"{summary['items']:,} items, {summary['users']:,} users; log {log}")
     return summary
-
-
-
-
-
-
 
 
 def published_version(settings: Settings, run_date: str, base: str) -> str:
@@ -209,23 +169,7 @@ def live_check(settings: Settings, procs: dict[str, subprocess.Popen], base: str
           f"(polled every {POLL_S}s; detected after {latency:.2f}s)")
 
 
-
-
-
-
-
-
 # ------------------------------------------------------------------------------------ shopper helpers
-
-
-
-
-
-
-
-
-
-
 
 
 def new_interest(catalogue: dict[str, list[str]], shown: set[str],
