@@ -104,6 +104,7 @@ class AlsConfig(_Section):
     alpha: float = Field(gt=0)
     seed: int
     checkpoint_interval: int = Field(gt=0)
+    blocks: int = Field(default=0, ge=0)  # ALS user and item blocks (0 = one per core); older rows lack it
 
 
 class EvaluationConfig(_Section):

@@ -46,9 +46,13 @@ def fit_als(interactions: DataFrame, cfg: AlsConfig) -> FittedAls:
     users = dense_index(interactions, "user_id", "uidx").persist()
     items = dense_index(interactions, "item_id", "iidx").persist()
     indexed = interactions.join(users, "user_id").join(items, "item_id")
+    # One block per core: Spark's fixed 10 blocks cut a shop's data into more tasks per sweep than a small
+    # cluster runs at once (measured on 2 cores: 9.8-15.9 s with 10 blocks, 4.4-4.6 s with 2).
+    blocks = cfg.blocks or interactions.sparkSession.sparkContext.defaultParallelism
     als = ALS(rank=cfg.rank, maxIter=cfg.max_iter, regParam=cfg.reg_param, alpha=cfg.alpha,
               implicitPrefs=True, userCol="uidx", itemCol="iidx", ratingCol="strength",
-              seed=cfg.seed, checkpointInterval=cfg.checkpoint_interval, nonnegative=False)
+              seed=cfg.seed, checkpointInterval=cfg.checkpoint_interval, nonnegative=False,
+              numUserBlocks=blocks, numItemBlocks=blocks)
     return FittedAls(als.fit(indexed), users, items)
 
 
