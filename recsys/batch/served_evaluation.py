@@ -26,6 +26,7 @@ from recsys.contracts.tables import TableSpec
 from recsys.serving.recommender import Recommender
 from recsys.serving.results import RecommendationQuery
 from recsys.spark.concurrent import concurrently
+from recsys.spark.forking import forked_pool
 from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue
 from recsys.stores.model_store import FactorModel, model_from_tables
 from recsys.stores.online_store import ItemSignals, RealtimeState
@@ -138,7 +139,7 @@ class ServedEvaluator:
         global _FORKED
         _FORKED = (self, weights)  # what the forked workers inherit; nothing is pickled but the user ids
         try:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with forked_pool(workers) as pool:
                 parts = pool.map(_rank_forked, [users[i::workers] for i in range(workers)])
         finally:
             _FORKED = None
