@@ -8,6 +8,7 @@ batch) and reads Spark's own progress: events/s = input rows / trigger execution
 sums Redis MEMORY USAGE over every per-user key of the users the stream touched.
 
     .venv/bin/python bench/speed_layer.py --events 1000000
+    .venv/bin/python bench/speed_layer.py --smoke      # a few thousand events, to check the bench runs (CI)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from recsys.contracts.redis_keys import RedisKeys
 
 OUT = PROJECT_ROOT / ".local" / "bench" / "speed"
 RANK = 64
+SMOKE_EVENTS, SMOKE_ITEMS, SMOKE_SAMPLE_USERS = 3_000, 300, 50  # checks the bench runs (CI)
 
 
 def bench_settings(run: str):
@@ -120,7 +122,10 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--sample-users", type=int, default=2000, help="users whose Redis keys are measured")
     parser.add_argument("--keep", action="store_true", help="leave the bench's Redis keys and topic in place")
+    parser.add_argument("--smoke", action="store_true", help=f"CI size: {SMOKE_EVENTS:,} events on {SMOKE_ITEMS} items")
     args = parser.parse_args()
+    if args.smoke:
+        args.events, args.items, args.sample_users = SMOKE_EVENTS, SMOKE_ITEMS, SMOKE_SAMPLE_USERS
     from recsys.batch.backfill import upsert_items
     from recsys.data.synthetic import SyntheticShopSpec, generate_shop
     from recsys.kafka.topics import ensure_topics
