@@ -13,6 +13,7 @@ import json
 import sys
 from datetime import UTC, datetime
 
+from recsys.batch.data_quality import DataQualityError
 from recsys.batch.stage_runner import STAGES, run_stage
 from recsys.config import get_settings
 from recsys.logging_setup import setup_logging
@@ -27,8 +28,6 @@ def main() -> None:
     parser.add_argument("--env", default=None, help="configuration environment (default: RECSYS_ENV)")
     args = parser.parse_args()
     setup_logging()
-    from recsys.batch.data_quality import DataQualityError
-
     try:
         out = run_stage(args.stage, get_settings(args.env), args.run_date, args.force)
     except (DataQualityError, LookupError, ValueError) as exc:

@@ -76,7 +76,7 @@ def catalogue_of(items: DataFrame) -> ItemCatalogue | None:
         rows.column("category").to_pylist(), rows.column("brand").to_pylist(), rows.column("price").to_pylist()))
 
 
-def to_arrow(outputs: dict[TableSpec, DataFrame], threads: int = 1) -> dict[str, pa.Table]:
+def to_arrow(outputs: dict[TableSpec, DataFrame], threads: int) -> dict[str, pa.Table]:
     """Batch outputs collected to the driver, keyed by contract table name (what model_from_tables reads),
     `threads` collects at a time (spark.concurrent_actions)."""
     return concurrently({spec.name: df.toArrow for spec, df in outputs.items()}, threads)
