@@ -13,11 +13,10 @@ from datetime import datetime, timedelta
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, chain
 
+from recsys.batch.stage_runner import DAG_STAGES
 from recsys.config import PROJECT_ROOT, get_settings
 from recsys.spark.conf import base_conf, connector_jars, driver_env
 from recsys.spark.package import PACKAGE_ZIP
-
-STAGES = ("check", "train", "sequence", "evaluate", "gate", "publish", "maintain")
 
 settings = get_settings()
 jars = connector_jars(settings)
@@ -52,4 +51,4 @@ with DAG(
     tags=["recsys", "batch"],
     doc_md=__doc__,
 ) as dag:
-    chain(*[stage_task(stage) for stage in STAGES])
+    chain(*[stage_task(stage) for stage in DAG_STAGES])

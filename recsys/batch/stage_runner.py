@@ -11,7 +11,8 @@ from dataclasses import asdict
 
 from recsys.config import Settings
 
-STAGES = ("check", "train", "sequence", "evaluate", "gate", "publish", "maintain", "all")
+DAG_STAGES = ("check", "train", "sequence", "evaluate", "gate", "publish", "maintain")  # an Airflow task each, in order
+STAGES = (*DAG_STAGES, "all")  # all: check..publish in one process (`make train`)
 WITHOUT_SPARK = ("gate", "publish")  # registry rows and a report only: no SparkContext to start
 
 

@@ -6,12 +6,13 @@ import re
 import subprocess
 import time
 
+from recsys.batch.stage_runner import DAG_STAGES
 from recsys.config import PROJECT_ROOT
 from recsys.demo.output import Bar
 from recsys.demo.processes import RUN_DIR, run_logged, tail
 
 AIRFLOW_SH = PROJECT_ROOT / "docker" / "local" / "airflow.sh"
-DAG_TASKS = ("check", "train", "sequence", "evaluate", "gate", "publish", "maintain")  # dags/recsys_batch.py
+DAG_TASKS = DAG_STAGES  # the tasks of dags/recsys_batch.py, in order
 _DAG_TEST = re.compile(r"\[DAG TEST\] (?:(starting|end task) task_id=([\w.-]+)"
                        r"|(Marking success) for <Task\([^)]*\): ([\w.-]+)>)")
 SKIPPED_BY_DEFAULT = "maintain"  # Delta OPTIMIZE + VACUUM: minutes on 2 cores, nothing the page needs (--maintain)
