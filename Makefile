@@ -46,8 +46,8 @@ rollback:  ## make an earlier model version current again: make rollback VERSION
 stream:  ## speed-layer job via spark-submit (runs until stopped)
 	$(SUBMIT) spark_jobs/stream.py
 
-serve:  ## the API with gunicorn on serving.host:serving.port
-	.venv/bin/gunicorn --config api/gunicorn_conf.py api.wsgi:app
+serve:  ## the API (granian, api/server.py) on serving.host:serving.port
+	$(PY) -m api.server
 
 demo: export RECSYS_DEMO_T0 := $(shell date +%s.%N)
 demo: setup up  ## the product end to end: DATA=synthetic|retail, batch DAG via Airflow, stream, API; until Ctrl-C (ARGS=--no-keep)
@@ -71,14 +71,14 @@ bench-speed: up  ## speed layer: sustained events/s with every adjustment on, Re
 bench-trigger: up  ## micro-batch trigger against Spark's real-time mode: event-to-sink latency
 	$(PY) bench/trigger_latency.py --seconds 30
 
-bench-serving: up  ## serving: wrk against gunicorn at 100k and 1M items x 64 with real-time state: p50/p99, req/s, memory, two-stage vs full NDCG, profile
+bench-serving: up  ## serving: wrk against the API at 100k and 1M items x 64 with real-time state: p50/p99, req/s, memory, two-stage vs full NDCG, profile
 	command -v wrk >/dev/null || (apt-get install -y wrk || sudo apt-get install -y wrk)
 	$(PY) bench/serving_load.py --sizes 100000,1000000 --rank 64 --seconds 20
 
 bench-catalogue: up  ## live catalogue: PATCH /v1/items -> every worker, a new item's first views -> its lists (p50/p95)
 	$(PY) bench/catalogue.py --samples 20 --workers 2 --items 20000
 
-bench-soak: up  ## soak: 500 req/s for 10 min (80% reads, 20% events) against gunicorn + stream; errors, p99, RSS, Redis, bronze audit
+bench-soak: up  ## soak: 500 req/s for 10 min (80% reads, 20% events) against the API + stream; errors, p99, RSS, Redis, bronze audit
 	$(PY) bench/soak.py --rate 500 --seconds 600
 
 bench-quality:  ## offline quality: the served ranking vs its signals, implicit ALS, item-kNN, content, popularity (UCI retail, MovieLens 100k)

@@ -1,6 +1,6 @@
 """The HTTP API (flask-openapi3): `create_app(settings, services)` builds it (api/factory.py).
 
-This package's own import is light on purpose: gunicorn imports `api.wsgi`, hence this package, first, and
+This package's own import is light on purpose: each server worker imports `api.wsgi`, hence this package, first, and
 api/wsgi.py must limit the BLAS threads before numpy is imported (recsys.serving.blas_threads). The factory
 and everything it imports (numpy among them) load on first use of `create_app`.
 """

@@ -2,8 +2,8 @@
 health of the served-list records: each record's outcome and the attribution memory's Redis errors.
 
 The endpoint label is the URL rule (`/v1/users/<user_id>/recommendations`), never the raw path, so the
-label set stays small. Under gunicorn, api/gunicorn_conf.py sets PROMETHEUS_MULTIPROC_DIR before any
-worker imports prometheus_client: each worker then writes its samples to files there and /metrics
+label set stays small. api/server.py sets PROMETHEUS_MULTIPROC_DIR before it forks the workers, so
+before any worker imports prometheus_client: each worker then writes its samples to files there and /metrics
 merges every worker's files (prometheus_client's multiprocess mode).
 """
 

@@ -1,6 +1,6 @@
 """The long-lived objects a worker process shares across requests.
 
-gunicorn forks its workers from a master process, and a confluent_kafka Producer (librdkafka's threads)
+The server forks its workers from one process (api/server.py), and a confluent_kafka Producer (librdkafka's threads)
 does not survive a fork. The served-record producer and the attribution memory are therefore `PerProcess`:
 built on first use in the process that uses them, and built again if that process turns out to be a fork.
 """

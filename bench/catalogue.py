@@ -2,7 +2,7 @@
 
 Self-contained: publishes a synthetic model into a temporary Delta root and a Redis namespace of its own (the
 real lake and keys are untouched), then starts --workers serving processes (each its own app and live
-catalogue poller, as gunicorn workers are) that answer through the Flask test client. Two figures:
+catalogue poller, as the server's workers are) that answer through the Flask test client. Two figures:
 
 1. PATCH /v1/items -> seen in every worker: a shopper's top item is made unavailable, then available again;
    each worker polls the shopper's recommendations until the item is gone (back); the sample is the slowest
@@ -81,7 +81,7 @@ def run(settings: Settings, args: argparse.Namespace) -> None:
     model = make_model(VERSION, args.users, args.items, args.rank, n_categories=20)
     publish_model(settings, model)
     writer = create_app(settings).test_client()
-    spawn = mp.get_context("spawn")  # fresh interpreters, as gunicorn's workers are separate processes
+    spawn = mp.get_context("spawn")  # fresh interpreters, as the server's workers are separate processes
     commands = [spawn.Queue() for _ in range(args.workers)]
     replies = spawn.Queue()
     workers = [spawn.Process(target=_worker, args=(settings, commands[n], replies, args.timeout_s), daemon=True)

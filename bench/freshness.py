@@ -1,8 +1,8 @@
 """Freshness: time from POST /v1/events to a changed GET recommendation, on the real stack, under background load.
 
 Self-contained like bench/soak.py: publishes a synthetic model into its own Delta root, with its own topic,
-checkpoints and Redis prefix, starts the stream job and gunicorn, and produces --background-rate events per
-second straight to Kafka (other shoppers' steady load). Each sample times one shopper, alternating:
+checkpoints and Redis prefix, starts the stream job and the API (api/server.py), and produces --background-rate
+events per second straight to Kafka (other shoppers' steady load). Each sample times one shopper, alternating:
 - a brand-new shopper posts three views (their list was the popularity list every new shopper gets);
 - a known shopper (in the model) buys the first item of their list.
 The clock starts when the POST is sent and stops when a GET answers a list that differs from the one before

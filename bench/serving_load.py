@@ -1,9 +1,9 @@
-"""Serving latency, throughput, memory and two-stage quality: wrk on loopback against gunicorn, with real-time state.
+"""Serving latency, throughput, memory and two-stage quality: wrk on loopback against the API, with real-time state.
 
 For each catalogue size of --sizes (default 100k and 1M items x 64 factors): writes a synthetic published model
 (recsys.demo.synthetic_model) into its own Delta root, gives --active-users shoppers real-time state by running
 their events through the speed layer's own Redis writer (recent items, folded-in vectors, interests, co-views,
-purchases, trending), starts gunicorn as `make serve` does, and runs wrk (Debian package `wrk`) for each
+purchases, trending), starts the API as `make serve` does, and runs wrk (Debian package `wrk`) for each
 scenario and connection count. Then prints, per size:
 - p50/p90/p99 and requests/s per run;
 - the memory of all workers (RSS and PSS, from /proc/<pid>/smaps_rollup) beside one copy of the model (the
@@ -137,7 +137,7 @@ def _smaps(pid: int) -> dict[str, int]:
 
 
 def memory(master: int, cache_dir: Path) -> dict:
-    """RSS and PSS of every gunicorn worker together, each one's anonymous memory, and one model copy (the
+    """RSS and PSS of every server worker together, each one's anonymous memory, and one model copy (the
     mapped files of the served version, the largest folder under the cache)."""
     children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
     figures = [_smaps(int(pid)) for pid in children]
@@ -223,13 +223,13 @@ def _answers(url: str) -> bool:
 
 
 def run_size(args, n_items: int) -> dict:
-    """One catalogue size: publish, state, gunicorn, wrk runs, memory, quality, profile."""
+    """One catalogue size: publish, state, the API, wrk runs, memory, quality, profile."""
     tag = uuid.uuid4().hex[:6]
     root = BENCH_ROOT / tag
     environ = {**os.environ, "RECSYS_ENV": os.environ.get("RECSYS_ENV", "local"),
                "RECSYS__STORAGE__DELTA_ROOT": str(root / "delta"),
                "RECSYS__SERVING__RETRIEVAL__CACHE_DIR": str(root / "model-cache"),
-               "RECSYS__REDIS__KEY_PREFIX": f"bench-serving-{tag}"}
+               "RECSYS__REDIS__KEY_PREFIX": f"bench-serving-{tag}", "RECSYS__SERVING__ACCESS_LOG": "false"}
     if args.port:
         environ["RECSYS__SERVING__PORT"] = str(args.port)
     settings = load_settings(environ["RECSYS_ENV"], environ=environ)
@@ -244,10 +244,9 @@ def run_size(args, n_items: int) -> dict:
           flush=True)
     del model
     base = f"http://{settings.serving.host}:{settings.serving.port}"
-    log = (root / "gunicorn.log").open("w")
-    api = subprocess.Popen([str(PROJECT_ROOT / ".venv" / "bin" / "gunicorn"), "--config", "api/gunicorn_conf.py",
-                            "--access-logfile", "/dev/null", "api.wsgi:app"],
-                           cwd=PROJECT_ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT)
+    log = (root / "api.log").open("w")
+    api = subprocess.Popen([sys.executable, "-m", "api.server"], cwd=PROJECT_ROOT, env=environ, stdout=log,
+                           stderr=subprocess.STDOUT)
     results, out = [], {"items": n_items}
     try:
         deadline, started = time.time() + args.start_timeout, time.time()

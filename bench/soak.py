@@ -1,10 +1,10 @@
-"""Soak: mixed traffic at a steady rate against gunicorn with the stream job running, then an audit of bronze.
+"""Soak: mixed traffic at a steady rate against the API with the stream job running, then an audit of bronze.
 
 Everything on loopback and bounded in time. Writes a synthetic published model into its own Delta root,
 with its own topic, checkpoints and Redis prefix (nothing shared is touched but the brokers themselves),
-starts the stream job (spark-submit) and gunicorn as `make stream` and `make serve` do, and sends --rate
+starts the stream job (spark-submit) and the API as `make stream` and `make serve` do, and sends --rate
 requests per second for --seconds: 80% `GET /v1/users/<id>/recommendations`, 20% `POST /v1/events` (one
-event each, with its own event_id). Prints errors by kind, p50/p99, gunicorn workers' RSS at start and
+event each, with its own event_id). Prints errors by kind, p50/p99, the API workers' RSS at start and
 end, Redis memory, and afterwards checks that every acknowledged (202) event is in bronze exactly once.
 
     .venv/bin/python bench/soak.py                    # 500 req/s for 10 minutes (make bench-soak)
@@ -88,6 +88,7 @@ def isolated_env(tag: str, run_dir: Path, port: int) -> dict[str, str]:
             "RECSYS__STORAGE__CHECKPOINT_ROOT": str(run_dir / "checkpoints"),
             "RECSYS__KAFKA__EVENTS_TOPIC": tag, "RECSYS__REDIS__KEY_PREFIX": f"{tag}:v1",
             "RECSYS__SERVING__HOST": "127.0.0.1", "RECSYS__SERVING__PORT": str(port),
+            "RECSYS__SERVING__ACCESS_LOG": "false",
             "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "prometheus")}
 
 
@@ -126,14 +127,12 @@ def wait_for(check, timeout_s: float, what: str, procs: dict[str, subprocess.Pop
 
 def start_stack(procs: dict[str, subprocess.Popen], env: dict, run_dir: Path, settings: Settings, base: str,
                 warmup_id: str, stream: bool = True) -> None:
-    """Start the stream job (unless not `stream`) and gunicorn into `procs` (the caller stops them), wait until
+    """Start the stream job (unless not `stream`) and the API into `procs` (the caller stops them), wait until
     the API answers and the stream has applied a first batch, and let every worker load the model."""
     if stream:
         procs["stream"] = start("stream", [sys.executable, "-m", "recsys.spark.submit", "spark_jobs/stream.py"],
                                 env, run_dir)
-    procs["gunicorn"] = start("gunicorn", [str(PROJECT_ROOT / ".venv" / "bin" / "gunicorn"), "--config",
-                                           "api/gunicorn_conf.py", "--access-logfile", "/dev/null",
-                                           "api.wsgi:app"], env, run_dir)
+    procs["api"] = start("api", [sys.executable, "-m", "api.server"], env, run_dir)
     wait_for(lambda: requests.get(f"{base}/v1/users/u0/recommendations", timeout=30).ok, 180, "the API",
              procs, run_dir)
     if stream:
@@ -142,12 +141,12 @@ def start_stack(procs: dict[str, subprocess.Popen], env: dict, run_dir: Path, se
         progress = RedisKeys(settings.redis.key_prefix).stream_progress(REALTIME_QUERY)
         rdb = redis.Redis.from_url(settings.redis.url)
         wait_for(lambda: rdb.exists(progress), 600, "the stream's first batch", procs, run_dir)
-    for n in range(20 * len(worker_rss(procs["gunicorn"].pid))):  # every worker loads its model first
+    for n in range(20 * len(worker_rss(procs["api"].pid))):  # every worker loads its model first
         requests.get(f"{base}/v1/users/u{n}/recommendations", timeout=60)
 
 
 def worker_rss(master: int) -> dict[int, int]:
-    """RSS in bytes of each gunicorn worker (the master's children)."""
+    """RSS in bytes of each API worker (the server process's children)."""
     out = {}
     for child in psutil.Process(master).children():
         with contextlib.suppress(psutil.NoSuchProcess):
@@ -299,8 +298,8 @@ def main() -> int:
     procs: dict[str, subprocess.Popen] = {}
     try:
         start_stack(procs, env, run_dir, settings, base, f"warmup-{tag}")
-        rss_start, (redis_start, _) = worker_rss(procs["gunicorn"].pid), redis_memory(rdb, keys.prefix)
-        roots = {"client": os.getpid(), "gunicorn": procs["gunicorn"].pid, "stream": procs["stream"].pid,
+        rss_start, (redis_start, _) = worker_rss(procs["api"].pid), redis_memory(rdb, keys.prefix)
+        roots = {"client": os.getpid(), "api": procs["api"].pid, "stream": procs["stream"].pid,
                  "kafka": listener_pid(int(settings.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])),
                  "redis": listener_pid(rdb.connection_pool.connection_kwargs.get("port", 6379))}
         cpu_start = cpu_seconds(roots)
@@ -308,7 +307,7 @@ def main() -> int:
         outcome = run_load(base, args.rate, args.seconds, args.connections, args.users, args.items, tag)
         took = time.monotonic() - t0
         cpu = {name: used - cpu_start[name] for name, used in cpu_seconds(roots).items()}
-        rss_end, (redis_end, prefix_keys) = worker_rss(procs["gunicorn"].pid), redis_memory(rdb, keys.prefix)
+        rss_end, (redis_end, prefix_keys) = worker_rss(procs["api"].pid), redis_memory(rdb, keys.prefix)
         audit = audit_bronze(settings, tag, outcome.acknowledged,
                              args.audit_timeout + 4 * settings.stream.bronze_trigger_s)
     finally:
@@ -325,7 +324,7 @@ def main() -> int:
               f"p99 {quantile(values, 0.99) * 1000:8.1f} ms  max {max(values, default=0) * 1000:8.1f} ms")
     print(f"CPU during the load, in cores busy (of {psutil.cpu_count()}): "
           + ", ".join(f"{name} {used / took:.2f}" for name, used in cpu.items())
-          + f"; per request: gunicorn {cpu['gunicorn'] / max(1, sent) * 1000:.2f} ms, "
+          + f"; per request: api {cpu['api'] / max(1, sent) * 1000:.2f} ms, "
             f"client {cpu['client'] / max(1, sent) * 1000:.2f} ms")
     growth = (sum(rss_end.values()) - sum(rss_start.values())) / max(1, sum(rss_start.values()))
     print(f"worker RSS: start {sorted(v >> 20 for v in rss_start.values())} MiB, end "

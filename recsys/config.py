@@ -322,6 +322,7 @@ class ServingConfig(_Section):
     port: int = Field(gt=0, lt=65536)
     workers: int = Field(gt=0)
     threads: int = Field(gt=0)
+    access_log: bool
     ingest_slots: int = Field(gt=0)
     ingest_queue: int = Field(ge=0)
     ingest_wait_s: float = Field(ge=0)

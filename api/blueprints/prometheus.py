@@ -1,7 +1,7 @@
 """Prometheus metrics: the speed layer's freshness and Kafka lag, and the model being served.
 
 The stream records its progress in Redis (recsys.speed.stream.record_progress); a custom collector
-reads it at scrape time, so every gunicorn worker reports the same figures. The request metrics and the
+reads it at scrape time, so every API worker reports the same figures. The request metrics and the
 served-list counters (api.request_metrics) come from every worker too, through prometheus_client's
 multiprocess files; a worker counts a record's delivery when it next produces a record or is scraped.
 """

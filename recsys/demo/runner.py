@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from recsys.config import PROJECT_ROOT, Settings, get_settings
+from recsys.config import Settings, get_settings
 from recsys.contracts import model_version as mv
 from recsys.data.online_retail import DEFAULT_PATH as RETAIL_PATH
 from recsys.demo.airflow_runner import (
@@ -125,8 +125,7 @@ def start_stream_and_api(settings: Settings, procs: dict[str, subprocess.Popen],
         raise RuntimeError(f"{host}:{port} is already taken (a `make serve` or an earlier demo still running?)")
     procs["stream"] = start_background("stream", [sys.executable, "-m", "recsys.spark.submit",
                                                   "spark_jobs/stream.py"])
-    procs["api"] = start_background("api", [str(PROJECT_ROOT / ".venv" / "bin" / "gunicorn"), "--config",
-                                            "api/gunicorn_conf.py", "api.wsgi:app"])
+    procs["api"] = start_background("api", [sys.executable, "-m", "api.server"])
     print(f"    stream (pid {procs['stream'].pid}, log {RUN_DIR / 'stream.log'}), "
           f"API (pid {procs['api'].pid}, log {RUN_DIR / 'api.log'})")
     took = wait_until(lambda: http_ok(f"{base}/healthz"), 90, "API /healthz", procs)
@@ -226,7 +225,7 @@ def demo(args: argparse.Namespace, steps: Steps, procs: dict[str, subprocess.Pop
                     f"({' -> '.join(DAG_TASKS)}{'' if args.maintain else f'; {SKIPPED_BY_DEFAULT} marked done'})"):
         airflow_run(run_date, args.maintain, running)
         version = published_version(settings, run_date, base)
-    with steps.step("start the streaming job (Kafka -> Delta bronze + Redis) and the API (gunicorn)"):
+    with steps.step("start the streaming job (Kafka -> Delta bronze + Redis) and the API (granian)"):
         start_stream_and_api(settings, procs, base)
     with steps.step("wait until the demo page works (page, reports, model, live stream)"):
         wait_for_page(settings, procs, base, version)

@@ -55,7 +55,7 @@ class ServedRecorder(Protocol):
 
 
 class KafkaServedRecorder:
-    """One per worker process, created after gunicorn forks (librdkafka's threads do not survive a fork)."""
+    """One per worker process, created after the server forks (librdkafka's threads do not survive a fork)."""
 
     def __init__(self, kafka: KafkaConfig, cfg: ExperimentsConfig, topic: str, producer: Producer | None = None,
                  listener: Callable[[str], None] | None = None) -> None:

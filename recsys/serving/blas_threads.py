@@ -3,7 +3,7 @@ several BLAS threads per request only fight the other workers for the cores (one
 per request than two on a 2-core box).
 
 The variables are read when numpy loads its BLAS, so they must be set before numpy is imported: by the
-gunicorn master before it forks (api/gunicorn_conf.py) and by api/wsgi.py before it imports the app.
+server process before it forks its workers (api/server.py) and by api/wsgi.py before it imports the app.
 This module imports nothing heavy for that reason.
 """
 

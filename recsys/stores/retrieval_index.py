@@ -3,7 +3,7 @@ item factors and short precomputed lists (per category, per brand, most popular,
 
 The index is usearch's HNSW with the inner-product metric, the score ALS ranks by. usearch was chosen over
 hnswlib and faiss-cpu because a saved index can be memory-mapped (`Index.restore(path, view=True)`): every
-gunicorn worker of a machine then searches one copy in the page cache, which is what the shared model files
+API worker of a machine then searches one copy in the page cache, which is what the shared model files
 (recsys.stores.shared_model) need; it is a small, actively released wheel with no BLAS of its own. Small
 catalogues (retrieval.ann.exact_below) are searched exactly: one matrix product is cheaper than a graph there,
 and exact search makes two-stage and full scoring agree by construction.

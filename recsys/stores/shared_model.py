@@ -1,6 +1,6 @@
 """One copy of a model version per machine: its arrays and index in memory-mapped files, shared by the workers.
 
-Every gunicorn worker loads the published version from Delta, but keeps none of the big arrays it read: the
+Every API worker loads the published version from Delta, but keeps none of the big arrays it read: the
 first worker to get there writes them (factors, norms, popularity, catalogue codes, similar-items and history
 CSR arrays, the retrieval lists and the usearch index) as .npy files under serving.retrieval.cache_dir, in a
 folder named by the version and a fingerprint of its content; every worker then maps those files read-only

@@ -1,4 +1,4 @@
-"""Fault tests against gunicorn (its real thread pool): Kafka stopped while shoppers keep posting events.
+"""Fault tests against the real server (api/server.py, its request threads): Kafka stopped while shoppers post events.
 
 The broker is an unused loopback port (never the shared one): what a stopped Kafka looks like to the API.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -33,22 +34,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gunicorn(settings, tmp_path: Path, **overrides: str) -> tuple[subprocess.Popen, str]:
-    """gunicorn as `make serve` starts it, one worker, on this test's lake and Redis namespace."""
+def start_api(settings, tmp_path: Path, **overrides: str) -> tuple[subprocess.Popen, str]:
+    """The API as `make serve` starts it (api/server.py), one worker, on this test's lake and Redis namespace."""
     port = free_port()
     env = {**os.environ, "RECSYS_ENV": "test", "RECSYS__SERVING__PORT": str(port), "RECSYS__SERVING__WORKERS": "1",
+           "RECSYS__SERVING__ACCESS_LOG": "false",
            "RECSYS__STORAGE__DELTA_ROOT": settings.storage.delta_root,
            "RECSYS__REDIS__KEY_PREFIX": settings.redis.key_prefix,
            "RECSYS__KAFKA__EVENTS_TOPIC": settings.kafka.events_topic,
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"), **overrides}
-    log = (tmp_path / "gunicorn.log").open("w")
-    proc = subprocess.Popen([str(PROJECT_ROOT / ".venv" / "bin" / "gunicorn"), "--config", "api/gunicorn_conf.py",
-                             "--access-logfile", "/dev/null", "api.wsgi:app"],
+    log = (tmp_path / "api.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "api.server"],
                             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()[-3000:]
+        assert proc.poll() is None, (tmp_path / "api.log").read_text()[-3000:]
         try:
             if requests.get(f"{base}/v1/users/u1/recommendations", timeout=30).status_code == 200:
                 return proc, base
@@ -56,12 +57,12 @@ def start_gunicorn(settings, tmp_path: Path, **overrides: str) -> tuple[subproce
             pass
         time.sleep(0.5)
     proc.terminate()
-    raise AssertionError("gunicorn did not start")
+    raise AssertionError("the API did not start")
 
 
 @pytest.fixture
 def api_without_kafka(lake, model, tmp_path):
-    proc, base = start_gunicorn(lake, tmp_path, RECSYS__KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}")
+    proc, base = start_api(lake, tmp_path, RECSYS__KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}")
     yield base
     proc.terminate()
     proc.wait(30)
@@ -104,3 +105,14 @@ def test_kafka_stopped_reads_keep_serving_quickly_and_ingest_gets_503(lake, api_
     assert answers and {status for status, _, _ in answers} == {503}
     assert all(retry for _, retry, _ in answers)
     assert {error for _, _, error in answers} <= {"ingest_unavailable", "ingest_busy"}
+
+
+def test_a_stopped_server_lets_its_worker_send_its_queued_records_first(lake, model, tmp_path):
+    proc, base = start_api(lake, tmp_path)
+    try:
+        assert requests.get(f"{base}{RECS.format('u1')}", timeout=30).json()["items"]
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    assert proc.returncode == 0
+    assert "stopped: its queued served-list records were sent" in (tmp_path / "api.log").read_text()

@@ -1,4 +1,4 @@
-"""The freshness benchmark at its smoke size: gunicorn on loopback, real Kafka and Redis, no stream job, so every
+"""The freshness benchmark at its smoke size: the API on loopback, real Kafka and Redis, no stream job, so every
 changed list is read-your-own-writes' doing."""
 
 from __future__ import annotations

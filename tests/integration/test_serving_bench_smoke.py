@@ -1,4 +1,4 @@
-"""bench/serving_load.py at its smoke size: gunicorn and wrk on loopback, memory, two-stage vs full NDCG, profile."""
+"""bench/serving_load.py at its smoke size: the API and wrk on loopback, memory, two-stage vs full NDCG, profile."""
 
 from __future__ import annotations
 

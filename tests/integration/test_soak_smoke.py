@@ -1,4 +1,4 @@
-"""The soak benchmark at its smoke size: gunicorn and the stream job on loopback, mixed traffic, bronze audit."""
+"""The soak benchmark at its smoke size: the API and the stream job on loopback, mixed traffic, bronze audit."""
 
 from __future__ import annotations
 

@@ -497,8 +497,7 @@ def test_entry_points_exist_are_executable_and_are_in_their_images(compose):
 def test_entry_points_run_what_the_project_runs():
     spark = (DOCKER / "entrypoints" / "spark.sh").read_text()
     assert "python -m recsys.spark.submit" in spark and "spark_jobs/" in spark
-    assert "gunicorn --config api/gunicorn_conf.py" in (DOCKER / "entrypoints" / "api.sh").read_text()
-    assert "api.wsgi:app" in (DOCKER / "entrypoints" / "api.sh").read_text()
+    assert "python -m api.server" in (DOCKER / "entrypoints" / "api.sh").read_text()
     api = dict(dockerfile_instructions(DOCKERFILES["api"]))
     assert api["USER"] not in ("root", "0") and "/healthz" in api["HEALTHCHECK"]
     assert copied(DOCKERFILES["airflow"], "dags/recsys_batch.py")
