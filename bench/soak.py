@@ -126,11 +126,13 @@ def wait_for(check, timeout_s: float, what: str, procs: dict[str, subprocess.Pop
 
 
 def start_stack(procs: dict[str, subprocess.Popen], env: dict, run_dir: Path, settings: Settings, base: str,
-                warmup_id: str, stream: bool = True) -> None:
-    """Start the stream job (unless not `stream`) and the API into `procs` (the caller stops them), wait until
-    the API answers and the stream has applied a first batch, and let every worker load the model."""
+                warmup_id: str, stream: bool = True, stream_nice: int = 0) -> None:
+    """Start the stream job (unless not `stream`; at niceness `stream_nice`) and the API into `procs` (the caller
+    stops them), wait until the API answers and the stream has applied a first batch, and let every worker load
+    the model."""
     if stream:
-        procs["stream"] = start("stream", [sys.executable, "-m", "recsys.spark.submit", "spark_jobs/stream.py"],
+        niced = ["nice", "-n", str(stream_nice)] if stream_nice else []
+        procs["stream"] = start("stream", [*niced, sys.executable, "-m", "recsys.spark.submit", "spark_jobs/stream.py"],
                                 env, run_dir)
     procs["api"] = start("api", [sys.executable, "-m", "api.server"], env, run_dir)
     wait_for(lambda: requests.get(f"{base}/v1/users/u0/recommendations", timeout=30).ok, 180, "the API",
@@ -276,6 +278,8 @@ def main() -> int:
     parser.add_argument("--rank", type=int, default=32)
     parser.add_argument("--max-rss-growth", type=float, default=0.10, help="goal: worker RSS growth, start to end")
     parser.add_argument("--audit-timeout", type=float, default=300.0, help="how long to wait for bronze")
+    parser.add_argument("--stream-nice", type=int, default=0,
+                        help="run the stream job at this niceness (a shared box: serving first, the stream catches up)")
     parser.add_argument("--smoke", action="store_true", help="tiny size for CI: 6 s at 20 req/s, small model")
     args = parser.parse_args()
     if args.smoke:
@@ -297,7 +301,7 @@ def main() -> int:
     keys = RedisKeys(settings.redis.key_prefix)
     procs: dict[str, subprocess.Popen] = {}
     try:
-        start_stack(procs, env, run_dir, settings, base, f"warmup-{tag}")
+        start_stack(procs, env, run_dir, settings, base, f"warmup-{tag}", stream_nice=args.stream_nice)
         rss_start, (redis_start, _) = worker_rss(procs["api"].pid), redis_memory(rdb, keys.prefix)
         roots = {"client": os.getpid(), "api": procs["api"].pid, "stream": procs["stream"].pid,
                  "kafka": listener_pid(int(settings.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])),
