@@ -19,9 +19,13 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recsys.config import Settings, get_settings
 from recsys.serving.blas_threads import limit_blas_threads
+
+if TYPE_CHECKING:
+    from granian.server import Server
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # api.request_metrics.MULTIPROC_ENV; not imported (it loads the client)
 APP_TARGET = "api.wsgi:app"
@@ -40,7 +44,7 @@ def prepare_environment(settings: Settings, environ: dict[str, str] | None = Non
     return directory
 
 
-def build_server(settings: Settings):
+def build_server(settings: Settings) -> Server:
     """The granian server of serving.*; each worker that dies is started again."""
     from granian import Granian
     from granian.constants import Interfaces

@@ -35,4 +35,4 @@ def _worker_exit(pid: int = os.getpid()) -> None:
         multiprocess.mark_process_dead(pid)
 
 
-_EXIT = Finalize(app, _worker_exit, exitpriority=10)
+Finalize(app, _worker_exit, exitpriority=10)
