@@ -11,7 +11,9 @@ app) itself, and serving.threads blocking threads per worker run requests. Befor
 - limits BLAS threads (recsys.serving.blas_threads): numpy reads them when a worker imports it;
 - points prometheus_client's multiprocess mode at serving.metrics_dir (PROMETHEUS_MULTIPROC_DIR wins) and
   empties it, so /metrics merges this run's workers only.
-The bind is serving.host and serving.port only, so the open-mode loopback check of create_app holds.
+The bind is serving.host and serving.port only, so the open-mode loopback check of create_app holds; this
+process runs the same key check (recsys.services.auth.load_policy) before it forks, so a bad setup is one clear
+error and exit status 1, not a worker crash loop.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from recsys.config import Settings, get_settings
+from recsys.config import ConfigError, Settings, get_settings
+from recsys.services.auth import load_policy
 from recsys.serving.blas_threads import limit_blas_threads
 
 if TYPE_CHECKING:
@@ -60,6 +63,10 @@ def build_server(settings: Settings) -> Server:
 
 def main() -> None:
     settings = get_settings()
+    try:  # checked once here, before any fork: a worker that cannot start is a crash loop of tracebacks
+        load_policy(settings.env, settings.auth, settings.serving.host, os.environ)
+    except ConfigError as exc:
+        raise SystemExit(f"api.server: {exc}") from None
     prepare_environment(settings)
     build_server(settings).serve()
 

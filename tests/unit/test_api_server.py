@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from api.server import MULTIPROC_ENV, build_server, prepare_environment
-from recsys.config import load_settings
+from recsys.config import PROJECT_ROOT, load_settings
 from recsys.serving.blas_threads import BLAS_THREAD_VARIABLES
 
 pytestmark = pytest.mark.unit
@@ -42,3 +46,14 @@ def test_server_takes_bind_workers_threads_and_access_log_from_serving():
     assert (server.workers, server.blocking_threads, server.log_access) == (3, 6, False)
     assert server.respawn_failed_workers is True
     assert server.workers_kill_timeout > settings.experiments.recorder.shutdown_flush_s
+
+
+def test_a_server_without_keys_stops_before_any_worker_with_one_clear_error(tmp_path):
+    env = {**os.environ, "RECSYS_ENV": "test", "RECSYS__AUTH__OPEN": "false", "RECSYS__SERVING__PORT": "1",
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for name in [name for name in env if name.endswith("_KEYS")]:  # no key of any scope
+        del env[name]
+    done = subprocess.run([sys.executable, "-m", "api.server"], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.startswith("api.server: no API keys are set") and "Traceback" not in done.stderr
