@@ -28,7 +28,7 @@ app = create_app()
 def _worker_exit(pid: int = os.getpid()) -> None:
     """Send the served records still queued (experiments.recorder.shutdown_flush_s); drop this pid's gauges."""
     app.extensions[SERVICES_EXTENSION].close()
-    log.info("worker %d stopped: its queued served-list records were sent", pid)
+    log.info("worker %d stopped: served-list records flushed (any not sent count as dropped_undelivered)", pid)
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
 

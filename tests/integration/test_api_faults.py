@@ -115,4 +115,4 @@ def test_a_stopped_server_lets_its_worker_send_its_queued_records_first(lake, mo
         proc.terminate()
         proc.wait(60)
     assert proc.returncode == 0
-    assert "stopped: its queued served-list records were sent" in (tmp_path / "api.log").read_text()
+    assert "stopped: served-list records flushed" in (tmp_path / "api.log").read_text()
