@@ -35,12 +35,13 @@ from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 from recsys.batch.interactions import drop_erased
 from recsys.config import RedisConfig, Settings
 from recsys.contracts.redis_keys import BRONZE_QUERY, REALTIME_QUERY, RedisKeys
-from recsys.contracts.tables import EVENTS_BRONZE, EVENTS_QUARANTINE, RECOMMENDATIONS_SERVED, USER_ERASURES
+from recsys.contracts.tables import EVENTS_BRONZE, EVENTS_QUARANTINE, RECOMMENDATIONS_SERVED, USER_ERASURES, TableSpec
 from recsys.kafka.security import spark_kafka_options
 from recsys.kafka.topics import dlq_topic, served_topic
 from recsys.redis_client import redis_client
 from recsys.spark.delta import conform, ensure_table
 from recsys.speed import context
+from recsys.speed.bronze_dedupe import OffsetWatermarks, not_yet_written, offset_bounds
 from recsys.speed.redis_state import WIRE_COLUMNS, ApplyStats, apply_arrow
 from recsys.speed.served import parse_served_records, valid_served
 from recsys.speed.trending import rebuild_trending
@@ -106,35 +107,20 @@ def _valid_and_rejected(parsed: DataFrame) -> tuple[int, int]:
     return row["ok"], row["bad"]
 
 
-def _not_yet_written(df: DataFrame, path: str, keys: tuple[str, ...]) -> DataFrame:
-    """Rows of `df` whose Kafka coordinates `keys` the table at `path` does not hold yet.
-
-    Delta's txnAppId/txnVersion make a replay of the same query commit nothing twice, but a lost checkpoint is
-    a new query id that starts again from stream.starting_offsets: this anti join on the coordinates keeps
-    those records out too. Only files whose offset statistics overlap the batch's range are read.
-    """
-    if not DeltaTable.isDeltaTable(df.sparkSession, path):
-        return df
-    bounds = df.agg(F.min("kafka_offset").alias("lo"), F.max("kafka_offset").alias("hi")).first()
-    if bounds["lo"] is None:
-        return df
-    written = (df.sparkSession.read.format("delta").load(path)
-               .where(F.col("kafka_offset").between(bounds["lo"], bounds["hi"])).select(*keys).distinct())
-    return df.join(written, list(keys), "left_anti")
-
-
 def _erasures(spark: SparkSession, settings: Settings) -> DataFrame | None:
     """The user_erasures table (written by DELETE /v1/users/<id>), or None before the first erasure."""
     path = settings.table_path(USER_ERASURES.name)
     return spark.read.format("delta").load(path) if DeltaTable.isDeltaTable(spark, path) else None
 
 
-def write_bronze_batch(batch: DataFrame, batch_id: int, settings: Settings, app_id: str) -> dict[str, int]:
+def write_bronze_batch(batch: DataFrame, batch_id: int, settings: Settings, app_id: str,
+                       watermarks: OffsetWatermarks | None = None) -> dict[str, int]:
     """Append one micro-batch to bronze, recommendations_served and quarantine; callable directly from tests
     with a static DataFrame. Records of the served topic are served records, any other topic's are events.
 
     Exactly once per Kafka record: records already in a table (same topic, partition, offset) are not
     appended again, and the events of erased users ingested before their erasure are dropped (`erased`).
+    watermarks: the query run's (recsys.speed.bronze_dedupe); without them every batch reads the tables.
     """
     spark = batch.sparkSession
     started = time.time()
@@ -143,16 +129,23 @@ def write_bronze_batch(batch: DataFrame, batch_id: int, settings: Settings, app_
     parsed = parse_kafka_records(raw.where(~is_served), settings).persist()
     served = parse_served_records(raw.where(is_served), settings).persist()
     frames: list[DataFrame] = [raw, parsed, served]
+    bounds = offset_bounds(raw) if watermarks is not None else {}
+
+    def new_only(df: DataFrame, spec: TableSpec, keys: tuple[str, ...], topic: str | None = None) -> DataFrame:
+        path = settings.table_path(spec.name)
+        if watermarks is not None and not watermarks.may_hold(spark, path, bounds, topic):
+            return df
+        return not_yet_written(df, path, keys)
+
     try:
-        valid = _not_yet_written(conform(valid_events(parsed), spark, EVENTS_BRONZE),
-                                 settings.table_path(EVENTS_BRONZE.name), BRONZE_KEYS)
+        valid = new_only(conform(valid_events(parsed), spark, EVENTS_BRONZE), EVENTS_BRONZE, BRONZE_KEYS)
         erasures = _erasures(spark, settings)
         good = (valid if erasures is None else drop_erased(valid, erasures)).persist()
-        lists = _not_yet_written(conform(valid_served(served), spark, RECOMMENDATIONS_SERVED),
-                                 settings.table_path(RECOMMENDATIONS_SERVED.name), SERVED_KEYS).persist()
+        lists = new_only(conform(valid_served(served), spark, RECOMMENDATIONS_SERVED), RECOMMENDATIONS_SERVED,
+                         SERVED_KEYS, served_topic(settings)).persist()
         rejects = conform(quarantined(parsed), spark, EVENTS_QUARANTINE)
-        bad = _not_yet_written(rejects.unionByName(conform(quarantined(served), spark, EVENTS_QUARANTINE)),
-                               settings.table_path(EVENTS_QUARANTINE.name), QUARANTINE_KEYS).persist()
+        bad = new_only(rejects.unionByName(conform(quarantined(served), spark, EVENTS_QUARANTINE)),
+                       EVENTS_QUARANTINE, QUARANTINE_KEYS).persist()
         frames += [good, lists, bad]
         n_valid, n_good = valid.count(), good.count()
         counts = {"valid": n_good, "served": lists.count(), "quarantined": bad.count(), "erased": n_valid - n_good}
@@ -167,6 +160,8 @@ def write_bronze_batch(batch: DataFrame, batch_id: int, settings: Settings, app_
                 _to_dead_letter_topic(events_bad, settings)
             _idempotent_append(bad, settings.table_path(EVENTS_QUARANTINE.name), app_id, batch_id,
                                EVENTS_QUARANTINE.partition_by)
+        if watermarks is not None:
+            watermarks.advance(bounds)
     finally:
         for df in reversed(frames):
             df.unpersist()
@@ -304,8 +299,9 @@ def _start(spark: SparkSession, settings: Settings, name: str, trigger_s: float,
 def start_bronze_query(spark: SparkSession, settings: Settings, available_now: bool = False) -> StreamingQuery:
     for spec in (EVENTS_BRONZE, EVENTS_QUARANTINE, RECOMMENDATIONS_SERVED):
         ensure_table(spark, settings, spec)
+    watermarks = OffsetWatermarks()  # this run's: a restarted query reads its tables' offsets again
     return _start(spark, settings, BRONZE_QUERY, settings.stream.bronze_trigger_s, available_now,
-                  lambda df, batch_id, app_id: write_bronze_batch(df, batch_id, settings, app_id),
+                  lambda df, batch_id, app_id: write_bronze_batch(df, batch_id, settings, app_id, watermarks),
                   topics=[settings.kafka.events_topic, served_topic(settings)],
                   fail_on_data_loss=settings.stream.bronze_fail_on_data_loss)
 

@@ -13,6 +13,7 @@ from recsys.contracts.redis_keys import BRONZE_QUERY, REALTIME_QUERY, RedisKeys
 from recsys.contracts.tables import EVENTS_BRONZE, EVENTS_QUARANTINE
 from recsys.kafka.topics import dlq_topic
 from recsys.spark.delta import read_table
+from recsys.speed.bronze_dedupe import OffsetWatermarks, offset_bounds
 from recsys.speed.stream import apply_realtime_batch, start_streams, write_bronze_batch
 from tests.integration.conftest import events_applied, run_stream_once, stored_profile
 
@@ -141,3 +142,32 @@ def _dead_letters(settings, tag: str) -> int:
                 found += 1
     consumer.close()
     return found
+
+
+def test_a_run_reads_a_table_for_duplicates_only_when_a_batch_reaches_back_into_its_offsets(spark, own_lake):
+    settings = own_lake
+    user = f"wm-{uuid.uuid4().hex[:8]}"
+    topic = f"t-{user}"
+
+    def batch(offsets: range):
+        now = datetime.now(UTC)
+        return spark.createDataFrame([(json.dumps({"event_id": f"{user}-{n}", "user_id": user, "item_id": "i1",
+                                                   "event_type": "click", "ts": now.isoformat()}).encode(),
+                                       topic, 0, n, now) for n in offsets], KAFKA_ROWS)
+
+    def bronze_offsets() -> list[int]:
+        return sorted(r["kafka_offset"] for r in read_table(spark, settings, EVENTS_BRONZE)
+                      .where(f"user_id = '{user}'").select("kafka_offset").collect())
+
+    run = OffsetWatermarks()
+    assert write_bronze_batch(batch(range(0, 3)), 0, settings, "run-1", run)["valid"] == 3
+    path = settings.table_path(EVENTS_BRONZE.name)
+    assert not run.may_hold(spark, path, offset_bounds(batch(range(3, 5))))  # the next batch skips the read
+    assert run.may_hold(spark, path, offset_bounds(batch(range(2, 5))))
+    assert write_bronze_batch(batch(range(3, 5)), 1, settings, "run-1", run)["valid"] == 2
+
+    # A lost checkpoint: a new run (new query id, batch ids from 0) re-reads Kafka from the start.
+    rerun = OffsetWatermarks()
+    assert rerun.may_hold(spark, path, offset_bounds(batch(range(0, 6))))  # learnt from the table itself
+    assert write_bronze_batch(batch(range(0, 6)), 0, settings, "run-2", rerun)["valid"] == 1
+    assert bronze_offsets() == list(range(6))
