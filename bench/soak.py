@@ -51,6 +51,10 @@ RSS_MIN_SECONDS = 60  # shorter runs report RSS but do not judge its growth (sta
 EVENT_TYPES = ("view", "view", "view", "click", "add_to_cart", "purchase")
 
 
+STALL_S = 0.5  # an answer this slow marks its second as a stall
+STALLS_SHOWN = 20
+
+
 @dataclass
 class Outcome:
     """What the load saw; filled by the client's requests, all on one asyncio loop."""
@@ -61,6 +65,7 @@ class Outcome:
     refused: list[str] = field(default_factory=list)  # events answered with an error: may or may not be stored
     sent: int = 0
     late: int = 0  # requests sent more than a second after their slot (the client fell behind)
+    slowest: dict[int, float] = field(default_factory=dict)  # wall-clock second -> slowest answer sent in it
 
     def count(self, error: str | None = None, late: bool = False) -> None:
         self.sent += 1
@@ -134,6 +139,8 @@ def start_stack(procs: dict[str, subprocess.Popen], env: dict, run_dir: Path, se
         niced = ["nice", "-n", str(stream_nice)] if stream_nice else []
         procs["stream"] = start("stream", [*niced, sys.executable, "-m", "recsys.spark.submit", "spark_jobs/stream.py"],
                                 env, run_dir)
+        if stream_nice:
+            lower_session_priority(procs["stream"].pid, stream_nice)
     procs["api"] = start("api", [sys.executable, "-m", "api.server"], env, run_dir)
     wait_for(lambda: requests.get(f"{base}/v1/users/u0/recommendations", timeout=30).ok, 180, "the API",
              procs, run_dir)
@@ -145,6 +152,18 @@ def start_stack(procs: dict[str, subprocess.Popen], env: dict, run_dir: Path, se
         wait_for(lambda: rdb.exists(progress), 600, "the stream's first batch", procs, run_dir)
     for n in range(20 * len(worker_rss(procs["api"].pid))):  # every worker loads its model first
         requests.get(f"{base}/v1/users/u{n}/recommendations", timeout=60)
+
+
+def lower_session_priority(pid: int, nice: int) -> None:
+    """Give the session `pid` leads (its own autogroup) the niceness `nice` against other sessions.
+
+    With the kernel's autogroup scheduling (sched_autogroup_enabled), the CPU is shared between sessions first, so
+    a process's own niceness only counts within its session: `nice` alone leaves the stream's JVM an equal share
+    beside the API's session. The session's autogroup niceness is what the scheduler compares.
+    """
+    autogroup = Path(f"/proc/{pid}/autogroup")
+    if autogroup.exists():
+        autogroup.write_text(str(nice))
 
 
 def worker_rss(master: int) -> dict[int, int]:
@@ -214,7 +233,10 @@ async def _load(base: str, rate: float, seconds: float, connections: int, users:
                     "event_type": EVENT_TYPES[i % len(EVENT_TYPES)]})
             async with request as r:
                 body = await r.json(content_type=None) if r.status >= 400 else await r.read()
-            outcome.latencies[kind].append(loop.time() - sent)
+            took = loop.time() - sent
+            outcome.latencies[kind].append(took)
+            second = int(time.time() - took)
+            outcome.slowest[second] = max(outcome.slowest.get(second, 0.0), took)
             if kind == "event":
                 (outcome.acknowledged if r.status == 202 else outcome.refused).append(event_id)
             outcome.count(f"{kind} {r.status} {body.get('error', '')}".strip() if r.status >= 400 else None, late)
@@ -326,6 +348,11 @@ def main() -> int:
     for kind, values in outcome.latencies.items():
         print(f"{kind:>5}: n {len(values):>7}  p50 {quantile(values, 0.50) * 1000:8.1f} ms  "
               f"p99 {quantile(values, 0.99) * 1000:8.1f} ms  max {max(values, default=0) * 1000:8.1f} ms")
+    stalls = sorted(second for second, worst in outcome.slowest.items() if worst >= STALL_S)
+    print(f"stalls: {len(stalls)} of {len(outcome.slowest)} seconds sent a request answered after {STALL_S:g} s or "
+          f"more (match them with the logs in {run_dir}): "
+          + ", ".join(time.strftime("%H:%M:%S", time.localtime(second)) for second in stalls[:STALLS_SHOWN])
+          + (" ..." if len(stalls) > STALLS_SHOWN else ""))
     print(f"CPU during the load, in cores busy (of {psutil.cpu_count()}): "
           + ", ".join(f"{name} {used / took:.2f}" for name, used in cpu.items())
           + f"; per request: api {cpu['api'] / max(1, sent) * 1000:.2f} ms, "

@@ -42,6 +42,9 @@ def base_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.adaptive.coalescePartitions.enabled": str(settings.spark.adaptive).lower(),
         "spark.sql.adaptive.advisoryPartitionSizeInBytes": f"{settings.spark.advisory_partition_mb}m",
         "spark.sql.session.timeZone": "UTC",
+        # Jobs of different pools (the stream's two queries, recsys.speed.stream) share task slots fairly;
+        # within a pool, and for a job that names none, they run in order as under FIFO.
+        "spark.scheduler.mode": "FAIR",
         "spark.pyspark.python": python_executable(settings),
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",

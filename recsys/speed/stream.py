@@ -283,6 +283,9 @@ def _start(spark: SparkSession, settings: Settings, name: str, trigger_s: float,
 
     def run_batch(df: DataFrame, batch_id: int) -> None:
         started.wait()  # the id is known once start() returns; a batch may begin just before
+        # A scheduler pool per query (spark.scheduler.mode FAIR, recsys.spark.conf): a long bronze commit
+        # does not hold every task slot while the realtime query's short jobs wait behind it.
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", name)
         handle(df, batch_id, f"{name}-{query_id['id']}")
 
     writer = (kafka_source(spark, settings, topics, fail_on_data_loss).writeStream.queryName(name)
