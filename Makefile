@@ -6,7 +6,7 @@ RUN_DATE ?= $(shell date -u +%F)
 DATA ?= synthetic
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status cluster-up cluster-down load train maintain rollback stream serve demo test test-unit lint bench bench-speed bench-serving bench-catalogue bench-soak bench-trigger bench-quality bench-sequence bench-cost airflow airflow-down airflow-test lock clean
+.PHONY: help setup up down status cluster-up cluster-down load train maintain rollback stream serve demo test test-unit lint bench bench-speed bench-serving bench-catalogue bench-soak bench-bronze bench-trigger bench-quality bench-sequence bench-cost airflow airflow-down airflow-test lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -67,6 +67,9 @@ bench: up  ## freshness benchmark: POST event -> changed recommendation at 1,000
 
 bench-speed: up  ## speed layer: sustained events/s with every adjustment on, Redis bytes per active user
 	$(PY) bench/speed_layer.py --events 1000000
+
+bench-bronze: up  ## bronze micro-batch cost at steady state (wall, CPU-s), with and without the query's offset watermarks
+	$(PY) bench/bronze_batch.py
 
 bench-trigger: up  ## micro-batch trigger against Spark's real-time mode: event-to-sink latency
 	$(PY) bench/trigger_latency.py --seconds 30
