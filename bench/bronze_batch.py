@@ -3,10 +3,11 @@
 Writes the same shape of batch again and again through the production `write_bronze_batch`: `--events` events
 and four served-recommendation records per event, as static Kafka-like rows with rising offsets, into a lake of
 its own under .local/bench/bronze. A batch's cost is mostly fixed (Delta's commits, Spark's jobs, the JVM's JIT
-compiler), so the first batches cost more; the figures are over the last `--measured` batches. Runs twice: once
-with the query's offset watermarks (what the stream does), once reading each table for duplicates on every batch.
+compiler), so the first batches cost more; the figures are over the last `--measured` batches. Runs two modes, each
+in a JVM of its own (a warm JVM would favour the second): with the query's offset watermarks (what the stream
+does), and reading each table for duplicates on every batch.
 
-    .venv/bin/python bench/bronze_batch.py                  # 7,000 events a batch, 20 batches, both modes
+    .venv/bin/python bench/bronze_batch.py                  # 3,000 events a batch, 20 batches, both modes
     .venv/bin/python bench/bronze_batch.py --smoke          # 2 batches of 10 events, to check the bench runs (CI)
 """
 
@@ -16,6 +17,8 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -36,6 +39,7 @@ OUT = PROJECT_ROOT / ".local" / "bench" / "bronze"
 KAFKA_ROWS = "value BINARY, topic STRING, partition INT, offset BIGINT, timestamp TIMESTAMP"
 SERVED_PER_EVENT = 4  # the soak's mix: four reads, each recording a served list, per event posted
 PARTITIONS = 2
+MODES = {"watermarks": "with offset watermarks", "reads": "reading every table each batch"}
 
 
 def cpu_seconds() -> float:
@@ -88,31 +92,35 @@ def run(spark, settings, events: int, batches: int, watermarks: bool) -> list[tu
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=7_000, help="events per batch (the soak's ~30 s at 100/s: 3,000)")
+    parser.add_argument("--events", type=int, default=3_000, help="events per batch (the soak: 30 s at 100/s)")
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--measured", type=int, default=8, help="last batches the figures are over")
     parser.add_argument("--smoke", action="store_true", help="CI size: 2 batches of 10 events")
+    parser.add_argument("--mode", choices=MODES, help="one mode in this process (default: each in its own)")
     args = parser.parse_args()
     if args.smoke:
         args.events, args.batches, args.measured = 10, 2, 1
+    if args.mode is None:
+        print(f"bronze batch: {args.events} events and {SERVED_PER_EVENT * args.events} served records a batch, "
+              f"{args.batches} batches, figures over the last {args.measured}", flush=True)
+        for mode in MODES:
+            subprocess.run([sys.executable, __file__, "--mode", mode, "--events", str(args.events),
+                            "--batches", str(args.batches), "--measured", str(args.measured)], check=True)
+        return
     base = load_settings()
     spark = get_spark(base, "bench-bronze")
-    print(f"bronze batch: {args.events} events and {SERVED_PER_EVENT * args.events} served records a batch, "
-          f"{args.batches} batches, figures over the last {args.measured}; master {spark.sparkContext.master}")
-    for watermarks in (True, False):
-        root = OUT / uuid.uuid4().hex[:8]
-        settings = base.model_copy(update={"storage": base.storage.model_copy(update={
-            "delta_root": str(root / "delta"), "checkpoint_root": str(root / "checkpoints")})})
-        try:
-            costs = run(spark, settings, args.events, args.batches, watermarks)
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
-        tail = costs[-args.measured:]
-        print(f"{'with offset watermarks' if watermarks else 'reading every table each batch':>32}: "
-              f"first batch {costs[0][0]:.1f} s wall, {costs[0][1]:.1f} CPU-s; steady state "
-              f"median {statistics.median(w for w, _ in tail):.2f} s wall, "
-              f"{statistics.median(c for _, c in tail):.2f} CPU-s per batch")
-    spark.stop()
+    root = OUT / uuid.uuid4().hex[:8]
+    settings = base.model_copy(update={"storage": base.storage.model_copy(update={
+        "delta_root": str(root / "delta"), "checkpoint_root": str(root / "checkpoints")})})
+    try:
+        costs = run(spark, settings, args.events, args.batches, args.mode == "watermarks")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        spark.stop()
+    tail = costs[-args.measured:]
+    print(f"{MODES[args.mode]:>32}: first batch {costs[0][0]:.1f} s wall, {costs[0][1]:.1f} CPU-s; steady state "
+          f"median {statistics.median(w for w, _ in tail):.2f} s wall, "
+          f"{statistics.median(c for _, c in tail):.2f} CPU-s per batch (master {spark.sparkContext.master})")
 
 
 if __name__ == "__main__":
