@@ -40,6 +40,7 @@ def test_prepare_environment_creates_serving_metrics_dir_when_unset(tmp_path):
 def test_server_takes_bind_workers_threads_and_access_log_from_serving():
     settings = load_settings("test", environ={"RECSYS__SERVING__PORT": "8123", "RECSYS__SERVING__WORKERS": "3",
                                               "RECSYS__SERVING__THREADS": "6", "RECSYS__SERVING__INGEST_SLOTS": "2",
+                                              "RECSYS__SERVING__INGEST_QUEUE": "2",
                                               "RECSYS__SERVING__ACCESS_LOG": "false"})
     server = build_server(settings)
     assert (server.bind_addr, server.bind_port) == (settings.serving.host, 8123)
