@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -23,7 +24,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import psutil
+from soak import cpu_seconds
 from tqdm import tqdm
 
 from recsys.config import PROJECT_ROOT, load_settings
@@ -40,19 +41,6 @@ KAFKA_ROWS = "value BINARY, topic STRING, partition INT, offset BIGINT, timestam
 SERVED_PER_EVENT = 4  # the soak's mix: four reads, each recording a served list, per event posted
 PARTITIONS = 2
 MODES = {"watermarks": "with offset watermarks", "reads": "reading every table each batch"}
-
-
-def cpu_seconds() -> float:
-    """User plus system CPU of this process and its children (the JVM, Spark's Python workers)."""
-    me = psutil.Process()
-    total = 0.0
-    for proc in [me, *me.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def kafka_rows(settings, events: int, first_offset: int) -> list[tuple]:
@@ -78,12 +66,13 @@ def run(spark, settings, events: int, batches: int, watermarks: bool) -> list[tu
     marks = OffsetWatermarks() if watermarks else None
     app_id = f"bench-bronze-{uuid.uuid4().hex[:8]}"
     costs = []
+    me = {"bench": os.getpid()}  # this process with its children: the JVM and Spark's Python workers
     for batch_id in tqdm(range(batches), desc="watermarks" if watermarks else "reads every batch", unit="batch"):
         batch = spark.createDataFrame(kafka_rows(settings, events, batch_id * events), KAFKA_ROWS).persist()
         batch.count()  # built before the clock starts: the stream's batch comes from Kafka
-        cpu, wall = cpu_seconds(), time.perf_counter()
+        cpu, wall = cpu_seconds(me, alone=())["bench"], time.perf_counter()
         counts = write_bronze_batch(batch, batch_id, settings, app_id, marks)
-        costs.append((time.perf_counter() - wall, cpu_seconds() - cpu))
+        costs.append((time.perf_counter() - wall, cpu_seconds(me, alone=())["bench"] - cpu))
         batch.unpersist()
         if counts["valid"] != events or counts["served"] != SERVED_PER_EVENT * events:
             raise SystemExit(f"batch {batch_id} wrote {counts}, expected {events} events")
