@@ -187,9 +187,11 @@ class RedisKeys:
         """ZSET other item_id -> how often shoppers viewed both close together; capped, with a TTL."""
         return f"{self.prefix}:item:{item_id}:coviews"
 
-    def applied_marker(self, query_id: str, batch_id: int, partition: int, chunk: int) -> str:
-        """STRING set in the same transaction as one chunk's adjustments: a replay finds it and skips."""
-        return f"{self.prefix}:applied:{query_id}:{batch_id}:{partition}:{chunk}"
+    def applied_marker(self, query_id: str, batch_id: int | str, records: str) -> str:
+        """STRING set in the same transaction as one chunk's adjustments: a replay finds it and skips.
+        `records` names the chunk's events: `<topic>/<partition>/<first offset>-<last offset>` for Kafka records,
+        else `task<Spark partition>/<chunk number>`."""
+        return f"{self.prefix}:applied:{query_id}:{batch_id}:{records}"
 
     def stream_offset(self, query: str, topic: str, partition: int) -> str:
         """STRING, no TTL: the highest Kafka offset of (topic, partition) whose event `query` applied, set in

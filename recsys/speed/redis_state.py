@@ -1,13 +1,14 @@
 """Apply events to Redis from the executors, exactly once per event.
 
-Each chunk of a partition is one optimistic transaction: WATCH its applied-marker, the Kafka offset
-watermarks of its partitions, the erasure deny-list and the profiles it will rewrite; skip it when the
-marker exists (a replayed batch of the same query); drop the events at or below their partition's
-watermark (a replay after the marker expired, or by a new checkpoint and query id), the events of erased
-users ingested before their erasure, and the events whose (user_id, event_id) the user's profile already
-holds (a client's retry, at another offset); read the users' state, compute the updates
-(recsys.speed.adjustments), then MULTI/EXEC the writes together with the new watermarks and the marker.
-A concurrent writer of the same profile aborts the EXEC and the chunk is recomputed. Redis being
+Each chunk of a partition is one optimistic transaction: WATCH its applied-marker (named by the chunk's
+Kafka records, not by the Spark task that read them), the Kafka offset watermarks of its partitions, the
+erasure deny-list and the profiles it will rewrite; skip it when the marker exists (a replayed batch of the
+same query); drop the events at or below their partition's watermark (a replay after the marker expired, or
+by a new checkpoint and query id), the events of erased users ingested before their erasure, and the events
+whose (user_id, event_id) the user's profile already holds (a client's retry, at another offset); read the
+users' state, compute the updates (recsys.speed.adjustments), then MULTI/EXEC the writes together with the
+new watermarks and the marker. A concurrent writer of the same profile aborts the EXEC and the chunk is
+recomputed. Redis being
 unavailable is retried with backoff for stream.redis_retry_s; after that the error fails the batch,
 the query restarts from its checkpoint and the replay applies what is missing.
 
@@ -48,8 +49,19 @@ log = logging.getLogger(__name__)
 class ChunkId:
     query_id: str
     batch_id: int
-    partition: int
+    partition: int  # the Spark task's partition: a replay may hand it another Kafka partition
     chunk: int
+
+    def records(self, chunk: list[SpeedEvent]) -> str:
+        """What the chunk's applied-marker names: its Kafka records (topic, partition, first and last offset)
+        when it has them, since Spark numbers a batch's tasks in the order it lists the Kafka partitions and a
+        replay may list them in another; else the task's partition and the chunk's place in it."""
+        sources = {(ev.topic, ev.partition) for ev in chunk}
+        offsets = [ev.offset for ev in chunk if ev.offset is not None]
+        if len(sources) == 1 and len(offsets) == len(chunk):
+            (topic, partition), = sources
+            return f"{topic}/{partition}/{min(offsets)}-{max(offsets)}"
+        return f"task{self.partition}/{self.chunk}"
 
 
 @dataclass
@@ -110,7 +122,7 @@ class RedisStateWriter:
                 time.sleep(min(0.1 * 2**attempt, 2.0))
 
     def _apply_chunk(self, chunk: list[SpeedEvent], cid: ChunkId) -> ApplyStats:
-        marker = self._keys.applied_marker(cid.query_id, cid.batch_id, cid.partition, cid.chunk)
+        marker = self._keys.applied_marker(cid.query_id, cid.batch_id, cid.records(chunk))
         users = list(dict.fromkeys(ev.user_id for ev in chunk))
         parts = list(dict.fromkeys((ev.topic, ev.partition) for ev in chunk if ev.offset is not None))
         offset_keys = [self._keys.stream_offset(REALTIME_QUERY, topic, part) for topic, part in parts]

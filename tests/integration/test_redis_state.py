@@ -120,11 +120,11 @@ def test_redis_down_past_the_retry_budget_fails_the_batch_and_the_replay_applies
 
 
 def _kafka_events(user: str, topic: str, offsets: range, ids: list[str] | None = None,
-                  ingested_at: float | None = None) -> list[SpeedEvent]:
+                  ingested_at: float | None = None, partition: int = 0) -> list[SpeedEvent]:
     """Events as the realtime query decodes them: with Kafka coordinates, an event_id and an ingestion time."""
     now = time.time()
     return [SpeedEvent(user, ITEMS[o % 4], "view", now - 10 + n, None, 1, (ids or [f"e{o}" for o in offsets])[n],
-                       topic, 0, o, ingested_at or now) for n, o in enumerate(offsets)]
+                       topic, partition, o, ingested_at or now) for n, o in enumerate(offsets)]
 
 
 def test_a_replay_after_the_markers_expired_or_under_a_new_query_id_is_not_applied_twice(settings, redis_client):
@@ -132,13 +132,29 @@ def test_a_replay_after_the_markers_expired_or_under_a_new_query_id_is_not_appli
     keys = RedisKeys(settings.redis.key_prefix)
     writer = RedisStateWriter(settings, {}, MODEL)
     assert writer.apply(_kafka_events(user, topic, range(0, 6)), "q-old", 0, 0).applied == 6
-    for key in redis_client.scan_iter(keys.applied_marker("q-old", "*", "*", "*")):
+    for key in redis_client.scan_iter(keys.applied_marker("q-old", "*", "*")):
         redis_client.delete(key)  # the markers' TTL ran out (Kafka still holds the events for days)
     again = writer.apply(_kafka_events(user, topic, range(0, 6)), "q-old", 0, 0)
     fresh = writer.apply(_kafka_events(user, topic, range(0, 8)), "q-new", 0, 0)  # a lost checkpoint: new query id
     assert (again.applied, again.replayed, fresh.applied, fresh.replayed) == (0, 6, 2, 6)
     assert events_applied(settings, user) == 8
     assert redis_client.ttl(keys.stream_offset(rk.REALTIME_QUERY, topic, 0)) == -1  # no TTL
+    writer.close()
+
+
+def test_a_replay_that_hands_the_kafka_partitions_to_other_spark_tasks_applies_each_event_once(
+        settings, redis_client):
+    """Spark numbers a micro-batch's tasks in whatever order it lists the Kafka partitions, and a replay after a
+    crash may list them in another: the marker must name the records a chunk holds, not the task's number."""
+    alice, bob, topic = f"al-{uuid.uuid4().hex[:8]}", f"bo-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:6]}"
+    writer = RedisStateWriter(settings, {}, MODEL)
+    of_alice = _kafka_events(alice, topic, range(0, 4), partition=0)
+    of_bob = _kafka_events(bob, topic, range(0, 3), partition=1)
+    assert writer.apply(of_alice, "q-order", 5, 0).applied == 4  # task 0 read partition 0; killed before task 1
+    bob_first = writer.apply(of_bob, "q-order", 5, 0)  # the replay's task 0 reads partition 1 ...
+    alice_again = writer.apply(of_alice, "q-order", 5, 1)  # ... and its task 1 partition 0
+    assert (bob_first.applied, alice_again.applied, alice_again.replayed) == (3, 0, 4)
+    assert (events_applied(settings, alice), events_applied(settings, bob)) == (4, 3)
     writer.close()
 
 
