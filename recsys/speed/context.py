@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from recsys.als.foldin import FoldIn, ItemFoldIn
+from recsys.als.foldin import ItemFoldIn
 from recsys.config import Settings
 from recsys.contracts.tables import ITEMS
 from recsys.speed.adjustments import ModelContext
@@ -39,7 +39,7 @@ def model_context(settings: Settings, version: str | None) -> ModelContext | Non
                 row = user_ids.get(user_id)
                 return None if row is None else user_factors[row]
 
-            _model = (root, ModelContext(version, FoldIn(model.item_ids, model.item_factors), user_vector,
+            _model = (root, ModelContext(version, model.fold_in, user_vector,
                                          ItemFoldIn(model.user_factors)))
             log.info("speed layer folds into model %s (%d items)", version, len(model.item_ids))
         return _model[1]

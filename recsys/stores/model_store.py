@@ -142,7 +142,7 @@ class FactorModel:
     @cached_property
     def fold_in(self) -> FoldIn:
         """The speed layer's fold-in over this version's items, built on first use (anonymous visitors)."""
-        return FoldIn(self.item_ids, self.item_factors)
+        return FoldIn(self.item_ids, self.item_factors, self.item_index)
 
 
 @dataclass(frozen=True)
