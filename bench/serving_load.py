@@ -3,8 +3,9 @@
 For each catalogue size of --sizes (default 100k and 1M items x 64 factors): writes a synthetic published model
 (recsys.demo.synthetic_model) into its own Delta root, gives --active-users shoppers real-time state by running
 their events through the speed layer's own Redis writer (recent items, folded-in vectors, interests, co-views,
-purchases, trending), starts the API as `make serve` does, and runs wrk (Debian package `wrk`) for each
-scenario and connection count. Then prints, per size:
+purchases, trending), starts the API as `make serve` does, records --pending-users of them events the stream
+has not applied yet (as POST /v1/events does: serving overlays and folds them in), and runs wrk (Debian
+package `wrk`) for each scenario and connection count. Then prints, per size:
 - p50/p90/p99 and requests/s per run;
 - the memory of all workers (RSS and PSS, from /proc/<pid>/smaps_rollup) beside one copy of the model (the
   version's memory-mapped files under serving.retrieval.cache_dir), and each worker's anonymous memory;
@@ -38,12 +39,15 @@ import requests
 
 from recsys.batch.reference_metrics import ndcg_at_k
 from recsys.config import PROJECT_ROOT, load_settings
+from recsys.contracts.events import Event
 from recsys.contracts.redis_keys import RedisKeys
 from recsys.demo.synthetic_model import make_model, publish_model
+from recsys.ingest.producer import Delivered
 from recsys.speed import context
 from recsys.speed.adjustments import SpeedEvent
 from recsys.speed.redis_state import RedisStateWriter
 from recsys.speed.trending import rebuild_trending
+from recsys.stores.pending_events import RedisPendingEvents
 
 BENCH_ROOT = PROJECT_ROOT / ".local" / "bench" / "serving"
 LUA = """
@@ -107,6 +111,20 @@ def realtime_state(settings, version: str, active_users: int, events_per_user: i
     rebuild_trending(redis.Redis.from_url(settings.redis.url), RedisKeys(settings.redis.key_prefix),
                      settings.stream, time.time())
     return time.time() - started
+
+
+def pending_state(settings, users: range, n_items: int, per_user: int = 2, seed: int = 12) -> int:
+    """Acknowledged events the stream has not applied yet, recorded as POST /v1/events records them: serving
+    overlays them (read your own writes), which folds them in against the served model in every worker."""
+    rng = np.random.default_rng(seed)
+    events = [Event(user_id=f"u{user}", item_id=f"i{rng.integers(n_items)}", event_type="view")
+              for user in users for _ in range(per_user)]
+    at = [Delivered(settings.kafka.events_topic, 0, 10**12 + n) for n in range(len(events))]  # past any watermark
+    client = redis.Redis.from_url(settings.redis.url)
+    if not RedisPendingEvents(settings.redis, settings.kafka.events_topic, settings.kafka.topic_partitions,
+                              client).record(events, at):
+        sys.exit("could not record the pending events in Redis")
+    return len(events)
 
 
 WRK_TIMEOUT_S = 30  # a slow answer is a latency to report, not a request lost (wrk's own default is 2 s)
@@ -256,6 +274,10 @@ def run_size(args, n_items: int) -> dict:
                     sys.exit(f"the API did not start; see {log.name}")
                 time.sleep(1)
         print(f"API ready in {time.time() - started:.1f}s (model load, shared files and index build)", flush=True)
+        # After the start: pending entries expire (redis.pending_ttl_s). Not the quality users (the first ones).
+        pending = pending_state(settings, range(max(args.active_users - args.pending_users, 0), args.active_users),
+                                n_items)
+        print(f"{pending:,} pending events of {args.pending_users:,} shoppers (read your own writes)", flush=True)
         # Unrecorded: every worker (the kernel may have sent all probes to one) answers once before the clock runs.
         run_wrk(base, "full", max(int(c) for c in args.connections.split(",")) * settings.serving.workers,
                 args.warmup_seconds, args.active_users, n_items, args.categories)
@@ -310,6 +332,8 @@ def main() -> None:
     parser.add_argument("--categories", type=int, default=40)
     parser.add_argument("--active-users", type=int, default=20_000, help="users with real-time state")
     parser.add_argument("--events-per-user", type=int, default=20)
+    parser.add_argument("--pending-users", type=int, default=2_000,
+                        help="active shoppers (the last ones) with events the stream has not applied yet")
     parser.add_argument("--seconds", type=int, default=20, help="per wrk run")
     parser.add_argument("--warmup-seconds", type=int, default=5, help="unrecorded wrk run that warms every worker")
     parser.add_argument("--connections", default="4,16")
@@ -324,7 +348,7 @@ def main() -> None:
     if args.smoke:
         args.sizes, args.users, args.active_users, args.events_per_user = "3000", 300, 200, 8
         args.seconds, args.warmup_seconds, args.connections, args.scenarios = 3, 3, "2", "full"
-        args.quality_users, args.profile_calls, args.categories = 100, 50, 10
+        args.quality_users, args.profile_calls, args.categories, args.pending_users = 100, 50, 10, 50
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: `apt-get install wrk` (Debian) — `make setup` does it")
     outs = [run_size(args, int(size)) for size in args.sizes.split(",")]
