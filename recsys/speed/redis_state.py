@@ -8,9 +8,8 @@ by a new checkpoint and query id), the events of erased users ingested before th
 whose (user_id, event_id) the user's profile already holds (a client's retry, at another offset); read the
 users' state, compute the updates (recsys.speed.adjustments), then MULTI/EXEC the writes together with the
 new watermarks and the marker. A concurrent writer of the same profile aborts the EXEC and the chunk is
-recomputed. Redis being
-unavailable is retried with backoff for stream.redis_retry_s; after that the error fails the batch,
-the query restarts from its checkpoint and the replay applies what is missing.
+recomputed. Redis being unavailable is retried with backoff for stream.redis_retry_s; after that the error
+fails the batch, the query restarts from its checkpoint and the replay applies what is missing.
 
 The watermark relies on one Spark partition reading one Kafka partition in offset order (the Kafka
 source's default; never set minPartitions or maxRecordsPerPartition on this query).
