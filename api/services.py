@@ -27,6 +27,7 @@ from recsys.services.catalogue import CatalogueService
 from recsys.services.privacy import Pseudonymizer
 from recsys.services.status import ServiceStatus, service_status
 from recsys.services.user_data import UserDataService
+from recsys.services.write_behind import WriteBehindMemory
 from recsys.serving.live_model import LiveModel
 from recsys.serving.model_cache import ModelCache, PinnedModel
 from recsys.serving.pending_overlay import OverlayRules
@@ -76,7 +77,7 @@ class Services:
     sink: EventSink
     recommender: Recommender
     recorder: PerProcess[ServedRecorder]
-    memory: PerProcess[RedisServedMemory]
+    memory: PerProcess[WriteBehindMemory]
     attributes: AttributeStore
     user_data: UserDataService
     catalogue: CatalogueService
@@ -107,10 +108,11 @@ class Services:
         return service_status(None if model is None else model.version, self.online)
 
     def close(self) -> None:
-        """At worker exit: send this process's queued served records (experiments.recorder.shutdown_flush_s)."""
-        recorder = self.recorder.built()
-        if recorder is not None:
-            recorder.close(self.settings.experiments.recorder.shutdown_flush_s)
+        """At worker exit: send this process's queued served records and lists to remember, each within
+        experiments.recorder.shutdown_flush_s."""
+        for queued in (self.recorder.built(), self.memory.built()):
+            if queued is not None:
+                queued.close(self.settings.experiments.recorder.shutdown_flush_s)
 
 
 def build_services(settings: Settings) -> Services:
@@ -146,7 +148,9 @@ def build_services(settings: Settings) -> Services:
         settings=settings, models=models, online=online, sink=KafkaEventSink(settings.kafka),
         recommender=recommender(current),
         recorder=PerProcess(lambda: KafkaServedRecorder.from_settings(settings, listener=count_served_record)),
-        memory=PerProcess(lambda: RedisServedMemory(experiments, settings.redis, listener=count_attribution_error)),
+        memory=PerProcess(lambda: WriteBehindMemory(
+            RedisServedMemory(experiments, settings.redis, listener=count_attribution_error),
+            experiments.memory_queue_max, experiments.memory_flush_wait_s)),
         attributes=attributes, user_data=UserDataService(settings), pseudonyms=pseudonyms,
         catalogue=CatalogueService(attributes, live_store), live=current,
         ingest_gate=IngestGate(settings.serving.ingest_slots, settings.serving.ingest_queue,

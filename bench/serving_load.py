@@ -130,8 +130,20 @@ def pending_state(settings, users: range, n_items: int, per_user: int = 2, seed:
 WRK_TIMEOUT_S = 30  # a slow answer is a latency to report, not a request lost (wrk's own default is 2 s)
 
 
+def worker_cpu_seconds(master: int) -> dict[int, float]:
+    """User plus system CPU seconds of each server worker (the master's children)."""
+    out = {}
+    for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        out[int(pid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def run_wrk(base: str, scenario: str, connections: int, seconds: int, users: int, n_items: int,
-            n_categories: int) -> dict:
+            n_categories: int, master: int | None = None) -> dict:
+    """wrk's figures; with the server's pid, also each worker's cores busy. wrk holds its connections for the
+    whole run and the kernel may hand all of them to one worker (one GIL, one core): the split shows it."""
+    before = worker_cpu_seconds(master) if master is not None else {}
     script = Path(tempfile.mkdtemp()) / "bench.lua"
     script.write_text(LUA.replace("{users}", str(users)).replace("{categories}", str(n_categories))
                       .replace("{items}", str(n_items)).replace("{scenario}", scenario))
@@ -140,9 +152,14 @@ def run_wrk(base: str, scenario: str, connections: int, seconds: int, users: int
                          capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT"))
     requests_done, errors, micros, p50, p90, p99, worst = line.split()[1:]
-    return {"scenario": scenario, "connections": connections, "requests": int(requests_done), "errors": int(errors),
-            "rps": round(int(requests_done) / (int(micros) / 1e6), 1), "p50_ms": float(p50),
-            "p90_ms": float(p90), "p99_ms": float(p99), "max_ms": float(worst)}
+    result = {"scenario": scenario, "connections": connections, "requests": int(requests_done),
+              "errors": int(errors), "rps": round(int(requests_done) / (int(micros) / 1e6), 1), "p50_ms": float(p50),
+              "p90_ms": float(p90), "p99_ms": float(p99), "max_ms": float(worst)}
+    if master is not None:
+        after = worker_cpu_seconds(master)
+        result["worker_cores"] = sorted((round((after[pid] - before.get(pid, 0.0)) / (int(micros) / 1e6), 2)
+                                         for pid in after), reverse=True)
+    return result
 
 
 def _smaps(pid: int) -> dict[str, int]:
@@ -195,7 +212,7 @@ STAGES = [
     ("ranking (merge, top k, reasons)", "recsys/serving/merge.py", "_rank"),
     ("  of which reasons and explain", "recsys/serving/merge.py", "_scored"),
     ("recommender, the rest (taste, history, ...)", "recsys/serving/recommender.py", "recommend"),
-    ("served-list record + attribution (Redis)", "recsys/serving/served_lists.py", "serve_list"),
+    ("served-list record + attribution (queued)", "recsys/serving/served_lists.py", "serve_list"),
     ("JSON", "flask/json/__init__.py", "jsonify"),
 ]
 
@@ -222,10 +239,10 @@ def where_time_goes(environ: dict, users: int, calls: int) -> str:
         cumulative[label] = sum(v[3] for (file, _, function), v in stats.items()
                                 if file.endswith(path) and function == name) * 1000 / calls
     recommend, serve = (cumulative[label] for label in ("recommender, the rest (taste, history, ...)",
-                                                        "served-list record + attribution (Redis)"))
+                                                        "served-list record + attribution (queued)"))
     inside = sum(cumulative[label] for label in cumulative if label.startswith(("Redis: ", "retrieval", "ranking")))
     cumulative["recommender, the rest (taste, history, ...)"] = max(recommend - inside, 0.0)
-    cumulative["served-list record + attribution (Redis)"] = max(serve - recommend, 0.0)
+    cumulative["served-list record + attribution (queued)"] = max(serve - recommend, 0.0)
     accounted = sum(v for label, v in cumulative.items() if not label.startswith("  "))
     lines = [f"{label:<44} {ms:7.3f} ms" for label, ms in cumulative.items()]
     lines.append(f"{'Flask, werkzeug, auth, metrics (the rest)':<44} {max(total_ms - accounted, 0.0):7.3f} ms")
@@ -284,7 +301,7 @@ def run_size(args, n_items: int) -> dict:
         for scenario in args.scenarios.split(","):
             for connections in (int(c) for c in args.connections.split(",")):
                 result = run_wrk(base, scenario, connections, args.seconds, args.active_users, n_items,
-                                 args.categories)
+                                 args.categories, master=api.pid)
                 results.append(result)
                 print(json.dumps(result), flush=True)
         out["memory"] = memory(api.pid, Path(settings.path(settings.serving.retrieval.cache_dir)))
@@ -307,10 +324,11 @@ def run_size(args, n_items: int) -> dict:
 
 def report(out: dict, k: int) -> None:
     print(f"\n{out['items']:,} items\n{'scenario':<10} {'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} "
-          f"{'p99 ms':>7} {'errors':>6}")
+          f"{'p99 ms':>7} {'errors':>6}  cores by worker")
     for r in out["runs"]:
         print(f"{r['scenario']:<10} {r['connections']:>5} {r['rps']:>8.0f} "
-              f"{r['p50_ms']:>7.2f} {r['p90_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['errors']:>6}")
+              f"{r['p50_ms']:>7.2f} {r['p90_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['errors']:>6}  "
+              + " ".join(f"{c:.2f}" for c in r.get("worker_cores", [])))
     m = out["memory"]
     ratio = m["pss_mb"] / max(m["model_copy_mb"], 1)
     print(f"memory: {m['workers']} workers, RSS {m['rss_mb']:.0f} MB, PSS {m['pss_mb']:.0f} MB together; one model "

@@ -175,6 +175,17 @@ def worker_rss(master: int) -> dict[int, int]:
     return out
 
 
+def worker_cpu(master: int) -> dict[int, float]:
+    """User plus system CPU seconds of each API worker: a worker runs Python under one GIL, so one that gets
+    most connections saturates its core while the other idles."""
+    out = {}
+    for child in psutil.Process(master).children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = child.cpu_times()
+            out[child.pid] = times.user + times.system
+    return out
+
+
 def listener_pid(port: int) -> int | None:
     """The process listening on a loopback TCP port (the local broker or Redis), if this host has one."""
     for conn in psutil.net_connections("tcp"):
@@ -328,11 +339,12 @@ def main() -> int:
         roots = {"client": os.getpid(), "api": procs["api"].pid, "stream": procs["stream"].pid,
                  "kafka": listener_pid(int(settings.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])),
                  "redis": listener_pid(rdb.connection_pool.connection_kwargs.get("port", 6379))}
-        cpu_start = cpu_seconds(roots)
+        cpu_start, workers_start = cpu_seconds(roots), worker_cpu(procs["api"].pid)
         t0 = time.monotonic()
         outcome = run_load(base, args.rate, args.seconds, args.connections, args.users, args.items, tag)
         took = time.monotonic() - t0
         cpu = {name: used - cpu_start[name] for name, used in cpu_seconds(roots).items()}
+        workers = {pid: used - workers_start.get(pid, 0.0) for pid, used in worker_cpu(procs["api"].pid).items()}
         rss_end, (redis_end, prefix_keys) = worker_rss(procs["api"].pid), redis_memory(rdb, keys.prefix)
         audit = audit_bronze(settings, tag, outcome.acknowledged,
                              args.audit_timeout + 4 * settings.stream.bronze_trigger_s)
@@ -356,7 +368,8 @@ def main() -> int:
     print(f"CPU during the load, in cores busy (of {psutil.cpu_count()}): "
           + ", ".join(f"{name} {used / took:.2f}" for name, used in cpu.items())
           + f"; per request: api {cpu['api'] / max(1, sent) * 1000:.2f} ms, "
-            f"client {cpu['client'] / max(1, sent) * 1000:.2f} ms")
+            f"client {cpu['client'] / max(1, sent) * 1000:.2f} ms; api by worker "
+          + ", ".join(f"{used / took:.2f}" for used in sorted(workers.values(), reverse=True)))
     growth = (sum(rss_end.values()) - sum(rss_start.values())) / max(1, sum(rss_start.values()))
     print(f"worker RSS: start {sorted(v >> 20 for v in rss_start.values())} MiB, end "
           f"{sorted(v >> 20 for v in rss_end.values())} MiB ({growth:+.1%}; goal <= {args.max_rss_growth:.0%})")

@@ -407,6 +407,8 @@ class ExperimentsConfig(_Section):
     attribution_window_s: int = Field(gt=0)
     served_items_max: int = Field(gt=0)
     served_users_max: int = Field(gt=0)
+    memory_queue_max: int = Field(gt=0)
+    memory_flush_wait_s: float = Field(ge=0)
     recorder: ServedRecorderConfig
     log_interval_s: float = Field(ge=0)
 

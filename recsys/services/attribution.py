@@ -81,13 +81,35 @@ def remember_served(client: redis.Redis, keys: RedisKeys, user_id: str, rec_id: 
     Raises redis.RedisError.
     """
     served_at = time.time() if now is None else now
-    value = encode_served(rec_id, variant, served_at)
-    items = list(dict.fromkeys(item_ids))
-    if not items:
-        return
+    remember_lists(client, keys, [(user_id, rec_id, variant, item_ids, served_at)], ttl, max_items=max_items,
+                   max_users=max_users, script=script)
+
+
+ServedEntry = tuple[str, str, str, Iterable[str], float]  # user id, rec_id, variant, item ids, serve time
+
+
+def remember_lists(client: redis.Redis, keys: RedisKeys, lists: Sequence[ServedEntry], ttl: int, *,
+                   max_items: int | None = None, max_users: int | None = None,
+                   script: Script | None = None) -> None:
+    """remember_served for several lists in one pipeline (in order, so the latest list still wins), then one
+    trim of the users beyond `max_users`. Raises redis.RedisError."""
+    script = script or client.register_script(REMEMBER_SCRIPT)  # a kept Script: no digest per call
     index = keys.served_index()
-    users = (script or client.register_script(REMEMBER_SCRIPT))(  # a kept Script: no digest per call
-        keys=[keys.served(user_id), index], args=[user_id, served_at, ttl, max_items or 0, value, *items])
+    calls = []
+    for user_id, rec_id, variant, item_ids, served_at in lists:
+        items = list(dict.fromkeys(item_ids))
+        if items:
+            calls.append(([keys.served(user_id), index],
+                          [user_id, served_at, ttl, max_items or 0, encode_served(rec_id, variant, served_at), *items]))
+    if not calls:
+        return
+    if len(calls) == 1:
+        users = script(keys=calls[0][0], args=calls[0][1])
+    else:
+        pipe = client.pipeline(transaction=False)
+        for script_keys, args in calls:
+            script(keys=script_keys, args=args, client=pipe)
+        users = max(pipe.execute())
     if max_users is not None and users > max_users:
         dropped = [member.decode() if isinstance(member, bytes) else member
                    for member, _ in client.zpopmin(index, users - max_users)]
@@ -139,16 +161,25 @@ class RedisServedMemory:
 
     def remember(self, served: ServedRecommendation) -> bool:
         """Remember a served list for attribution; False when Redis failed (the request goes on)."""
+        return self.remember_many([served])
+
+    def remember_many(self, lists: Sequence[ServedRecommendation]) -> bool:
+        """Remember several served lists in one round trip, in order; False when Redis failed."""
         try:
             if self._script is None:
                 self._script = self._client.register_script(REMEMBER_SCRIPT)
-            remember_served(self._client, self._keys, served.user_id, served.rec_id, served.variant, served.item_ids,
-                            self._cfg.attribution_window_s, max_items=self._cfg.served_items_max,
-                            max_users=self._cfg.served_users_max, now=served.ts.timestamp(), script=self._script)
+            remember_lists(self._client, self._keys,
+                           [(s.user_id, s.rec_id, s.variant, s.item_ids, s.ts.timestamp()) for s in lists],
+                           self._cfg.attribution_window_s, max_items=self._cfg.served_items_max,
+                           max_users=self._cfg.served_users_max, script=self._script)
             return True
         except redis.RedisError as exc:
-            self._failed(REMEMBER, "could not remember a served list", exc)
+            self._failed(REMEMBER, f"could not remember {len(lists)} served list(s)", exc, len(lists))
             return False
+
+    def dropped(self, what: str) -> None:
+        """Count a list that was never sent (the write-behind queue was full) as a remember error."""
+        self._failed(REMEMBER, what, None)
 
     def lookup(self, wanted: Mapping[str, Collection[str]], now: float | None = None
                ) -> dict[str, dict[str, Attribution]]:
@@ -174,14 +205,16 @@ class RedisServedMemory:
                     found.setdefault(user, {})[item] = Attribution(rec_id=decoded[0], variant=decoded[1])
         return found
 
-    def _failed(self, operation: str, what: str, exc: redis.RedisError) -> None:
+    def _failed(self, operation: str, what: str, exc: redis.RedisError | None, count: int = 1) -> None:
         with self._lock:
-            self._errors += 1
+            self._errors += count
         if self._listener is not None:
             try:
-                self._listener(operation)
+                for _ in range(count):
+                    self._listener(operation)
             except Exception:  # a metrics hook must not fail the request either
                 log.exception("attribution error listener failed")
         held = self._throttle.due()
         if held is not None:
-            log.warning("%s: %s (%d more since the last warning; %d in all)", what, exc, held, self.errors)
+            log.warning("%s%s (%d more since the last warning; %d in all)", what, "" if exc is None else f": {exc}",
+                        held, self.errors)

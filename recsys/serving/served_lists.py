@@ -2,9 +2,9 @@
 
 For every list: the user's variant (recsys.serving.experiments.assign_variant, on the id as stored), served
 with the variant's merge weights and pinned model version; then the record (recsys.contracts.served) goes to
-the recorder (Kafka, never waits) and to the attribution memory (Redis, best effort, bounded in users); an
-empty list is not recorded. Neither record can fail
-or slow the request beyond one Redis call; what they lose is counted by the recorder and the memory.
+the recorder (Kafka, never waits) and to the attribution memory (Redis, best effort, bounded in users; the
+API's memory only queues it for a writer thread); an empty list is not recorded. Neither record can fail or
+slow the request; what they lose is counted by the recorder and the memory.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Attribution and the served-record producer on the real Redis and Kafka (no Spark)."""
 
+import threading
 import time
 import uuid
 
@@ -12,6 +13,7 @@ from recsys.contracts.served import CONTEXT_REC_ID, CONTEXT_VARIANT, ServedRecom
 from recsys.ingest.served_recorder import KafkaServedRecorder
 from recsys.kafka.topics import served_topic
 from recsys.services.attribution import RedisServedMemory, attribute
+from recsys.services.write_behind import WriteBehindMemory
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +49,57 @@ def test_remembered_items_are_capped_and_forgotten_with_the_user(settings, redis
     assert set(redis_client.hkeys(keys.served(user))) == {"i3", "i4"}
     assert redis_client.delete(*keys.user_keys(user)) == 1
     assert memory.lookup({user: ["i3"]}) == {}
+
+
+def test_write_behind_memory_remembers_every_list_of_many_threads_in_order(settings, redis_client):
+    memory = WriteBehindMemory(RedisServedMemory(settings.experiments, settings.redis), 10_000, 1.0)
+    users = [f"wb-{uuid.uuid4().hex[:8]}" for _ in range(8)]
+    lists = {user: [_served(user, ["i1", f"i{n}"]) for n in range(2, 27)] for user in users}
+
+    def serve(user: str) -> None:
+        for served in lists[user]:
+            assert memory.remember(served)  # queued, never waits for Redis
+
+    threads = [threading.Thread(target=serve, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    found = memory.lookup({user: ["i1", "i2", "i26"] for user in users})  # waits for this worker's queue
+    for user in users:  # the latest list that showed an item wins, as when each list was written at once
+        assert found[user]["i1"].rec_id == lists[user][-1].rec_id
+        assert found[user]["i2"].rec_id == lists[user][0].rec_id
+        assert found[user]["i26"].rec_id == lists[user][-1].rec_id
+    keys = RedisKeys(settings.redis.key_prefix)
+    assert {redis_client.hlen(keys.served(user)) for user in users} == {26}
+    assert memory.errors == 0
+    memory.close(1.0)
+
+
+def test_a_full_write_behind_queue_drops_and_counts_and_close_sends_what_is_queued(settings, redis_client):
+    memory = RedisServedMemory(settings.experiments, settings.redis)
+    release = threading.Event()
+    real_send = memory.remember_many
+
+    def held_send(batch):  # Redis is slow: the writer is busy with the first list until released
+        release.wait(5.0)
+        return real_send(batch)
+
+    memory.remember_many = held_send
+    behind = WriteBehindMemory(memory, max_queued=2, flush_wait_s=0.0)
+    user = f"wbq-{uuid.uuid4().hex[:8]}"
+    first = _served(user, ["i0"])
+    assert behind.remember(first)
+    deadline = time.monotonic() + 5.0
+    while behind._queue and time.monotonic() < deadline:  # the writer has taken the first list
+        time.sleep(0.01)
+    results = [behind.remember(_served(user, [f"i{n}"])) for n in range(1, 5)]
+    assert results == [True, True, False, False] and memory.errors == 2
+    assert not behind.flush(0.05)  # still held: flush says so instead of waiting on
+    release.set()
+    behind.close(5.0)
+    assert set(redis_client.hkeys(RedisKeys(settings.redis.key_prefix).served(user))) == {"i0", "i1", "i2"}
+    assert not behind.remember(_served(user, ["i9"]))  # closed: nothing is queued that would never be sent
 
 
 def test_served_records_reach_the_served_topic(settings, topics):
