@@ -19,8 +19,10 @@ def test_serving_bench_smoke_prints_latency_memory_quality_and_profile():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = run_bench("serving_load.py", "--port", str(port), timeout=600)
-    row = re.search(r"^full\s+2\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)$", out, re.MULTILINE)
+    row = re.search(r"^full\s+2\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)  ([\d. ]+)$", out, re.MULTILINE)
     assert row and int(row.group(1)) > 0 and int(row.group(5)) == 0, out
+    worker_cores = [float(c) for c in row.group(6).split()]  # each worker's share: wrk may load only one
+    assert len(worker_cores) == 2 and sum(worker_cores) > 0, out
     assert re.search(r"memory: 2 workers, RSS \d+ MB, PSS \d+ MB together; one model copy", out), out
     quality = re.search(r"NDCG@10 two-stage ([\d.]+), full scoring ([\d.]+)", out)
     assert quality, out
