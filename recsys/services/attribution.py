@@ -1,7 +1,7 @@
 """Attribution: which served list an event that follows belongs to, so CTR and conversion can be read per variant.
 
-Serving remembers, per user, the list that last showed each item (`remember_served`: one HASH,
-RedisKeys.served, in one MULTI), for at most experiments.served_users_max users (the least recently served
+Serving remembers, per user, the list that last showed each item (`remember_lists`: one HASH,
+RedisKeys.served, one script per list), for at most experiments.served_users_max users (the least recently served
 are forgotten first, RedisKeys.served_index), so made-up user ids cannot fill Redis. Ingestion looks the
 events' users up in one pipeline (`RedisServedMemory.lookup`) and `attribute` adds {"rec_id", "variant"}
 to the context of each event on an item served to its user within experiments.attribution_window_s (last
@@ -69,30 +69,21 @@ class Attribution:
 ServedLookup = Callable[[Mapping[str, Collection[str]]], Mapping[str, Mapping[str, Attribution]]]
 
 
-def remember_served(client: redis.Redis, keys: RedisKeys, user_id: str, rec_id: str, variant: str,
-                    item_ids: Iterable[str], ttl: int, *, max_items: int | None = None,
-                    max_users: int | None = None, now: float | None = None, script: Script | None = None) -> None:
-    """Record that `rec_id` showed these items to the user: one script (REMEMBER_SCRIPT), one round trip.
-
-    The key's TTL is the attribution window, renewed by every list; each value carries its serve time so
-    an older item is not attributed past the window. A user with more than `max_items` remembered items
-    keeps only this list, which bounds the HASH. More than `max_users` users with a HASH drops the oldest
-    users' HASHes (at most a ZPOPMIN and a DEL more), which bounds the keys whatever ids requests make up.
-    Raises redis.RedisError.
-    """
-    served_at = time.time() if now is None else now
-    remember_lists(client, keys, [(user_id, rec_id, variant, item_ids, served_at)], ttl, max_items=max_items,
-                   max_users=max_users, script=script)
-
-
 ServedEntry = tuple[str, str, str, Iterable[str], float]  # user id, rec_id, variant, item ids, serve time
 
 
 def remember_lists(client: redis.Redis, keys: RedisKeys, lists: Sequence[ServedEntry], ttl: int, *,
                    max_items: int | None = None, max_users: int | None = None,
                    script: Script | None = None) -> None:
-    """remember_served for several lists in one pipeline (in order, so the latest list still wins), then one
-    trim of the users beyond `max_users`. Raises redis.RedisError."""
+    """Record that each list's rec_id showed its items to its user: one script (REMEMBER_SCRIPT) per list, all in
+    one pipeline and in order, so the latest list that showed an item wins.
+
+    The key's TTL is the attribution window, renewed by every list; each value carries its serve time so
+    an older item is not attributed past the window. A user with more than `max_items` remembered items
+    keeps only the latest list, which bounds the HASH. More than `max_users` users with a HASH drops the oldest
+    users' HASHes (at most a ZPOPMIN and a DEL more), which bounds the keys whatever ids requests make up.
+    Raises redis.RedisError.
+    """
     script = script or client.register_script(REMEMBER_SCRIPT)  # a kept Script: no digest per call
     index = keys.served_index()
     calls = []
@@ -103,7 +94,7 @@ def remember_lists(client: redis.Redis, keys: RedisKeys, lists: Sequence[ServedE
                           [user_id, served_at, ttl, max_items or 0, encode_served(rec_id, variant, served_at), *items]))
     if not calls:
         return
-    if len(calls) == 1:
+    if len(calls) == 1:  # a pipeline with a script would first send SCRIPT EXISTS: two round trips for one list
         users = script(keys=calls[0][0], args=calls[0][1])
     else:
         pipe = client.pipeline(transaction=False)

@@ -20,6 +20,7 @@ from recsys.services.attribution import Attribution, RedisServedMemory
 
 log = logging.getLogger(__name__)
 
+
 class WriteBehindMemory:
     """RedisServedMemory's interface (remember, lookup, errors) with remember on a background thread."""
 
