@@ -15,6 +15,7 @@ import uuid
 import pytest
 import redis
 
+from api.services import SERVICES_EXTENSION
 from recsys.config import PROJECT_ROOT
 from recsys.contracts.events import MAX_CONTEXT_ENTRIES, MAX_CONTEXT_VALUE_LENGTH, Event
 from recsys.ingest.producer import IngestUnavailableError, KafkaEventSink, encode_batch
@@ -137,6 +138,7 @@ def test_made_up_user_ids_cannot_fill_redis_with_served_lists(lake, model, redis
     users = [f"made-up-{uuid.uuid4().hex[:8]}" for _ in range(20)]
     for user in users:
         assert api.get(RECS.format(user)).status_code == 200
+    assert api.application.extensions[SERVICES_EXTENSION].memory.get().flush(5.0)  # the worker's writer thread
     pattern = f"{cfg.redis.key_prefix}:user:*:served"
     held = {key.split(":user:")[1].rsplit(":", 1)[0] for key in redis_client.scan_iter(pattern)}
     assert held == set(users[-5:])  # the latest lists stay attributable
