@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import redis
 import requests
+from soak import worker_cpu
 
 from recsys.batch.reference_metrics import ndcg_at_k
 from recsys.config import PROJECT_ROOT, load_settings
@@ -130,20 +131,11 @@ def pending_state(settings, users: range, n_items: int, per_user: int = 2, seed:
 WRK_TIMEOUT_S = 30  # a slow answer is a latency to report, not a request lost (wrk's own default is 2 s)
 
 
-def worker_cpu_seconds(master: int) -> dict[int, float]:
-    """User plus system CPU seconds of each server worker (the master's children)."""
-    out = {}
-    for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split():
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        out[int(pid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return out
-
-
 def run_wrk(base: str, scenario: str, connections: int, seconds: int, users: int, n_items: int,
             n_categories: int, master: int | None = None) -> dict:
     """wrk's figures; with the server's pid, also each worker's cores busy. wrk holds its connections for the
     whole run and the kernel may hand all of them to one worker (one GIL, one core): the split shows it."""
-    before = worker_cpu_seconds(master) if master is not None else {}
+    before = worker_cpu(master) if master is not None else {}
     script = Path(tempfile.mkdtemp()) / "bench.lua"
     script.write_text(LUA.replace("{users}", str(users)).replace("{categories}", str(n_categories))
                       .replace("{items}", str(n_items)).replace("{scenario}", scenario))
@@ -156,7 +148,7 @@ def run_wrk(base: str, scenario: str, connections: int, seconds: int, users: int
               "errors": int(errors), "rps": round(int(requests_done) / (int(micros) / 1e6), 1), "p50_ms": float(p50),
               "p90_ms": float(p90), "p99_ms": float(p99), "max_ms": float(worst)}
     if master is not None:
-        after = worker_cpu_seconds(master)
+        after = worker_cpu(master)
         result["worker_cores"] = sorted((round((after[pid] - before.get(pid, 0.0)) / (int(micros) / 1e6), 2)
                                          for pid in after), reverse=True)
     return result

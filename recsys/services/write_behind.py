@@ -42,13 +42,14 @@ class WriteBehindMemory:
     def remember(self, served: ServedRecommendation) -> bool:
         """Queue the list; False when the queue is full (the list is dropped and counted). Never waits."""
         with self._changed:
-            full = self._closed or len(self._queue) >= self._max_queued
-            if not full:
+            closed, full = self._closed, len(self._queue) >= self._max_queued
+            if not (closed or full):
                 self._queue.append(served)
-                self._changed.notify_all()
-        if full:
-            self._memory.dropped("the served-list queue is full; a served list was not remembered")
-        return not full
+                self._changed.notify_all()  # the writer, and any flush waiting on the same condition
+        if closed or full:
+            self._memory.dropped(f"the served-list queue is {'closed' if closed else 'full'}; "
+                                 "a served list was not remembered")
+        return not (closed or full)
 
     def lookup(self, wanted: Mapping[str, Collection[str]], now: float | None = None
                ) -> dict[str, dict[str, Attribution]]:
