@@ -45,7 +45,8 @@ class WriteBehindMemory:
             closed, full = self._closed, len(self._queue) >= self._max_queued
             if not (closed or full):
                 self._queue.append(served)
-                self._changed.notify_all()  # the writer, and any flush waiting on the same condition
+                if len(self._queue) == 1:  # the writer may be idle; a busy one takes the rest when its send ends
+                    self._changed.notify_all()
         if closed or full:
             self._memory.dropped(f"the served-list queue is {'closed' if closed else 'full'}; "
                                  "a served list was not remembered")
