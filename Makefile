@@ -6,7 +6,7 @@ RUN_DATE ?= $(shell date -u +%F)
 DATA ?= synthetic
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status cluster-up cluster-down load train maintain rollback stream serve demo test test-unit lint bench bench-speed bench-serving bench-catalogue bench-soak bench-bronze bench-trigger bench-quality bench-sequence bench-cost airflow airflow-down airflow-test lock clean
+.PHONY: help setup up down status cluster-up cluster-down load train maintain rollback stream serve demo test test-unit lint bench bench-speed bench-serving bench-catalogue bench-overlay bench-soak bench-bronze bench-trigger bench-quality bench-sequence bench-cost airflow airflow-down airflow-test lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -80,6 +80,9 @@ bench-serving: up  ## serving: wrk against the API at 100k and 1M items x 64 wit
 
 bench-catalogue: up  ## live catalogue: PATCH /v1/items -> every worker, a new item's first views -> its lists (p50/p95)
 	$(PY) bench/catalogue.py --samples 20 --workers 2 --items 20000
+
+bench-overlay:  ## live catalogue overlay: one worker's CPU and kept memory per rebuild at 100k and 1M items x 64
+	$(PY) bench/live_overlay.py
 
 bench-soak: up  ## soak: 500 req/s for 10 min (80% reads, 20% events) against the API + stream; errors, p99, RSS, Redis, bronze audit
 	$(PY) bench/soak.py --rate 500 --seconds 600
