@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.config import load_settings
+from recsys.config import Settings, load_settings
 from recsys.demo.synthetic_model import make_model
 from recsys.serving.live_model import overlay
 from recsys.stores.attribute_arrays import ItemCatalogue
@@ -44,7 +44,7 @@ def anonymous_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
-def shared_model(n_items: int, rank: int, cache_dir: Path) -> FactorModel:
+def shared_model(settings: Settings, n_items: int, rank: int, cache_dir: Path) -> FactorModel:
     synthetic = make_model("bench.live", 1000, n_items, rank, 40)
     catalogue = ItemCatalogue.from_rows({item: (category, f"b{n % BRANDS}", 10.0 + n % 90)
                                          for n, (item, category) in enumerate(zip(synthetic.item_ids,
@@ -52,7 +52,7 @@ def shared_model(n_items: int, rank: int, cache_dir: Path) -> FactorModel:
     model = FactorModel(synthetic.version, {u: i for i, u in enumerate(synthetic.user_ids)},
                         synthetic.user_factors, list(synthetic.item_ids), synthetic.item_factors,
                         np.ones(n_items, dtype=np.float32), catalogue=catalogue)
-    retrieval = load_settings("test").serving.retrieval
+    retrieval = settings.serving.retrieval
     # The exact index: this bench measures the overlay, not an HNSW build over a million items.
     retrieval = retrieval.model_copy(update={"ann": retrieval.ann.model_copy(update={"exact_below": n_items + 1})})
     return share_model(model, retrieval, cache_dir)
@@ -71,10 +71,9 @@ def measure(base: FactorModel, change: Callable[[], FactorModel]) -> tuple[float
     return cpu, anonymous_mb() - before, rebuilt
 
 
-def run(n_items: int, rank: int, n_live: int) -> None:
-    settings = load_settings("test")
+def run(settings: Settings, n_items: int, rank: int, n_live: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        base = shared_model(n_items, rank, Path(folder))
+        base = shared_model(settings, n_items, rank, Path(folder))
         print(f"\n{n_items:,} items x {rank}: one shared copy of the version's arrays {copy_mb(Path(folder)):.1f} MB; "
               f"worker anonymous memory with it loaded {anonymous_mb():.0f} MB")
         rng = np.random.default_rng(3)
@@ -103,10 +102,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.sizes, args.rank = "2000", 8
+    settings = load_settings()  # RECSYS_ENV's configuration, as the API would serve with it
     print(f"live catalogue overlay: rebuild cost per worker (each worker repeats it; it polls every "
-          f"serving.catalogue_poll_s = {load_settings('test').serving.catalogue_poll_s} s)")
+          f"serving.catalogue_poll_s = {settings.serving.catalogue_poll_s} s)")
     for size in (int(s) for s in args.sizes.split(",")):
-        run(size, args.rank, args.live)
+        run(settings, size, args.rank, args.live)
 
 
 if __name__ == "__main__":
