@@ -15,33 +15,32 @@ one shared copy. The size of that copy is printed for scale.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import gc
+import os
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
+from serving_load import smaps
 
 from recsys.config import Settings, load_settings
 from recsys.demo.synthetic_model import make_model
 from recsys.serving.live_model import overlay
 from recsys.stores.attribute_arrays import ItemCatalogue
 from recsys.stores.model_store import FactorModel
-from recsys.stores.shared_model import is_shared, share_model
+from recsys.stores.shared_model import is_shared, return_freed_memory, share_model
 
 BRANDS = 50
 
 
 def anonymous_mb() -> float:
-    """This process's anonymous memory after a collection and giving freed heap pages back."""
+    """This process's anonymous memory after a collection and giving freed pages back, as a worker does after a
+    load (shared_model.return_freed_memory)."""
     gc.collect()
-    with suppress(AttributeError, OSError):
-        ctypes.CDLL(None).malloc_trim(0)
-    line = next(x for x in Path("/proc/self/smaps_rollup").read_text().splitlines() if x.startswith("Anonymous:"))
-    return int(line.split()[1]) / 1024
+    return_freed_memory()
+    return smaps(os.getpid())["Anonymous"] / 1024
 
 
 def shared_model(settings: Settings, n_items: int, rank: int, cache_dir: Path) -> FactorModel:

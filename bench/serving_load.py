@@ -154,7 +154,7 @@ def run_wrk(base: str, scenario: str, connections: int, seconds: int, users: int
     return result
 
 
-def _smaps(pid: int) -> dict[str, int]:
+def smaps(pid: int) -> dict[str, int]:
     """kB figures of /proc/<pid>/smaps_rollup (Rss, Pss, Anonymous, ...)."""
     out = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
@@ -167,7 +167,7 @@ def memory(master: int, cache_dir: Path) -> dict:
     """RSS and PSS of every server worker together, each one's anonymous memory, and one model copy (the
     mapped files of the served version, the largest folder under the cache)."""
     children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    figures = [_smaps(int(pid)) for pid in children]
+    figures = [smaps(int(pid)) for pid in children]
     folders = [p for p in cache_dir.iterdir() if p.is_dir()] if cache_dir.is_dir() else []
     copy = max((sum(f.stat().st_size for f in folder.iterdir()) for folder in folders), default=0)
     return {"workers": len(figures), "rss_mb": sum(f["Rss"] for f in figures) / 1024,

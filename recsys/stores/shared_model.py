@@ -161,11 +161,11 @@ def share_model(model: FactorModel, cfg: RetrievalConfig, root: Path) -> FactorM
                                mapped["retrieval.popular"], mapped["retrieval.category_means"])
     object.__setattr__(model, "retrieval", retrieval)
     object.__setattr__(model, "catalogue", None)  # aligned into model.attributes already: no second copy
-    _return_freed_memory()
+    return_freed_memory()
     return model
 
 
-def _return_freed_memory() -> None:
+def return_freed_memory() -> None:
     """Give the memory the load freed back to the OS. Reading a version from Delta passes through Arrow's
     allocator and the C heap, which keep freed pages: measured on 100k items x 64 with 50k users, a worker
     stayed about 180 MB larger than it needed after its arrays became maps."""
