@@ -314,6 +314,7 @@ class RetrievalConfig(_Section):
     extra_categories: int = Field(ge=0)  # categories beyond those a capped page needs whose items are candidates
     per_category_cap: int = Field(ge=0)  # popular items taken from each of those categories
     cache_dir: str  # memory-mapped arrays and index per version, shared by the workers of one machine
+    live_rows: int = Field(ge=0)  # spare factor rows in those files: live item vectors fill them, no private copy
     ann: AnnConfig
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -23,13 +24,15 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import redis
-from scipy import sparse
 
 from recsys.config import ContentConfig
 from recsys.serving.content_vector import content_rows, item_tokens, price_band, price_edges
-from recsys.stores.attribute_arrays import ItemCatalogue
+from recsys.stores.attribute_arrays import AttributeArrays
+from recsys.stores.grown_index import GrownIndex
 from recsys.stores.live_catalogue import LiveCatalogueStore
-from recsys.stores.model_store import ContentProfiles, FactorModel
+from recsys.stores.model_store import NORM_FLOOR, ContentProfiles, FactorModel
+from recsys.stores.retrieval_index import Ragged, RetrievalIndex
+from recsys.stores.shared_model import grown_rows
 
 log = logging.getLogger(__name__)
 
@@ -100,18 +103,99 @@ def overlay(base: FactorModel, rows: Mapping[str, Mapping], vectors: Mapping[str
     known = base.catalogue.row if base.catalogue is not None else None
     if all(item in base.all_index for item in rows) and all(item in base.item_index for item in vectors):
         return _with_attributes(base, rows, known)
+    return _grown(base, rows, vectors, cfg, known)
+
+
+def _grown(base: FactorModel, rows: Mapping[str, Mapping], vectors: Mapping[str, np.ndarray],
+           cfg: ContentConfig, known: Mapping[str, int] | None) -> FactorModel:
+    """`base` grown by the items it lacks, laid out as a model built with them would be: the live vectors' items
+    join the factor rows after the batch ones, new catalogue items the new items after the batch ones.
+
+    Only what changed is built. The lookups grow over the base's (GrownIndex), the factors and norms are written
+    in the spare rows of the machine's shared files (shared_model.grown_rows), and the per-item arrays are copied
+    once: a million-item model grows in milliseconds, not by rebuilding every lookup (bench/live_overlay.py)."""
+    n, tail = base.n_items, base.all_item_ids[base.n_items:]
     # Without a catalogue every model item is served: the live rows add to them, they do not replace them.
-    catalogue = (base.catalogue or ItemCatalogue(base.all_item_ids, base.attributes)).with_rows(rows)
-    content = _with_new_profiles(base, rows, catalogue, cfg)
-    live = sorted(item for item in vectors if item not in base.item_index and item in catalogue.row)
-    changes: dict = {"catalogue": catalogue, "content": content}
+    live = sorted(item for item in vectors if item not in base.item_index and (item in rows or item in base.all_index))
+    profiled = base.content.row if base.content is not None else {}
+    new = sorted(item for item in rows if item not in profiled and item not in base.item_index)
+    live_set = frozenset(live)
+    moved = np.asarray([base.all_index[i] - n for i in live if i in base.all_index], dtype=np.int64)
+    kept = np.ones(len(tail), dtype=bool)
+    kept[moved] = False
+    added = [item for item in new if item not in live_set]  # new items without a live vector
+    first_new = n + len(live) + int(kept.sum())
+    all_item_ids = [*base.item_ids, *live, *(np.asarray(tail, dtype=object)[kept].tolist() if moved.size else tail),
+                    *added]
+    extra = {item: n + j for j, item in enumerate(live)} | {item: first_new + j for j, item in enumerate(added)}
+    remap = None
+    if moved.size:  # the batch new items after a moved one move up; those before it still move past the live rows
+        remap = np.empty(len(tail), dtype=np.int64)
+        remap[kept] = n + len(live) + np.arange(first_new - n - len(live))
+        remap[moved] = [extra[base.all_item_ids[n + m]] for m in moved.tolist()]
+    elif live:
+        remap = np.arange(n + len(live), n + len(live) + len(tail), dtype=np.int64)
+    all_index = GrownIndex(base.all_index, extra, n, remap)
+    attributes = _grown_attributes(base, rows, all_index, live, kept, added, known)
+    model = copy.copy(base)
+    for name, value in vars(type(base)).items():  # rows moved: what was computed from them is computed again
+        if isinstance(value, functools.cached_property):
+            model.__dict__.pop(name, None)
+    changes: dict = {"catalogue": None, "all_item_ids": all_item_ids, "all_index": all_index,
+                     "attributes": attributes, "live_items": len(live),
+                     "popularity_score": np.concatenate([base.popularity_score[:n],
+                                                          np.zeros(len(all_item_ids) - n, dtype=np.float32)])}
     if live:
         matrix = np.asarray([vectors[item] for item in live], dtype=np.float32).reshape(len(live), -1)
-        changes.update(item_ids=[*base.item_ids, *live], item_factors=np.vstack([base.item_factors, matrix]),
-                       live_items=len(live),
+        norms = np.linalg.norm(matrix, axis=1).astype(np.float32)
+        changes.update(item_ids=all_item_ids[:n + len(live)], item_factors=grown_rows(base.item_factors, matrix),
+                       item_norms=grown_rows(base.item_norms, norms),
+                       inverse_norms=grown_rows(base.inverse_norms, 1.0 / np.maximum(norms, NORM_FLOOR)),
+                       item_index=GrownIndex(base.item_index, {item: n + j for j, item in enumerate(live)}),
                        popularity=np.concatenate([np.asarray(base.popularity, dtype=np.float32),
-                                                  np.zeros(len(live), dtype=np.float32)]))
-    return dataclasses.replace(base, **changes)
+                                                  np.zeros(len(live), dtype=np.float32)]),
+                       retrieval=_moved_retrieval(base.retrieval, n, remap))
+    content = _with_new_profiles(base, rows, new, attributes, all_index, cfg)
+    fresh = [all_index[item] for item in live if content is not None and item in content.row]
+    new_item_rows = np.asarray([content.row[item] for item in all_item_ids[n + len(live):]] if content else [],
+                               dtype=np.int64)
+    changes.update(content=content, new_item_rows=new_item_rows,
+                   fresh_rows=np.asarray(fresh + list(range(n + len(live), len(all_item_ids))), dtype=np.int64),
+                   fresh_profiles=None if content is None else content.matrix[
+                       [content.row[item] for item in live if item in content.row] + new_item_rows.tolist()])
+    for name, value in changes.items():
+        object.__setattr__(model, name, value)
+    return model
+
+
+def _grown_attributes(base: FactorModel, rows: Mapping[str, Mapping], all_index: GrownIndex, live: list[str],
+                      kept: np.ndarray, added: list[str], known: Mapping[str, int] | None) -> AttributeArrays:
+    """The base's attributes in the grown layout with the live rows laid over them; an item the base lacks
+    starts unknown and servable, then takes its row's fields."""
+    n = base.n_items
+    source = np.concatenate([np.arange(n), np.asarray([base.all_index.get(item, -1) for item in live], dtype=np.int64),
+                             n + np.flatnonzero(kept), np.full(len(added), -1)]).astype(np.int64)
+    changes = {all_index[item]: row for item, row in rows.items()}
+    listed = frozenset(all_index[item] for item in rows
+                       if item not in base.all_index or (known is not None and item not in known))
+    return base.attributes.take(source).patched(changes, listed=listed)
+
+
+def _moved_retrieval(retrieval: RetrievalIndex | None, n: int, remap: np.ndarray | None) -> RetrievalIndex | None:
+    """The base's candidate lists with their rows of batch new items moved as `remap` says (the factor rows and
+    the index over them do not move)."""
+    if retrieval is None or remap is None:
+        return retrieval
+
+    def moved(rows: np.ndarray) -> np.ndarray:
+        after = np.asarray(rows) >= n
+        if not after.any():
+            return rows
+        return np.where(after, remap[np.where(after, rows - n, 0)], rows).astype(rows.dtype)
+
+    by_category, by_brand = retrieval.by_category, retrieval.by_brand
+    return dataclasses.replace(retrieval, by_category=Ragged(by_category.indptr, moved(by_category.rows)),
+                               by_brand=Ragged(by_brand.indptr, moved(by_brand.rows)), popular=moved(retrieval.popular))
 
 
 def _with_attributes(base: FactorModel, rows: Mapping[str, Mapping], known: Mapping[str, int] | None) -> FactorModel:
@@ -124,21 +208,18 @@ def _with_attributes(base: FactorModel, rows: Mapping[str, Mapping], known: Mapp
     return model
 
 
-def _with_new_profiles(base: FactorModel, rows: Mapping[str, Mapping], catalogue: ItemCatalogue,
-                       cfg: ContentConfig) -> ContentProfiles | None:
-    """The batch profiles plus one for each live item the model knows nothing of (no factors, no profile)."""
-    known = base.content.row if base.content is not None else {}
-    new = sorted(item for item in rows if item not in known and item not in base.item_index)
+def _with_new_profiles(base: FactorModel, rows: Mapping[str, Mapping], new: list[str], attributes: AttributeArrays,
+                       all_index: Mapping[str, int], cfg: ContentConfig) -> ContentProfiles | None:
+    """The batch profiles plus one for each live item the model knew nothing of (`new`: no factors, no profile)."""
     if not new:
         return base.content
-    attributes = catalogue.attributes
     edges = price_edges(attributes.price, cfg.price_bands)
     tokens = []
     for item in new:
-        i = catalogue.row[item]
+        i = all_index[item]
         tokens.append(item_tokens(rows[item].get("title"), attributes.category_of(i), attributes.brand_of(i),
                                   price_band(float(attributes.price[i]), edges), cfg.min_token_length))
     profiles = content_rows(tokens, cfg.num_features)
     if base.content is None:
         return ContentProfiles(new, profiles)
-    return ContentProfiles([*base.content.item_ids, *new], sparse.vstack([base.content.matrix, profiles]).tocsr())
+    return base.content.grown(new, profiles)

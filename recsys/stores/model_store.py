@@ -7,10 +7,12 @@ abort the interpreter at exit ("terminate called without an active exception", d
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
@@ -39,6 +41,7 @@ from recsys.contracts.tables import (
 from recsys.sequence.gru import GruWeights
 from recsys.sequence.store import read_weights
 from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue, status_of
+from recsys.stores.grown_index import GrownIndex
 from recsys.stores.retrieval_index import Ragged, RetrievalIndex
 from recsys.stores.similar_items import SimilarItems
 from recsys.stores.user_history import UserHistory
@@ -79,13 +82,13 @@ class FactorModel:
     user_candidates: Ragged | None = None  # row of user_ids -> the batch top-N rows of all_item_ids (USER_CANDIDATES)
     retrieval: RetrievalIndex | None = field(default=None, compare=False)  # candidate structures (shared_model)
     sequence: GruWeights | None = None  # the version's next-item model (None: trained without one)
-    item_index: dict[str, int] = field(init=False)
+    item_index: Mapping[str, int] = field(init=False)
     new_item_rows: np.ndarray = field(init=False)  # content rows of catalogue items without factors
     fresh_rows: np.ndarray = field(init=False)  # rows of all_item_ids newer than the batch model, with a content
     # profile: the live items (speed-layer vectors), then the new items; ascending. "New, like X" ranks them all
     fresh_profiles: sparse.csr_matrix | None = field(init=False)  # their content profiles, sliced once per model
     all_item_ids: list[str] = field(init=False)  # item_ids, then the new items
-    all_index: dict[str, int] = field(init=False)
+    all_index: Mapping[str, int] = field(init=False)
     attributes: AttributeArrays = field(init=False)  # aligned to all_item_ids
     item_norms: np.ndarray = field(init=False)  # L2 norm of each factor row (cosines without a unit copy)
     inverse_norms: np.ndarray = field(init=False)  # 1 / item_norms (0 rows: 1 / NORM_FLOOR)
@@ -151,10 +154,19 @@ class ContentProfiles:
 
     item_ids: list[str]
     matrix: sparse.csr_matrix
-    row: dict[str, int] = field(init=False)
+    row: Mapping[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "row", {item: i for i, item in enumerate(self.item_ids)})
+
+    def grown(self, item_ids: list[str], matrix: sparse.csr_matrix) -> ContentProfiles:
+        """These profiles and those of `item_ids` after them, without rebuilding the lookup of the ones here."""
+        grown = copy.copy(self)
+        n = len(self.item_ids)
+        object.__setattr__(grown, "item_ids", [*self.item_ids, *item_ids])
+        object.__setattr__(grown, "matrix", sparse.vstack([self.matrix, matrix]).tocsr())
+        object.__setattr__(grown, "row", GrownIndex(self.row, {item: n + j for j, item in enumerate(item_ids)}))
+        return grown
 
 
 class ModelStore(Protocol):

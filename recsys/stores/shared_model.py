@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ from recsys.config import RetrievalConfig
 from recsys.stores.model_store import FactorModel
 from recsys.stores.retrieval_index import ExactIndex, HnswIndex, Ragged, RetrievalIndex
 
+log = logging.getLogger(__name__)
 INDEX_FILE = "items.usearch"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
@@ -74,6 +76,11 @@ def ensure_retrieval(model: FactorModel, cfg: RetrievalConfig) -> RetrievalIndex
         exact = ExactIndex(model.item_factors, model.inverse_norms)
         object.__setattr__(model, "retrieval", build_retrieval(model, cfg, exact))
     return model.retrieval  # type: ignore[return-value]  # set above
+
+
+# Arrays aligned to the factor rows: their files keep cfg.live_rows spare rows after the model's, which a worker
+# fills with live item vectors on a copy-on-write map of the same file (grown_rows) instead of copying them.
+GROWN = ("item_factors", "item_norms", "inverse_norms")
 
 
 def _targets(model: FactorModel) -> Iterator[tuple[str, object, str]]:
@@ -136,7 +143,15 @@ def _write(folder: Path, model: FactorModel, cfg: RetrievalConfig) -> None:
     temporary.mkdir(parents=True)
     retrieval = build_retrieval(model, cfg)
     for name, owner, attribute in (*_targets(model), *_retrieval_targets(retrieval)):
-        np.save(temporary / f"{name}.npy", np.ascontiguousarray(getattr(owner, attribute)))
+        array = getattr(owner, attribute)
+        if name in GROWN and cfg.live_rows:
+            spare = np.lib.format.open_memmap(temporary / f"{name}.npy", mode="w+", dtype=array.dtype,
+                                              shape=(len(array) + cfg.live_rows, *array.shape[1:]))
+            spare[:len(array)] = array
+            spare.flush()
+            del spare
+        else:
+            np.save(temporary / f"{name}.npy", np.ascontiguousarray(array))
     if isinstance(retrieval.items, HnswIndex):
         retrieval.items.save(temporary / INDEX_FILE)
     os.replace(temporary, folder)
@@ -152,7 +167,7 @@ def share_model(model: FactorModel, cfg: RetrievalConfig, root: Path) -> FactorM
     # about a millisecond per request; the view still reads the mapped pages (is_shared follows .base).
     mapped = {path.stem: np.load(path, mmap_mode="r").view(np.ndarray) for path in folder.glob("*.npy")}
     for name, owner, attribute in _targets(model):
-        object.__setattr__(owner, attribute, mapped[name])
+        object.__setattr__(owner, attribute, mapped[name][:model.n_items] if name in GROWN else mapped[name])
     index = (HnswIndex.view(folder / INDEX_FILE, cfg.ann) if (folder / INDEX_FILE).exists()
              else ExactIndex(model.item_factors, model.inverse_norms))
     retrieval = RetrievalIndex(index, Ragged(mapped["retrieval.by_category.indptr"],
@@ -174,11 +189,38 @@ def return_freed_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
-def is_shared(array: np.ndarray) -> bool:
-    """The array reads a mapped file (a view of an np.memmap), not memory of this process."""
+def memmap_of(array: np.ndarray) -> np.memmap | None:
+    """The map `array` reads (None: memory of this process)."""
     base = array
     while base is not None:
         if isinstance(base, np.memmap):
-            return True
+            return base
         base = getattr(base, "base", None)
-    return False
+    return None
+
+
+def is_shared(array: np.ndarray) -> bool:
+    """The array reads a mapped file (a view of an np.memmap), not memory of this process."""
+    return memmap_of(array) is not None
+
+
+def grown_rows(array: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """`array` with the rows of `extra` after it.
+
+    When `array` is the head of a shared file with room after it (GROWN), the result is a new copy-on-write map
+    of that file with `extra` written in the spare rows: the rows before stay the machine's shared pages, and
+    only the pages written become this worker's. Each call maps afresh, so a request still ranking with an
+    earlier result never sees its rows change. Otherwise it is a copy."""
+    extra = np.asarray(extra, dtype=array.dtype).reshape(-1, *array.shape[1:])
+    mapped = memmap_of(array)
+    n = len(array)
+    if (mapped is not None and mapped.filename and len(mapped) >= n + len(extra) and array.flags.c_contiguous
+            and array.__array_interface__["data"][0] == mapped.__array_interface__["data"][0]):
+        grown = np.memmap(mapped.filename, dtype=array.dtype, mode="c", offset=mapped.offset,
+                          shape=(n + len(extra), *array.shape[1:]))
+        grown[n:] = extra
+        return grown.view(np.ndarray)
+    if mapped is not None:
+        log.warning("%d live rows do not fit in the %d spare rows of %s (serving.retrieval.live_rows): this worker "
+                    "copies the array", len(extra), len(mapped) - n, mapped.filename)
+    return np.concatenate([array, extra])

@@ -18,7 +18,7 @@ from recsys.speed.adjustments import SpeedEvent
 from recsys.speed.redis_state import RedisStateWriter
 from recsys.stores.model_store import DeltaModelStore
 from recsys.stores.online_store import RedisOnlineStore
-from recsys.stores.shared_model import is_shared
+from recsys.stores.shared_model import is_shared, memmap_of
 from tests.integration.test_api_endpoints import RECS, client, with_
 
 pytestmark = pytest.mark.integration
@@ -73,7 +73,7 @@ def test_workers_and_a_swap_serve_from_one_mapped_copy_per_version(shop):
     assert first.get(RECS.format("u1")).json["items"] and second.get(RECS.format("u1")).json["items"]
     models = [api.application.extensions[SERVICES_EXTENSION].models.get() for api in (first, second)]
     assert all(is_shared(m.item_factors) and is_shared(m.user_factors) for m in models)
-    assert models[0].item_factors.base.filename == models[1].item_factors.base.filename
+    assert memmap_of(models[0].item_factors).filename == memmap_of(models[1].item_factors).filename
     cache = [p for p in Path(shop.path(shop.serving.retrieval.cache_dir)).iterdir() if p.is_dir()]
     assert len(cache) == 1 and (cache[0] / "items.usearch").is_file()
 
@@ -83,7 +83,7 @@ def test_workers_and_a_swap_serve_from_one_mapped_copy_per_version(shop):
     assert answer["model_version"] == newer and answer["items"]
     swapped = first.application.extensions[SERVICES_EXTENSION].models.get()
     assert is_shared(swapped.item_factors)
-    assert swapped.item_factors.base.filename != models[0].item_factors.base.filename
+    assert memmap_of(swapped.item_factors).filename != memmap_of(models[0].item_factors).filename
     assert not np.shares_memory(swapped.item_factors, models[0].item_factors)
 
 

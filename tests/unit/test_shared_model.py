@@ -11,7 +11,7 @@ from recsys.serving.merge import rank_items
 from recsys.serving.model_cache import ModelCache
 from recsys.serving.results import RecommendationQuery
 from recsys.stores.retrieval_index import HnswIndex
-from recsys.stores.shared_model import is_shared, share_model
+from recsys.stores.shared_model import is_shared, memmap_of, share_model
 from tests.unit.test_candidates import SETTINGS, serving, shop, shoppers
 
 pytestmark = pytest.mark.unit
@@ -43,7 +43,7 @@ def test_a_second_worker_maps_the_files_the_first_wrote(tmp_path):
     second = share_model(shop(), cfg, tmp_path)
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == written
     assert np.shares_memory(first.item_factors, first.item_factors) and is_shared(second.item_factors)
-    assert first.item_factors.base.filename == second.item_factors.base.filename  # views of one map each
+    assert memmap_of(first.item_factors).filename == memmap_of(second.item_factors).filename  # one file, mapped twice
 
 
 class Store:
@@ -68,5 +68,5 @@ def test_a_swap_maps_the_new_version_beside_the_old_one_without_copying(tmp_path
     after = cache.get()
     assert (before.version, after.version) == ("cand", "cand2")
     assert is_shared(before.item_factors) and is_shared(after.item_factors)
-    assert before.item_factors.base.filename != after.item_factors.base.filename
+    assert memmap_of(before.item_factors).filename != memmap_of(after.item_factors).filename
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2

@@ -1,0 +1,55 @@
+"""An id -> row lookup grown by a few ids without copying the one it grows.
+
+A live catalogue change adds a handful of items to a served model of up to millions. Copying the model's
+lookups for that costs every worker a second or more of CPU and tens of MB per million items, once per change
+(bench/live_overlay.py). A GrownIndex keeps the base dict shared and holds only what changed: the new ids,
+and where the base's rows moved when rows were inserted before them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+
+
+class GrownIndex(Mapping[str, int]):
+    """`base` with `extra` laid over it; a base row at or after `split` moves to moved[row - split].
+
+    `extra` wins over `base`: an id whose row changed (an item that moved into the factor rows) is listed there.
+    """
+
+    __slots__ = ("_base", "_extra", "_moved", "_split")
+
+    def __init__(self, base: Mapping[str, int], extra: Mapping[str, int], split: int | None = None,
+                 moved: np.ndarray | None = None) -> None:
+        if isinstance(base, GrownIndex):  # grow the original, not a chain of overlays
+            raise TypeError("GrownIndex grows a plain mapping; build the next one from the same base")
+        self._base, self._extra = base, dict(extra)
+        self._split = split if moved is not None and split is not None else None
+        self._moved = moved
+
+    def get(self, key: str, default: int | None = None) -> int | None:  # type: ignore[override]
+        row = self._extra.get(key)
+        if row is not None:
+            return row
+        row = self._base.get(key)
+        if row is None:
+            return default
+        return row if self._split is None or row < self._split else int(self._moved[row - self._split])
+
+    def __getitem__(self, key: str) -> int:
+        row = self.get(key)
+        if row is None:
+            raise KeyError(key)
+        return row
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._extra or key in self._base
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._extra
+        yield from (key for key in self._base if key not in self._extra)
+
+    def __len__(self) -> int:
+        return len(self._base) + sum(1 for key in self._extra if key not in self._base)
