@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import redis
+from scipy import sparse
 
 from recsys.config import ContentConfig
 from recsys.serving.content_vector import content_rows, item_tokens, price_band, price_edges
@@ -32,6 +33,7 @@ from recsys.stores.grown_index import GrownIndex
 from recsys.stores.live_catalogue import LiveCatalogueStore
 from recsys.stores.model_store import NORM_FLOOR, ContentProfiles, FactorModel
 from recsys.stores.retrieval_index import Ragged, RetrievalIndex
+from recsys.stores.row_stack import RowStack
 from recsys.stores.shared_model import grown_rows
 
 log = logging.getLogger(__name__)
@@ -156,16 +158,36 @@ def _grown(base: FactorModel, rows: Mapping[str, Mapping], vectors: Mapping[str,
                                                   np.zeros(len(live), dtype=np.float32)]),
                        retrieval=_moved_retrieval(base.retrieval, n, remap))
     content = _with_new_profiles(base, rows, new, attributes, all_index, cfg)
-    fresh = [all_index[item] for item in live if content is not None and item in content.row]
-    new_item_rows = np.asarray([content.row[item] for item in all_item_ids[n + len(live):]] if content else [],
-                               dtype=np.int64)
-    changes.update(content=content, new_item_rows=new_item_rows,
-                   fresh_rows=np.asarray(fresh + list(range(n + len(live), len(all_item_ids))), dtype=np.int64),
-                   fresh_profiles=None if content is None else content.matrix[
-                       [content.row[item] for item in live if item in content.row] + new_item_rows.tolist()])
+    changes.update(content=content, **_fresh(base, content, live, kept, added, all_index, len(all_item_ids)))
     for name, value in changes.items():
         object.__setattr__(model, name, value)
     return model
+
+
+def _fresh(base: FactorModel, content: ContentProfiles | None, live: list[str], kept: np.ndarray, added: list[str],
+           all_index: GrownIndex, size: int) -> dict:
+    """new_item_rows, fresh_rows and fresh_profiles of the grown model: the live items with a profile, then the
+    batch new items that kept no vector, then the added ones. The base's fresh profiles are not copied: the
+    grown ones are a RowStack over them."""
+    if content is None:
+        return {"new_item_rows": np.zeros(0, dtype=np.int64), "fresh_rows": np.zeros(0, dtype=np.int64),
+                "fresh_profiles": None}
+    n = base.n_items
+    profiled = [item for item in live if item in content.row]
+    blocks = [(content.matrix[[content.row[item] for item in profiled]], None)] if profiled else []
+    if base.fresh_profiles is not None:
+        tail = np.flatnonzero(base.fresh_rows >= n)  # a batch model's fresh rows are its new items
+        tail = tail[kept[base.fresh_rows[tail] - n]]
+        if tail.size:
+            blocks.append((base.fresh_profiles, None if tail.size == base.fresh_profiles.shape[0] else tail))
+    if added:
+        blocks.append((content.matrix[[content.row[item] for item in added]], None))
+    first_new = n + len(live)
+    return {"new_item_rows": np.concatenate([base.new_item_rows[kept],
+                                             np.asarray([content.row[item] for item in added], dtype=np.int64)]),
+            "fresh_rows": np.asarray([all_index[item] for item in profiled] + list(range(first_new, size)),
+                                     dtype=np.int64),
+            "fresh_profiles": RowStack(blocks) if blocks else sparse.csr_matrix((0, content.matrix.shape[1]))}
 
 
 def _grown_attributes(base: FactorModel, rows: Mapping[str, Mapping], all_index: GrownIndex, live: list[str],

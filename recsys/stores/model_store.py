@@ -43,6 +43,7 @@ from recsys.sequence.store import read_weights
 from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue, status_of
 from recsys.stores.grown_index import GrownIndex
 from recsys.stores.retrieval_index import Ragged, RetrievalIndex
+from recsys.stores.row_stack import RowStack
 from recsys.stores.similar_items import SimilarItems
 from recsys.stores.user_history import UserHistory
 
@@ -86,7 +87,7 @@ class FactorModel:
     new_item_rows: np.ndarray = field(init=False)  # content rows of catalogue items without factors
     fresh_rows: np.ndarray = field(init=False)  # rows of all_item_ids newer than the batch model, with a content
     # profile: the live items (speed-layer vectors), then the new items; ascending. "New, like X" ranks them all
-    fresh_profiles: sparse.csr_matrix | None = field(init=False)  # their content profiles, sliced once per model
+    fresh_profiles: sparse.csr_matrix | RowStack | None = field(init=False)  # their profiles, sliced once per model
     all_item_ids: list[str] = field(init=False)  # item_ids, then the new items
     all_index: Mapping[str, int] = field(init=False)
     attributes: AttributeArrays = field(init=False)  # aligned to all_item_ids
@@ -153,18 +154,19 @@ class ContentProfiles:
     """L2-normalised sparse content profiles of catalogue items (rows), as the batch layer wrote them."""
 
     item_ids: list[str]
-    matrix: sparse.csr_matrix
+    matrix: sparse.csr_matrix | RowStack
     row: Mapping[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "row", {item: i for i, item in enumerate(self.item_ids)})
 
     def grown(self, item_ids: list[str], matrix: sparse.csr_matrix) -> ContentProfiles:
-        """These profiles and those of `item_ids` after them, without rebuilding the lookup of the ones here."""
+        """These profiles and those of `item_ids` after them, without copying the ones here: the lookup grows over
+        this one's and the matrix is a RowStack over this one's (shared) and the new rows."""
         grown = copy.copy(self)
         n = len(self.item_ids)
         object.__setattr__(grown, "item_ids", [*self.item_ids, *item_ids])
-        object.__setattr__(grown, "matrix", sparse.vstack([self.matrix, matrix]).tocsr())
+        object.__setattr__(grown, "matrix", RowStack([(self.matrix, None), (matrix, None)]))
         object.__setattr__(grown, "row", GrownIndex(self.row, {item: n + j for j, item in enumerate(item_ids)}))
         return grown
 

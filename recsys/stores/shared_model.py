@@ -1,13 +1,14 @@
 """One copy of a model version per machine: its arrays and index in memory-mapped files, shared by the workers.
 
 Every API worker loads the published version from Delta, but keeps none of the big arrays it read: the
-first worker to get there writes them (factors, norms, popularity, catalogue codes, similar-items and history
-CSR arrays, the retrieval lists and the usearch index) as .npy files under serving.retrieval.cache_dir, in a
-folder named by the version and a fingerprint of its content; every worker then maps those files read-only
-(np.load(mmap_mode="r"), usearch view=True). The pages live once in the page cache whatever the number of
-workers, and a swap maps the new version's files beside the old ones, so it never doubles anonymous memory:
-the old version's pages are dropped with its last reference. A file lock lets one worker write while the
-others wait, and a folder appears only complete (written under a temporary name, then renamed).
+first worker to get there writes them (factors, norms, popularity, catalogue codes, the CSR arrays of the
+content profiles, similar-items and history, the retrieval lists and the usearch index) as .npy files under
+serving.retrieval.cache_dir, in a folder named by the version and a fingerprint of its content; every worker
+then maps those files read-only (np.load(mmap_mode="r"), usearch view=True). The pages live once in the page
+cache whatever the number of workers, and a swap maps the new version's files beside the old ones, so it never
+doubles anonymous memory: the old version's pages are dropped with its last reference. A file lock lets one
+worker write while the others wait, and a folder appears only complete (written under a temporary name, then
+renamed).
 """
 
 from __future__ import annotations
@@ -98,6 +99,11 @@ def _targets(model: FactorModel) -> Iterator[tuple[str, object, str]]:
     if model.user_candidates is not None:
         for name in ("indptr", "rows"):
             yield f"user_candidates.{name}", model.user_candidates, name
+    for part, profiles in (("content", None if model.content is None else model.content.matrix),
+                           ("fresh_profiles", model.fresh_profiles)):
+        if profiles is not None:  # csr: the profiles of every catalogue item, and of the new ones
+            for name in ("data", "indices", "indptr"):
+                yield f"{part}.{name}", profiles, name
 
 
 def _retrieval_targets(retrieval: RetrievalIndex) -> Iterator[tuple[str, object, str]]:

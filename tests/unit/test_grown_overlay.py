@@ -52,7 +52,7 @@ def rebuilt(base: FactorModel, rows, vectors, grown: FactorModel) -> FactorModel
     catalogue = ItemCatalogue(base.all_item_ids, base.attributes).with_rows(rows)
     live = sorted(i for i in vectors if i not in base.item_index and i in catalogue.row)
     full = dataclasses.replace(
-        base, catalogue=catalogue, content=ContentProfiles(list(grown.content.item_ids), grown.content.matrix),
+        base, catalogue=catalogue, content=ContentProfiles(list(grown.content.item_ids), grown.content.matrix.tocsr()),
         item_ids=[*base.item_ids, *live],
         item_factors=np.vstack([base.item_factors, *[vectors[i][None] for i in live]]),
         popularity=np.concatenate([base.popularity, np.zeros(len(live), dtype=np.float32)]), live_items=len(live))
@@ -84,7 +84,8 @@ def test_the_grown_model_is_the_model_a_full_rebuild_gives(tmp_path, vectors):
     for name in ("item_factors", "item_norms", "inverse_norms", "popularity", "popularity_score", "new_item_rows",
                  "fresh_rows"):
         assert np.allclose(getattr(grown, name), getattr(full, name)), name
-    assert (grown.fresh_profiles != full.fresh_profiles).nnz == 0
+    assert np.array_equal(grown.fresh_profiles.tocsr().toarray(), full.fresh_profiles.toarray())
+    assert np.array_equal(grown.content.matrix.tocsr().toarray(), full.content.matrix.toarray())
     assert attributes_of(grown) == attributes_of(full)
     assert np.array_equal(grown.similar_rows, full.similar_rows)
     for cfg in (serving("full"), serving()):
