@@ -10,6 +10,7 @@ product over the candidates' factors for the taste and recent-item columns toget
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -156,7 +157,7 @@ class Merge:
         if signal is not None:
             self.signals["item_knn"] = signal
 
-    def _history_in(self, lookup: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    def _history_in(self, lookup: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
         """(lookup's code, recency weight) of each history item with a positive weight that `lookup` holds."""
         known = [(lookup[item], weight) for item, weight in self.shopper.history.items()
                  if weight > 0 and item in lookup]
