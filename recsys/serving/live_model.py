@@ -29,7 +29,7 @@ from scipy import sparse
 from recsys.config import ContentConfig
 from recsys.serving.content_vector import content_rows, item_tokens, price_band, price_edges
 from recsys.stores.attribute_arrays import AttributeArrays
-from recsys.stores.grown_index import GrownIndex
+from recsys.stores.grown_index import GrownIds, GrownIndex
 from recsys.stores.live_catalogue import LiveCatalogueStore
 from recsys.stores.model_store import NORM_FLOOR, ContentProfiles, FactorModel
 from recsys.stores.retrieval_index import Ragged, RetrievalIndex
@@ -116,27 +116,26 @@ def _grown(base: FactorModel, rows: Mapping[str, Mapping], vectors: Mapping[str,
     Only what changed is built. The lookups grow over the base's (GrownIndex), the factors and norms are written
     in the spare rows of the machine's shared files (shared_model.grown_rows), and the per-item arrays are copied
     once: a million-item model grows in milliseconds, not by rebuilding every lookup (bench/live_overlay.py)."""
-    n, tail = base.n_items, base.all_item_ids[base.n_items:]
+    n, n_tail = base.n_items, len(base.all_item_ids) - base.n_items
     # Without a catalogue every model item is served: the live rows add to them, they do not replace them.
     live = sorted(item for item in vectors if item not in base.item_index and (item in rows or item in base.all_index))
     profiled = base.content.row if base.content is not None else {}
     new = sorted(item for item in rows if item not in profiled and item not in base.item_index)
     live_set = frozenset(live)
     moved = np.asarray([base.all_index[i] - n for i in live if i in base.all_index], dtype=np.int64)
-    kept = np.ones(len(tail), dtype=bool)
+    kept = np.ones(n_tail, dtype=bool)
     kept[moved] = False
     added = [item for item in new if item not in live_set]  # new items without a live vector
     first_new = n + len(live) + int(kept.sum())
-    all_item_ids = [*base.item_ids, *live, *(np.asarray(tail, dtype=object)[kept].tolist() if moved.size else tail),
-                    *added]
+    all_item_ids = GrownIds(base.all_item_ids, n, live, n + np.flatnonzero(kept) if moved.size else None, added)
     extra = {item: n + j for j, item in enumerate(live)} | {item: first_new + j for j, item in enumerate(added)}
     remap = None
     if moved.size:  # the batch new items after a moved one move up; those before it still move past the live rows
-        remap = np.empty(len(tail), dtype=np.int64)
+        remap = np.empty(n_tail, dtype=np.int64)
         remap[kept] = n + len(live) + np.arange(first_new - n - len(live))
         remap[moved] = [extra[base.all_item_ids[n + m]] for m in moved.tolist()]
     elif live:
-        remap = np.arange(n + len(live), n + len(live) + len(tail), dtype=np.int64)
+        remap = np.arange(n + len(live), n + len(live) + n_tail, dtype=np.int64)
     all_index = GrownIndex(base.all_index, extra, n, remap)
     attributes = _grown_attributes(base, rows, all_index, live, kept, added, known)
     model = copy.copy(base)
@@ -150,7 +149,8 @@ def _grown(base: FactorModel, rows: Mapping[str, Mapping], vectors: Mapping[str,
     if live:
         matrix = np.asarray([vectors[item] for item in live], dtype=np.float32).reshape(len(live), -1)
         norms = np.linalg.norm(matrix, axis=1).astype(np.float32)
-        changes.update(item_ids=all_item_ids[:n + len(live)], item_factors=grown_rows(base.item_factors, matrix),
+        changes.update(item_ids=GrownIds(base.all_item_ids, n, live, np.zeros(0, dtype=np.int64)),
+                       item_factors=grown_rows(base.item_factors, matrix),
                        item_norms=grown_rows(base.item_norms, norms),
                        inverse_norms=grown_rows(base.inverse_norms, 1.0 / np.maximum(norms, NORM_FLOOR)),
                        item_index=GrownIndex(base.item_index, {item: n + j for j, item in enumerate(live)}),

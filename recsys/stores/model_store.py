@@ -12,7 +12,7 @@ import dataclasses
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
@@ -41,7 +41,7 @@ from recsys.contracts.tables import (
 from recsys.sequence.gru import GruWeights
 from recsys.sequence.store import read_weights
 from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue, status_of
-from recsys.stores.grown_index import GrownIndex
+from recsys.stores.grown_index import GrownIds, GrownIndex
 from recsys.stores.retrieval_index import Ragged, RetrievalIndex
 from recsys.stores.row_stack import RowStack
 from recsys.stores.similar_items import SimilarItems
@@ -67,9 +67,9 @@ class FactorModel:
     """
 
     version: str
-    user_ids: dict[str, int]
+    user_ids: Mapping[str, int]
     user_factors: np.ndarray
-    item_ids: list[str]
+    item_ids: Sequence[str]
     item_factors: np.ndarray
     popularity: np.ndarray
     segment_popular: dict[str, list[str]] = field(default_factory=dict)  # segment -> items, most popular first
@@ -88,7 +88,7 @@ class FactorModel:
     fresh_rows: np.ndarray = field(init=False)  # rows of all_item_ids newer than the batch model, with a content
     # profile: the live items (speed-layer vectors), then the new items; ascending. "New, like X" ranks them all
     fresh_profiles: sparse.csr_matrix | RowStack | None = field(init=False)  # their profiles, sliced once per model
-    all_item_ids: list[str] = field(init=False)  # item_ids, then the new items
+    all_item_ids: Sequence[str] = field(init=False)  # item_ids, then the new items
     all_index: Mapping[str, int] = field(init=False)
     attributes: AttributeArrays = field(init=False)  # aligned to all_item_ids
     item_norms: np.ndarray = field(init=False)  # L2 norm of each factor row (cosines without a unit copy)
@@ -153,7 +153,7 @@ class FactorModel:
 class ContentProfiles:
     """L2-normalised sparse content profiles of catalogue items (rows), as the batch layer wrote them."""
 
-    item_ids: list[str]
+    item_ids: Sequence[str]
     matrix: sparse.csr_matrix | RowStack
     row: Mapping[str, int] = field(init=False)
 
@@ -165,7 +165,7 @@ class ContentProfiles:
         this one's and the matrix is a RowStack over this one's (shared) and the new rows."""
         grown = copy.copy(self)
         n = len(self.item_ids)
-        object.__setattr__(grown, "item_ids", [*self.item_ids, *item_ids])
+        object.__setattr__(grown, "item_ids", GrownIds(self.item_ids, n, added=item_ids))
         object.__setattr__(grown, "matrix", RowStack([(self.matrix, None), (matrix, None)]))
         object.__setattr__(grown, "row", GrownIndex(self.row, {item: n + j for j, item in enumerate(item_ids)}))
         return grown

@@ -77,7 +77,7 @@ def test_the_grown_model_is_the_model_a_full_rebuild_gives(tmp_path, vectors):
     base = share_model(catalogue_model(), serving().retrieval, tmp_path)
     grown = overlay(base, ROWS, vectors, CONTENT)
     full = rebuilt(base, ROWS, vectors, grown)
-    assert grown.all_item_ids == full.all_item_ids and grown.item_ids == full.item_ids
+    assert list(grown.all_item_ids) == full.all_item_ids and list(grown.item_ids) == full.item_ids
     assert grown.live_items == full.live_items == (3 if vectors else 0)
     assert dict(grown.all_index) == full.all_index and dict(grown.item_index) == full.item_index
     assert dict(grown.content.row) == full.content.row
