@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import logging
 import threading
 import time
@@ -139,9 +138,18 @@ def _grown(base: FactorModel, rows: Mapping[str, Mapping], vectors: Mapping[str,
     all_index = GrownIndex(base.all_index, extra, n, remap)
     attributes = _grown_attributes(base, rows, all_index, live, kept, added, known)
     model = copy.copy(base)
-    for name, value in vars(type(base)).items():  # rows moved: what was computed from them is computed again
-        if isinstance(value, functools.cached_property):
-            model.__dict__.pop(name, None)
+    model.__dict__.pop("fold_in", None)  # over the grown factors, built on first use
+    # The base's rows of the similar-items and sequence vocabularies, moved; a vocabulary item the base lacked
+    # may be one it gained (the sequence model's rows count from 1: 0 is its padding).
+    for name, codes, first in (("similar_rows", base.similar and base.similar.row, 0),
+                               ("sequence_rows", base.sequence and base.sequence.row, 1)):
+        vocabulary_rows = _moved(getattr(base, name), n, remap)
+        gained = [(codes[item] - first, all_index[item]) for item in (*live, *added) if codes and item in codes]
+        if gained:
+            vocabulary_rows = vocabulary_rows.copy()
+            for code, row in gained:
+                vocabulary_rows[code] = row
+        model.__dict__[name] = vocabulary_rows
     changes: dict = {"catalogue": None, "all_item_ids": all_item_ids, "all_index": all_index,
                      "attributes": attributes, "live_items": len(live),
                      "popularity_score": np.concatenate([base.popularity_score[:n],
@@ -209,15 +217,18 @@ def _moved_retrieval(retrieval: RetrievalIndex | None, n: int, remap: np.ndarray
     if retrieval is None or remap is None:
         return retrieval
 
-    def moved(rows: np.ndarray) -> np.ndarray:
-        after = np.asarray(rows) >= n
-        if not after.any():
-            return rows
-        return np.where(after, remap[np.where(after, rows - n, 0)], rows).astype(rows.dtype)
-
     by_category, by_brand = retrieval.by_category, retrieval.by_brand
-    return dataclasses.replace(retrieval, by_category=Ragged(by_category.indptr, moved(by_category.rows)),
-                               by_brand=Ragged(by_brand.indptr, moved(by_brand.rows)), popular=moved(retrieval.popular))
+    return dataclasses.replace(retrieval, by_category=Ragged(by_category.indptr, _moved(by_category.rows, n, remap)),
+                               by_brand=Ragged(by_brand.indptr, _moved(by_brand.rows, n, remap)),
+                               popular=_moved(retrieval.popular, n, remap))
+
+
+def _moved(rows: np.ndarray, n: int, remap: np.ndarray | None) -> np.ndarray:
+    """Rows of the base moved to the grown layout: those of batch new items (n and after) as `remap` says."""
+    after = np.asarray(rows) >= n
+    if remap is None or not after.any():
+        return rows
+    return np.where(after, remap[np.where(after, rows - n, 0)], rows).astype(rows.dtype)
 
 
 def _with_attributes(base: FactorModel, rows: Mapping[str, Mapping], known: Mapping[str, int] | None) -> FactorModel:

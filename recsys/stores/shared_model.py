@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -30,9 +30,11 @@ import pyarrow as pa
 from recsys.config import RetrievalConfig
 from recsys.stores.model_store import FactorModel
 from recsys.stores.retrieval_index import ExactIndex, HnswIndex, Ragged, RetrievalIndex
+from recsys.stores.shared_ids import SharedIdIndex, SharedIds, digest_ids, write_ids
 
 log = logging.getLogger(__name__)
 INDEX_FILE = "items.usearch"
+LAYOUT = 2  # of a version's folder: a folder an earlier release wrote is never mapped as this one's
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
@@ -106,6 +108,43 @@ def _targets(model: FactorModel) -> Iterator[tuple[str, object, str]]:
                 yield f"{part}.{name}", profiles, name
 
 
+def _vocabularies(model: FactorModel) -> Iterator[tuple[str, Sequence[str]]]:
+    """(file name, ids in row order) of every id vocabulary worth sharing (shared_ids)."""
+    yield "ids.items", model.all_item_ids
+    users: list[str] = [""] * len(model.user_ids)
+    for user, row in model.user_ids.items():
+        users[row] = user
+    yield "ids.users", users
+    if model.content is not None:
+        yield "ids.content", model.content.item_ids
+    if model.similar is not None:
+        yield "ids.similar", model.similar.vocabulary
+    if model.history is not None:
+        yield "ids.history.users", model.history.users
+        yield "ids.history.items", model.history.items
+
+
+def _map_vocabularies(model: FactorModel, mapped: dict[str, np.ndarray]) -> None:
+    """Swap the model's id lists and dicts for the mapped vocabularies."""
+    def vocabulary(name: str) -> tuple[SharedIds, SharedIdIndex]:
+        data, offsets = mapped[f"{name}.bytes"], mapped[f"{name}.offsets"]
+        return SharedIds(data, offsets), SharedIdIndex(data, offsets, mapped[f"{name}.slots"])
+
+    set_, n = object.__setattr__, model.n_items
+    ids, index = vocabulary("ids.items")
+    for attribute, value in (("all_item_ids", ids), ("item_ids", ids.prefix(n)), ("all_index", index),
+                             ("item_index", index.below(n)), ("user_ids", vocabulary("ids.users")[1])):
+        set_(model, attribute, value)
+    owners = [("ids.content", model.content, "item_ids", "row"), ("ids.similar", model.similar, "vocabulary", "row"),
+              ("ids.history.users", model.history, "users", "row"), ("ids.history.items", model.history, "items", None)]
+    for name, owner, ids_attribute, index_attribute in owners:
+        if owner is not None:
+            ids, index = vocabulary(name)
+            set_(owner, ids_attribute, ids)
+            if index_attribute is not None:
+                set_(owner, index_attribute, index)
+
+
 def _retrieval_targets(retrieval: RetrievalIndex) -> Iterator[tuple[str, object, str]]:
     yield "retrieval.popular", retrieval, "popular"
     yield "retrieval.category_means", retrieval, "category_means"
@@ -118,12 +157,15 @@ def fingerprint(model: FactorModel, cfg: RetrievalConfig) -> str:
     """A short hash of the version's arrays and the retrieval settings: a rewritten version (or another lake's
     version of the same name) never maps another's files."""
     digest = hashlib.blake2b(digest_size=8)
-    digest.update(model.version.encode())
+    digest.update(f"{LAYOUT}:{model.version}".encode())
     digest.update(cfg.model_dump_json(exclude={"mode", "sources"}).encode())
     digest.update(str(len(model.all_item_ids)).encode())
     for name, owner, attribute in _targets(model):
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(getattr(owner, attribute)).view(np.uint8).data)
+    for name, ids in _vocabularies(model):
+        digest.update(name.encode())
+        digest.update(digest_ids(ids))
     return digest.hexdigest()
 
 
@@ -158,6 +200,10 @@ def _write(folder: Path, model: FactorModel, cfg: RetrievalConfig) -> None:
             del spare
         else:
             np.save(temporary / f"{name}.npy", np.ascontiguousarray(array))
+    for name, ids in _vocabularies(model):
+        write_ids(temporary, name, ids)
+    if model.similar is not None:  # rows_of its vocabulary, once: over mapped ids each worker would walk it
+        np.save(temporary / "similar_rows.npy", model.similar_rows)
     if isinstance(retrieval.items, HnswIndex):
         retrieval.items.save(temporary / INDEX_FILE)
     os.replace(temporary, folder)
@@ -174,6 +220,9 @@ def share_model(model: FactorModel, cfg: RetrievalConfig, root: Path) -> FactorM
     mapped = {path.stem: np.load(path, mmap_mode="r").view(np.ndarray) for path in folder.glob("*.npy")}
     for name, owner, attribute in _targets(model):
         object.__setattr__(owner, attribute, mapped[name][:model.n_items] if name in GROWN else mapped[name])
+    _map_vocabularies(model, mapped)
+    if model.similar is not None:
+        model.__dict__["similar_rows"] = mapped["similar_rows"]  # the cached_property's value
     index = (HnswIndex.view(folder / INDEX_FILE, cfg.ann) if (folder / INDEX_FILE).exists()
              else ExactIndex(model.item_factors, model.inverse_norms))
     retrieval = RetrievalIndex(index, Ragged(mapped["retrieval.by_category.indptr"],

@@ -15,6 +15,7 @@ from recsys.stores.grown_index import GrownIndex
 from recsys.stores.model_store import ContentProfiles, FactorModel
 from recsys.stores.retrieval_index import Ragged
 from recsys.stores.shared_model import is_shared, share_model
+from recsys.stores.similar_items import SimilarItems
 from tests.unit.test_candidates import QUERIES, SETTINGS, ranked, serving, shoppers
 
 pytestmark = pytest.mark.unit
@@ -31,11 +32,15 @@ def catalogue_model() -> FactorModel:
     catalogue = ItemCatalogue(ids, AttributeArrays.from_values(categories, brands, rng.uniform(1, 90, len(ids))))
     profiles = content_rows([item_tokens(f"item {i} {categories[n]}", categories[n], brands[n], None,
                                          CONTENT.min_token_length) for n, i in enumerate(ids)], CONTENT.num_features)
+    # Batch neighbours, some of them batch new items or an item the catalogue gets only live ("fresh1").
+    pairs = [(ids[i], ids[j]) for i in range(0, N_ALS, 5) for j in (i + 1, N_ALS + i % N_NEW)] + [("i2", "fresh1")]
+    similar = SimilarItems.from_pairs([a for a, _ in pairs], [b for _, b in pairs], [0.5] * len(pairs),
+                                      [1] * len(pairs))
     return FactorModel(version="grow", user_ids={u: i for i, u in enumerate(synthetic.user_ids)},
                        user_factors=synthetic.user_factors, item_ids=ids[:N_ALS],
                        item_factors=synthetic.item_factors[:N_ALS],
                        popularity=rng.pareto(1.5, N_ALS).astype(np.float32), catalogue=catalogue,
-                       content=ContentProfiles(ids, profiles))
+                       content=ContentProfiles(ids, profiles), similar=similar)
 
 
 ROWS = {"fresh1": {"item_id": "fresh1", "title": "wool hat", "category": "c2", "brand": "new-brand", "price": 12.0},
@@ -87,7 +92,7 @@ def test_the_grown_model_is_the_model_a_full_rebuild_gives(tmp_path, vectors):
     assert np.array_equal(grown.fresh_profiles.tocsr().toarray(), full.fresh_profiles.toarray())
     assert np.array_equal(grown.content.matrix.tocsr().toarray(), full.content.matrix.toarray())
     assert attributes_of(grown) == attributes_of(full)
-    assert np.array_equal(grown.similar_rows, full.similar_rows)
+    assert np.array_equal(grown.similar_rows, full.similar_rows) and (grown.similar_rows >= N_ALS).any()
     for cfg in (serving("full"), serving()):
         for shopper in shoppers(base, 8):
             for query in QUERIES:

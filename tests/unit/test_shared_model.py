@@ -6,12 +6,16 @@ import dataclasses
 
 import numpy as np
 import pytest
+from scipy import sparse
 
 from recsys.serving.merge import rank_items
 from recsys.serving.model_cache import ModelCache
 from recsys.serving.results import RecommendationQuery
+from recsys.stores import shared_model
+from recsys.stores.model_store import ContentProfiles
 from recsys.stores.retrieval_index import HnswIndex
-from recsys.stores.shared_model import is_shared, memmap_of, share_model
+from recsys.stores.shared_ids import SharedIdIndex, SharedIds
+from recsys.stores.shared_model import folder_of, is_shared, memmap_of, share_model
 from tests.unit.test_candidates import SETTINGS, serving, shop, shoppers
 
 pytestmark = pytest.mark.unit
@@ -70,3 +74,26 @@ def test_a_swap_maps_the_new_version_beside_the_old_one_without_copying(tmp_path
     assert is_shared(before.item_factors) and is_shared(after.item_factors)
     assert memmap_of(before.item_factors).filename != memmap_of(after.item_factors).filename
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
+
+
+def test_the_id_vocabularies_are_mapped_and_answer_as_the_loaded_dicts(tmp_path):
+    loaded = shop()
+    model = dataclasses.replace(shop(), content=ContentProfiles(loaded.item_ids[::-1], sparse.identity(
+        len(loaded.item_ids), dtype=np.float32, format="csr")))
+    expected = dataclasses.replace(loaded, content=model.content)
+    shared = share_model(model, serving().retrieval, tmp_path)
+    assert isinstance(shared.all_item_ids, SharedIds) and isinstance(shared.user_ids, SharedIdIndex)
+    assert list(shared.all_item_ids) == expected.all_item_ids and list(shared.item_ids) == expected.item_ids
+    for ours, theirs in ((shared.all_index, expected.all_index), (shared.item_index, expected.item_index),
+                         (shared.user_ids, expected.user_ids), (shared.content.row, expected.content.row),
+                         (shared.similar.row, expected.similar.row)):
+        assert isinstance(ours, SharedIdIndex) and dict(ours) == theirs
+        assert ours.get("nobody") is None and "nobody" not in ours and ours.get(7) is None
+    assert list(shared.similar.vocabulary) == expected.similar.vocabulary
+    assert np.array_equal(shared.similar_rows, expected.similar_rows) and is_shared(shared.similar_rows)
+
+
+def test_a_folder_an_earlier_layout_wrote_is_not_mapped(tmp_path, monkeypatch):
+    first = folder_of(tmp_path, shop(), serving().retrieval)
+    monkeypatch.setattr(shared_model, "LAYOUT", shared_model.LAYOUT + 1)
+    assert folder_of(tmp_path, shop(), serving().retrieval) != first
