@@ -11,7 +11,6 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Generic, TypeVar
 
 from flask import current_app
@@ -36,11 +35,11 @@ from recsys.serving.results import RecommendationQuery
 from recsys.serving.served_lists import ServedList, serve_list
 from recsys.stores.attribute_store import AttributeStore, DeltaAttributeStore
 from recsys.stores.live_catalogue import LiveCatalogueStore
-from recsys.stores.model_store import DeltaModelStore, FactorModel
+from recsys.stores.model_store import FactorModel
 from recsys.stores.online_store import OnlineStore, RedisOnlineStore
 from recsys.stores.pending_events import RedisPendingEvents
 from recsys.stores.redis_breaker import guard, redis_breaker
-from recsys.stores.shared_model import share_model
+from recsys.stores.shared_model_store import SharedModelStore
 
 SERVICES_EXTENSION = "recsys"
 T = TypeVar("T")
@@ -117,13 +116,8 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     pseudonyms = Pseudonymizer.from_config(settings.privacy, os.environ)  # fails early when the key is missing
-    store = DeltaModelStore(settings)
-    retrieval = settings.serving.retrieval
-
-    def shared(model: FactorModel) -> FactorModel:  # one copy of each version per machine (memory-mapped)
-        return share_model(model, retrieval, Path(settings.path(retrieval.cache_dir)))
-
-    models = ModelCache(store, settings.serving.model_refresh_s, shared)
+    store = SharedModelStore(settings)  # one copy of each version per machine (memory-mapped), read in a child
+    models = ModelCache(store, settings.serving.model_refresh_s)
     client = guard(redis_client(settings.redis, decode=True), redis_breaker(settings.redis))
     pending = RedisPendingEvents(settings.redis, settings.kafka.events_topic, settings.kafka.topic_partitions,
                                  client)
@@ -155,7 +149,7 @@ def build_services(settings: Settings) -> Services:
         catalogue=CatalogueService(attributes, live_store), live=current,
         ingest_gate=IngestGate(settings.serving.ingest_slots, settings.serving.ingest_queue,
                                settings.serving.ingest_wait_s),
-        pinned={version: recommender(live(PinnedModel(store, version, models.get, shared)))
+        pinned={version: recommender(live(PinnedModel(store, version, models.get)))
                 for version in sorted(pins)},
         registry=store.registry, pending=pending,
     )

@@ -248,9 +248,9 @@ class DeltaModelStore:
         model = dataclasses.replace(model, trained_at=self._trained_at(version))
         if not extras:
             return model
-        return dataclasses.replace(model, merge=self._tuned_weights(version), sequence=self._sequence(version))
+        return dataclasses.replace(model, merge=self._tuned_weights(version), sequence=self.sequence(version))
 
-    def _sequence(self, version: str) -> GruWeights | None:
+    def sequence(self, version: str) -> GruWeights | None:
         """The version's sequence weights, memory-mapped; a version whose weights cannot be read is served
         without the signal rather than not at all."""
         try:

@@ -13,11 +13,13 @@ renamed).
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import fcntl
 import hashlib
 import logging
 import os
+import pickle
 import re
 import shutil
 from collections.abc import Iterator, Sequence
@@ -28,12 +30,14 @@ import numpy as np
 import pyarrow as pa
 
 from recsys.config import RetrievalConfig
+from recsys.sequence.gru import GruWeights
 from recsys.stores.model_store import FactorModel
 from recsys.stores.retrieval_index import ExactIndex, HnswIndex, Ragged, RetrievalIndex
 from recsys.stores.shared_ids import SharedIdIndex, SharedIds, digest_ids, write_ids
 
 log = logging.getLogger(__name__)
 INDEX_FILE = "items.usearch"
+SKELETON_FILE = "model.pickle"  # the model's other fields (_skeleton)
 LAYOUT = 2  # of a version's folder: a folder an earlier release wrote is never mapped as this one's
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
@@ -124,13 +128,13 @@ def _vocabularies(model: FactorModel) -> Iterator[tuple[str, Sequence[str]]]:
         yield "ids.history.items", model.history.items
 
 
-def _map_vocabularies(model: FactorModel, mapped: dict[str, np.ndarray]) -> None:
+def _map_vocabularies(model: FactorModel, mapped: dict[str, np.ndarray], n: int) -> None:
     """Swap the model's id lists and dicts for the mapped vocabularies."""
     def vocabulary(name: str) -> tuple[SharedIds, SharedIdIndex]:
         data, offsets = mapped[f"{name}.bytes"], mapped[f"{name}.offsets"]
         return SharedIds(data, offsets), SharedIdIndex(data, offsets, mapped[f"{name}.slots"])
 
-    set_, n = object.__setattr__, model.n_items
+    set_ = object.__setattr__
     ids, index = vocabulary("ids.items")
     for attribute, value in (("all_item_ids", ids), ("item_ids", ids.prefix(n)), ("all_index", index),
                              ("item_index", index.below(n)), ("user_ids", vocabulary("ids.users")[1])):
@@ -153,13 +157,47 @@ def _retrieval_targets(retrieval: RetrievalIndex) -> Iterator[tuple[str, object,
             yield f"retrieval.{part}.{name}", getattr(retrieval, part), name
 
 
-def fingerprint(model: FactorModel, cfg: RetrievalConfig) -> str:
-    """A short hash of the version's arrays and the retrieval settings: a rewritten version (or another lake's
-    version of the same name) never maps another's files."""
+# Objects that own shared arrays or vocabularies, by path from the model: the skeleton holds a copy of each.
+_OWNERS = ("attributes", "content", "content.matrix", "fresh_profiles", "similar", "history", "user_candidates")
+_VOCABULARY_FIELDS = {"": ("all_item_ids", "item_ids", "all_index", "item_index", "user_ids"),
+                      "content": ("item_ids", "row"), "similar": ("vocabulary", "row"),
+                      "history": ("users", "row", "items")}
+
+
+def _skeleton(model: FactorModel) -> bytes:
+    """The model without what its folder holds (arrays, vocabularies, index) or the worker reads itself (the
+    sequence weights, memory-mapped from their own file), pickled: the few fields left, a few MB at most. The
+    model itself is not changed."""
+    top = copy.copy(model)
+    for path in _OWNERS:
+        *parents, leaf = path.split(".")
+        parent = top
+        for name in parents:
+            parent = getattr(parent, name)
+        if parent is not None and getattr(parent, leaf) is not None:
+            object.__setattr__(parent, leaf, copy.copy(getattr(parent, leaf)))
+    for _, owner, attribute in _targets(top):
+        object.__setattr__(owner, attribute, None)
+    for path, names in _VOCABULARY_FIELDS.items():
+        owner = getattr(top, path) if path else top
+        for name in names if owner is not None else ():
+            object.__setattr__(owner, name, None)
+    for name in ("retrieval", "sequence", "catalogue"):
+        object.__setattr__(top, name, None)
+    top.__dict__.pop("similar_rows", None)
+    top.__dict__.pop("sequence_rows", None)
+    top.__dict__.pop("fold_in", None)
+    return pickle.dumps((model.n_items, top), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def fingerprint(model: FactorModel, cfg: RetrievalConfig, skeleton: bytes | None = None) -> str:
+    """A short hash of the version's arrays, ids, other fields and the retrieval settings: a rewritten version
+    (or another lake's version of the same name, or the same one over a changed catalogue) never maps another's
+    files."""
     digest = hashlib.blake2b(digest_size=8)
     digest.update(f"{LAYOUT}:{model.version}".encode())
     digest.update(cfg.model_dump_json(exclude={"mode", "sources"}).encode())
-    digest.update(str(len(model.all_item_ids)).encode())
+    digest.update(skeleton if skeleton is not None else _skeleton(model))
     for name, owner, attribute in _targets(model):
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(getattr(owner, attribute)).view(np.uint8).data)
@@ -169,8 +207,8 @@ def fingerprint(model: FactorModel, cfg: RetrievalConfig) -> str:
     return digest.hexdigest()
 
 
-def folder_of(root: Path, model: FactorModel, cfg: RetrievalConfig) -> Path:
-    return root / f"{_UNSAFE.sub('_', model.version)}-{fingerprint(model, cfg)}"
+def folder_of(root: Path, model: FactorModel, cfg: RetrievalConfig, skeleton: bytes | None = None) -> Path:
+    return root / f"{_UNSAFE.sub('_', model.version)}-{fingerprint(model, cfg, skeleton)}"
 
 
 @contextmanager
@@ -184,8 +222,9 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write(folder: Path, model: FactorModel, cfg: RetrievalConfig) -> None:
-    """Every shared array and the index, written under a temporary name and renamed into place complete."""
+def _write(folder: Path, model: FactorModel, cfg: RetrievalConfig, skeleton: bytes) -> None:
+    """Every shared array, vocabulary and the index, and the skeleton, written under a temporary name and renamed
+    into place complete."""
     temporary = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
@@ -206,21 +245,30 @@ def _write(folder: Path, model: FactorModel, cfg: RetrievalConfig) -> None:
         np.save(temporary / "similar_rows.npy", model.similar_rows)
     if isinstance(retrieval.items, HnswIndex):
         retrieval.items.save(temporary / INDEX_FILE)
+    (temporary / SKELETON_FILE).write_bytes(skeleton)
     os.replace(temporary, folder)
 
 
-def share_model(model: FactorModel, cfg: RetrievalConfig, root: Path) -> FactorModel:
-    """The same model with its arrays replaced by read-only maps of the machine's one copy (written if missing)."""
-    folder = folder_of(root, model, cfg)
+def write_shared(model: FactorModel, cfg: RetrievalConfig, root: Path) -> Path:
+    """The folder of the machine's one copy of `model`, written if missing (the caller may drop `model` then)."""
+    skeleton = _skeleton(model)
+    folder = folder_of(root, model, cfg, skeleton)
     with _locked(root / f"{folder.name}.lock"):
         if not folder.is_dir():
-            _write(folder, model, cfg)
+            _write(folder, model, cfg, skeleton)
+    return folder
+
+
+def attach(folder: Path, cfg: RetrievalConfig, sequence: GruWeights | None = None) -> FactorModel:
+    """The model of a folder write_shared wrote: its skeleton with every array, vocabulary and the index mapped
+    read-only; `sequence` is the version's sequence weights (mapped from their own file)."""
+    n_items, model = pickle.loads((folder / SKELETON_FILE).read_bytes())
     # Plain ndarray views of the maps: indexing an np.memmap builds a memmap per slice (__array_finalize__),
     # about a millisecond per request; the view still reads the mapped pages (is_shared follows .base).
     mapped = {path.stem: np.load(path, mmap_mode="r").view(np.ndarray) for path in folder.glob("*.npy")}
     for name, owner, attribute in _targets(model):
-        object.__setattr__(owner, attribute, mapped[name][:model.n_items] if name in GROWN else mapped[name])
-    _map_vocabularies(model, mapped)
+        object.__setattr__(owner, attribute, mapped[name][:n_items] if name in GROWN else mapped[name])
+    _map_vocabularies(model, mapped, n_items)
     if model.similar is not None:
         model.__dict__["similar_rows"] = mapped["similar_rows"]  # the cached_property's value
     index = (HnswIndex.view(folder / INDEX_FILE, cfg.ann) if (folder / INDEX_FILE).exists()
@@ -230,9 +278,18 @@ def share_model(model: FactorModel, cfg: RetrievalConfig, root: Path) -> FactorM
                                Ragged(mapped["retrieval.by_brand.indptr"], mapped["retrieval.by_brand.rows"]),
                                mapped["retrieval.popular"], mapped["retrieval.category_means"])
     object.__setattr__(model, "retrieval", retrieval)
-    object.__setattr__(model, "catalogue", None)  # aligned into model.attributes already: no second copy
-    return_freed_memory()
+    object.__setattr__(model, "sequence", sequence)
     return model
+
+
+def share_model(model: FactorModel, cfg: RetrievalConfig, root: Path) -> FactorModel:
+    """`model` served from the machine's one copy (written if missing): every array and id list a read-only map.
+    The loaded model is dropped; its memory is given back to the OS."""
+    folder = write_shared(model, cfg, root)
+    sequence = model.sequence
+    del model
+    return_freed_memory()
+    return attach(folder, cfg, sequence)
 
 
 def return_freed_memory() -> None:
