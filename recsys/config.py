@@ -353,6 +353,7 @@ class ServingConfig(_Section):
     max_id_length: int = Field(gt=0)
     metrics_dir: str
     blas_threads: int = Field(gt=0)
+    malloc_arenas: int = Field(ge=0)  # glibc malloc arenas per worker (M_ARENA_MAX; 0: glibc's default)
     readiness: dict[str, list[Literal["model", "redis", "kafka"]]]
     retrieval: RetrievalConfig
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 
 import pytest
 
-from api.server import MULTIPROC_ENV, build_server, prepare_environment
+from api.server import MULTIPROC_ENV, build_server, limit_malloc_arenas, prepare_environment
 from recsys.config import PROJECT_ROOT, load_settings
 from recsys.serving.blas_threads import BLAS_THREAD_VARIABLES
 
@@ -58,3 +59,9 @@ def test_a_server_without_keys_stops_before_any_worker_with_one_clear_error(tmp_
                           text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.startswith("api.server: no API keys are set") and "Traceback" not in done.stderr
+
+
+def test_malloc_arenas_are_limited_unless_an_operator_set_them_or_asked_for_none():
+    assert not limit_malloc_arenas(0, {})
+    assert not limit_malloc_arenas(2, {"MALLOC_ARENA_MAX": "4"})
+    assert limit_malloc_arenas(2, {}) is (platform.libc_ver()[0] == "glibc")
