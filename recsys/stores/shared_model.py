@@ -207,12 +207,18 @@ def fingerprint(model: FactorModel, cfg: RetrievalConfig, skeleton: bytes | None
     return digest.hexdigest()
 
 
+def version_folder_prefix(version: str) -> str:
+    """The start of every folder name of `version` under the cache (a safe file name)."""
+    return _UNSAFE.sub("_", version)
+
+
 def folder_of(root: Path, model: FactorModel, cfg: RetrievalConfig, skeleton: bytes | None = None) -> Path:
-    return root / f"{_UNSAFE.sub('_', model.version)}-{fingerprint(model, cfg, skeleton)}"
+    return root / f"{version_folder_prefix(model.version)}-{fingerprint(model, cfg, skeleton)}"
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between the processes of this machine (flock on `path`, created if missing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -253,7 +259,7 @@ def write_shared(model: FactorModel, cfg: RetrievalConfig, root: Path) -> Path:
     """The folder of the machine's one copy of `model`, written if missing (the caller may drop `model` then)."""
     skeleton = _skeleton(model)
     folder = folder_of(root, model, cfg, skeleton)
-    with _locked(root / f"{folder.name}.lock"):
+    with file_lock(root / f"{folder.name}.lock"):
         if not folder.is_dir():
             _write(folder, model, cfg, skeleton)
     return folder

@@ -24,7 +24,7 @@ import recsys
 from recsys.config import Settings
 from recsys.logging_setup import setup_logging
 from recsys.stores.model_store import DeltaModelStore, FactorModel
-from recsys.stores.shared_model import attach, write_shared
+from recsys.stores.shared_model import attach, file_lock, version_folder_prefix, write_shared
 
 log = logging.getLogger(__name__)
 _PROJECT = Path(recsys.__file__).resolve().parents[1]
@@ -59,12 +59,12 @@ class SharedModelStore:
     def _write_in_child(self, version: str) -> Path:
         done = subprocess.run([sys.executable, "-m", __name__, version], input=pickle.dumps(self._settings),
                               capture_output=True, cwd=_PROJECT, check=False)
-        errors = done.stderr.decode(errors="replace").strip()
+        errors = done.stderr.decode(errors="replace").strip().splitlines()
+        for line in errors:  # the child's own log lines, in this worker's log
+            log.log(logging.INFO if done.returncode == 0 else logging.WARNING, "model reader: %s", line)
         if done.returncode != 0:
-            tail = "\n".join(errors.splitlines()[-5:])
-            raise VersionLoadError(f"reading model {version} failed (exit {done.returncode}): {tail}")
-        for line in errors.splitlines():  # the child's own log lines, in this worker's log
-            log.info("model reader: %s", line)
+            reason = errors[-1] if errors else "no message"
+            raise VersionLoadError(f"reading model {version} failed (exit {done.returncode}): {reason}")
         return Path(done.stdout.decode().strip().splitlines()[-1])
 
 
@@ -73,7 +73,16 @@ def main() -> None:
     setup_logging()
     version = sys.argv[1]
     cfg = settings.serving.retrieval
-    folder = write_shared(DeltaModelStore(settings).load(version), cfg, Path(settings.path(cfg.cache_dir)))
+    root = Path(settings.path(cfg.cache_dir))
+    # One reader of a version at a time on this machine: workers swapping together do not each hold a version's
+    # worth of Delta reads at once (the second finds the folder written and only checks its fingerprint).
+    try:
+        with file_lock(root / f"{version_folder_prefix(version)}.read.lock"):
+            folder = write_shared(DeltaModelStore(settings).load(version), cfg, root)
+    except Exception as exc:  # any failure: one line for the worker's error, the traceback in its log
+        log.exception("reading model %s failed", version)
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(1)
     print(folder)
 
 

@@ -13,13 +13,18 @@ import pytest
 
 from api.services import SERVICES_EXTENSION
 from recsys.demo.synthetic_model import make_model, publish_model
+from recsys.serving.merge import rank_items
+from recsys.serving.results import RecommendationQuery
 from recsys.speed import context
 from recsys.speed.adjustments import SpeedEvent
 from recsys.speed.redis_state import RedisStateWriter
 from recsys.stores.model_store import DeltaModelStore
 from recsys.stores.online_store import RedisOnlineStore
+from recsys.stores.shared_ids import SharedIdIndex, SharedIds
 from recsys.stores.shared_model import is_shared, memmap_of
+from recsys.stores.shared_model_store import SharedModelStore, VersionLoadError
 from tests.integration.test_api_endpoints import RECS, client, with_
+from tests.unit.test_candidates import shoppers
 
 pytestmark = pytest.mark.integration
 N_USERS, N_ITEMS, RANK, N_CATEGORIES = 20, 2000, 8, 12
@@ -117,3 +122,21 @@ def test_the_request_script_is_loaded_again_after_redis_lost_it(shop, redis_clie
     redis_client.script_flush()  # what a Redis restart does to loaded scripts
     after = store.request_state("u1", version, RANK, 10, 3600.0, 5, 20, 50)
     assert before[0].recent and after[0].recent == before[0].recent and after[1] == before[1]
+
+
+def test_a_worker_maps_the_version_a_child_process_read(shop):
+    store, lake = SharedModelStore(shop), DeltaModelStore(shop)
+    version = store.current_version()
+    served, loaded = store.load(version), lake.load(version)
+    assert isinstance(served.all_item_ids, SharedIds) and isinstance(served.all_index, SharedIdIndex)
+    assert all(is_shared(a) for a in (served.item_factors, served.user_factors, served.attributes.category,
+                                      served.retrieval.popular))
+    assert list(served.all_item_ids) == loaded.all_item_ids and dict(served.user_ids) == loaded.user_ids
+    assert (served.version, served.trained_at, served.merge, served.segment_popular) == (
+        loaded.version, loaded.trained_at, loaded.merge, loaded.segment_popular)
+    query = RecommendationQuery(k=10, explain=True)
+    for shopper in shoppers(loaded, 6):
+        ours = rank_items(served, shop.serving, shop.serving.merge, shopper, query, 1e9).items
+        assert ours == rank_items(loaded, shop.serving, shop.serving.merge, shopper, query, 1e9).items
+    with pytest.raises(VersionLoadError, match=r"no\.such\.version"):
+        store.load("no.such.version")
