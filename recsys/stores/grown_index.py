@@ -12,8 +12,10 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
+from recsys.stores.shared_ids import IdLookup
 
-class GrownIndex(Mapping[str, int]):
+
+class GrownIndex(IdLookup):
     """`base` with `extra` laid over it; a base row at or after `split` moves to moved[row - split].
 
     `extra` wins over `base`: an id whose row changed (an item that moved into the factor rows) is listed there.
@@ -37,12 +39,6 @@ class GrownIndex(Mapping[str, int]):
         if row is None:
             return default
         return row if self._split is None or row < self._split else int(self._moved[row - self._split])
-
-    def __getitem__(self, key: str) -> int:
-        row = self.get(key)
-        if row is None:
-            raise KeyError(key)
-        return row
 
     def __contains__(self, key: object) -> bool:
         return key in self._extra or key in self._base

@@ -79,7 +79,25 @@ class SharedIds(Sequence[str]):
         return view
 
 
-class SharedIdIndex(Mapping[str, int]):
+class IdLookup(Mapping[str, int]):
+    """An id -> row Mapping whose lookups all go through `get` (None: absent)."""
+
+    __slots__ = ()
+
+    def get(self, key: str, default: int | None = None) -> int | None:  # type: ignore[override]
+        raise NotImplementedError
+
+    def __getitem__(self, key: str) -> int:
+        row = self.get(key)
+        if row is None:
+            raise KeyError(key)
+        return row
+
+    def __contains__(self, key: object) -> bool:
+        return self.get(key) is not None  # type: ignore[arg-type]
+
+
+class SharedIdIndex(IdLookup):
     """Id -> row of a mapped vocabulary, for rows below `limit` (all when None)."""
 
     __slots__ = ("_bytes", "_limit", "_mask", "_offsets", "_slots")
@@ -103,15 +121,6 @@ class SharedIdIndex(Mapping[str, int]):
             if stored[offsets[row]:offsets[row + 1]] == data:
                 return row if row < self._limit else default
             slot = (slot + 1) & mask
-
-    def __getitem__(self, key: str) -> int:
-        row = self.get(key)
-        if row is None:
-            raise KeyError(key)
-        return row
-
-    def __contains__(self, key: object) -> bool:
-        return self.get(key) is not None  # type: ignore[arg-type]
 
     def __len__(self) -> int:
         return self._limit
