@@ -135,9 +135,3 @@ class SharedIdIndex(IdLookup):
         view._limit = min(limit, self._limit)
         return view
 
-
-def map_ids(folder: Path, name: str) -> tuple[SharedIds, SharedIdIndex]:
-    """The vocabulary `name` written in `folder`, mapped read-only."""
-    data, offsets, slots = (np.load(folder / f"{name}.{part}.npy", mmap_mode="r") for part in ("bytes", "offsets",
-                                                                                            "slots"))
-    return SharedIds(data, offsets), SharedIdIndex(data, offsets, slots)
