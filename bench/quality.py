@@ -28,7 +28,7 @@ from recsys.batch.backfill import from_pandas
 from recsys.batch.content import item_profiles
 from recsys.batch.evaluation import evaluate_models
 from recsys.batch.interactions import build_interactions, rebuilt_pairs
-from recsys.batch.served_evaluation import SERVED, best_baseline
+from recsys.batch.served_evaluation import FULL_SCORING, SERVED, best_baseline
 from recsys.batch.splits import cut_split, evaluation_split
 from recsys.batch.stages import with_tuned
 from recsys.batch.tuning import tune_als
@@ -162,6 +162,10 @@ def run(spark: SparkSession, base: Settings, name: str, args: argparse.Namespace
     knn = {name: m["ndcg"] for name, m in results.items() if name in ("item_knn", "signal:item_knn")}
     lines.append(f"served / implicit ALS (rank {tuned.best.rank}, defaults) = {served / max(als, 1e-12):.2f}x; "
                  + "; ".join(f"served - {name} = {served - v:+.4f}" for name, v in knn.items()))
+    if FULL_SCORING in results:
+        full = results[FULL_SCORING]["ndcg"]
+        lines.append(f"two-stage retrieval: served {served:.4f} against every item scored {full:.4f} "
+                     f"({(served - full) / max(full, 1e-12):+.2%})")
     report = base.report_path(f"bench-{name}")
     write_report(render_report(f"bench-{name}", results, tuned.trials, {
         "data set": name, "split": described, "ALS": str(tuned.best.model_dump()),

@@ -13,7 +13,7 @@ import hashlib
 import multiprocessing
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +32,7 @@ from recsys.stores.model_store import FactorModel, model_from_tables
 from recsys.stores.online_store import ItemSignals, RealtimeState
 
 SERVED = "served"
+FULL_SCORING = "served:full"  # the same ranking with every item scored: how much two-stage retrieval loses
 
 
 class NoRealtimeState:
@@ -160,8 +161,11 @@ class ServedEvaluator:
         return out
 
     def report(self, weights: MergeWeights) -> dict[str, dict[str, float]]:
-        """The served ranking and each configured signal alone (evaluation.signals)."""
+        """The served ranking, in two-stage mode also with every item scored (serving.retrieval.mode full, the
+        reference two-stage retrieval is checked against), and each configured signal alone (evaluation.signals)."""
         results = {SERVED: self.score(weights)}
+        if self.settings.serving.retrieval.mode == "two_stage":
+            results[FULL_SCORING] = replace(self, settings=full_scoring(self.settings)).score(weights)
         for name in self.settings.evaluation.signals:
             results[signal_key(name)] = self.score(only(name))
         return results
@@ -175,9 +179,16 @@ def _rank_forked(users: list[str]) -> dict[str, list[str]]:
     return evaluator._rank(users, weights)
 
 
+def full_scoring(settings: Settings) -> Settings:
+    """`settings` with serving.retrieval.mode full: every item scored, no candidate stage."""
+    serving = settings.serving
+    retrieval = serving.retrieval.model_copy(update={"mode": "full"})
+    return settings.model_copy(update={"serving": serving.model_copy(update={"retrieval": retrieval})})
+
+
 def best_baseline(results: dict[str, dict[str, float]]) -> tuple[str, float]:
-    """The strongest single model or signal by NDCG (anything but the served ranking)."""
-    others = {name: m["ndcg"] for name, m in results.items() if name != SERVED}
+    """The strongest single model or signal by NDCG (anything but the served ranking, in either mode)."""
+    others = {name: m["ndcg"] for name, m in results.items() if name not in (SERVED, FULL_SCORING)}
     if not others:
         return "none", 0.0
     name = max(others, key=others.get)

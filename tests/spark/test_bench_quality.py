@@ -25,6 +25,8 @@ def test_the_quality_bench_prints_the_served_ranking_against_its_baselines(spark
         if len(line.split()) != 6:  # model, NDCG, P, MAP, R, coverage
             break
         rows[line.split()[0]] = line.split()[1:]
-    for model in ("served", "signal:factors", "signal:item_knn", "als", "item_knn", "implicit_als", "popularity"):
+    for model in ("served", "served:full", "signal:factors", "signal:item_knn", "als", "item_knn", "implicit_als",
+                  "popularity"):
         assert model in rows and 0.0 <= float(rows[model][0]) <= 1.0, model
     assert "served / implicit ALS" in table and "validation: served NDCG" in table
+    assert "two-stage retrieval: served" in table

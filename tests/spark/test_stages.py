@@ -9,6 +9,7 @@ from recsys.batch.content import content_candidates, item_profiles
 from recsys.batch.data_quality import DataQualityError, check_events, require_quality
 from recsys.batch.interactions import build_interactions
 from recsys.batch.served_evaluation import (
+    FULL_SCORING,
     SERVED,
     NoRealtimeState,
     ServedEvaluator,
@@ -89,8 +90,8 @@ def test_models_are_compared_with_every_baseline_on_the_same_split(published, se
     _, entry = published
     metrics = entry["metrics"]
     signals = {signal_key(name) for name in settings.evaluation.signals}
-    assert set(metrics) == {SERVED, *signals, "als", "popularity", "item_knn", "content"}
-    assert set(entry["params"]["validation"]) == {SERVED, *signals}  # what the gate decided on
+    assert set(metrics) == {SERVED, FULL_SCORING, *signals, "als", "popularity", "item_knn", "content"}
+    assert set(entry["params"]["validation"]) == {SERVED, FULL_SCORING, *signals}  # what the gate decided on
     assert metrics["als"]["ndcg"] > metrics["popularity"]["ndcg"]
     assert metrics[SERVED]["ndcg"] > metrics["popularity"]["ndcg"]
     assert metrics["content"]["ndcg"] > metrics["popularity"]["ndcg"]  # tastes follow the categories

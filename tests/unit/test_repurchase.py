@@ -2,7 +2,7 @@
 
 import pytest
 
-from recsys.batch.served_evaluation import SERVED, ServedEvaluator, best_baseline, signal_key
+from recsys.batch.served_evaluation import FULL_SCORING, SERVED, ServedEvaluator, best_baseline, signal_key
 from recsys.config import load_settings
 from recsys.serving.reasons import REASON_BUY_AGAIN
 from recsys.serving.recommender import Recommender
@@ -84,9 +84,17 @@ def test_item_knn_ranks_the_neighbours_of_the_history_first_with_a_reason():
     assert recs.items[0].reasons == ["similar to a1"]
 
 
-def test_the_evaluation_reports_the_served_ranking_and_each_signal_alone():
+def test_the_evaluation_reports_the_served_ranking_in_both_modes_and_each_signal_alone():
     model = shop_model(history=HISTORY, similar=SIMILAR)
     report = ServedEvaluator(model, {"u1": {"c1"}}, SETTINGS, NOW).report(SETTINGS.serving.merge)
-    assert set(report) == {SERVED, *(signal_key(s) for s in SETTINGS.evaluation.signals)}
+    assert SETTINGS.serving.retrieval.mode == "two_stage"
+    assert set(report) == {SERVED, FULL_SCORING, *(signal_key(s) for s in SETTINGS.evaluation.signals)}
+    assert report[FULL_SCORING] == report[SERVED]  # the candidates hold every item of so small a shop
     assert report[signal_key("item_knn")]["ndcg"] == 1.0  # c1 is a1's nearest neighbour: first
-    assert best_baseline(report)[1] == max(m["ndcg"] for n, m in report.items() if n != SERVED)
+    assert best_baseline(report)[1] == max(m["ndcg"] for n, m in report.items() if n not in (SERVED, FULL_SCORING))
+
+
+def test_the_best_baseline_is_never_the_served_ranking_in_either_mode():
+    report = {SERVED: {"ndcg": 0.3}, FULL_SCORING: {"ndcg": 0.4}, "item_knn": {"ndcg": 0.2}}
+    assert best_baseline(report) == ("item_knn", 0.2)
+    assert best_baseline({SERVED: {"ndcg": 0.3}, FULL_SCORING: {"ndcg": 0.4}}) == ("none", 0.0)
