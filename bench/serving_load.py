@@ -189,11 +189,22 @@ def quality(environ: dict, truth: dict[str, set[str]], k: int, users: int) -> di
         recommender = build_services(settings).recommender
         ranked[mode] = {u: [i.item_id for i in recommender.recommend(u, RecommendationQuery(k=k)).items]
                         for u in shoppers}
-    out = {f"ndcg_{mode}": float(np.mean([ndcg_at_k(ranked[mode][u], truth[u], k) for u in shoppers]))
-           for mode in ranked}
+    per_user = {mode: np.asarray([ndcg_at_k(ranked[mode][u], truth[u], k) for u in shoppers]) for mode in ranked}
+    out = {f"ndcg_{mode}": float(scores.mean()) for mode, scores in per_user.items()}
+    out["change_ci"] = paired_change_ci(per_user["two_stage"], per_user["full"])
     out["overlap"] = float(np.mean([len(set(ranked["two_stage"][u]) & set(ranked["full"][u])) / k
                                     for u in shoppers]))
     return out
+
+
+def paired_change_ci(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 5) -> tuple[float, float]:
+    """95% bootstrap interval of mean(a) / mean(b) - 1 over the same users resampled for both: whether the
+    two modes' difference is more than which shoppers happened to be drawn."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(len(a), size=(resamples, len(a)))
+    change = a[draws].mean(axis=1) / np.maximum(b[draws].mean(axis=1), 1e-12) - 1
+    low, high = np.percentile(change, [2.5, 97.5])
+    return float(low), float(high)
 
 
 # Where a request's time goes: (label, module path suffix, function), cumulative time; "Flask" is the rest.
@@ -328,8 +339,9 @@ def report(out: dict, k: int) -> None:
           f"anonymous per worker {m['anonymous_mb']} MB")
     q = out["quality"]
     print(f"quality: NDCG@{k} two-stage {q['ndcg_two_stage']:.4f}, full scoring {q['ndcg_full']:.4f} "
-          f"({(q['ndcg_two_stage'] / q['ndcg_full'] - 1) * 100 if q['ndcg_full'] else 0.0:+.2f}%); top-{k} overlap "
-          f"{q['overlap']:.3f}")
+          f"({(q['ndcg_two_stage'] / q['ndcg_full'] - 1) * 100 if q['ndcg_full'] else 0.0:+.2f}%, 95% interval "
+          f"{q['change_ci'][0] * 100:+.2f}% .. {q['change_ci'][1] * 100:+.2f}% over the shoppers drawn); top-{k} "
+          f"overlap {q['overlap']:.3f}")
     print("where the time goes in one GET /v1/users/<id>/recommendations (cProfile, Flask app in process):")
     print(out["profile"])
 

@@ -24,7 +24,10 @@ def test_serving_bench_smoke_prints_latency_memory_quality_and_profile():
     worker_cores = [float(c) for c in row.group(6).split()]  # each worker's share: wrk may load only one
     assert len(worker_cores) == 2 and sum(worker_cores) > 0, out
     assert re.search(r"memory: 2 workers, RSS \d+ MB, PSS \d+ MB together; one model copy", out), out
-    quality = re.search(r"NDCG@10 two-stage ([\d.]+), full scoring ([\d.]+)", out)
+    quality = re.search(r"NDCG@10 two-stage ([\d.]+), full scoring ([\d.]+) \(([+-][\d.]+)%, 95% interval "
+                        r"([+-][\d.]+)% \.\. ([+-][\d.]+)%", out)
     assert quality, out
+    low, high = float(quality.group(4)), float(quality.group(5))
+    assert low <= high, out
     for stage in ("validation", "Redis: one script", "retrieval (candidates)", "ranking", "JSON", "total per request"):
         assert re.search(rf"^{re.escape(stage)}.* [\d.]+ ms$", out, re.MULTILINE), (stage, out)
