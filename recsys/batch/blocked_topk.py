@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-BLOCK_CELLS = 4_000_000  # user x item scores one block holds at once (16 MB of float32)
+BLOCK_CELLS = 1_000_000  # user x item scores one block holds at once (4 MB of float32, with its sort buffers ~16 MB)
 
 
 def sample_users(users: DataFrame, n: int, seed: int) -> DataFrame:
@@ -35,21 +36,36 @@ def block_top_k(users: np.ndarray, items: np.ndarray, n: int, seen: Sequence[np.
     items gets them all.
     """
     n = min(n, items.shape[0])
+    if n <= 0:
+        return [np.empty(0, np.int64) for _ in range(users.shape[0])]
     rows = max(1, block_cells // max(items.shape[0], 1))
     out: list[np.ndarray] = []
     for start in range(0, users.shape[0], rows):
         scores = users[start:start + rows] @ items.T  # one BLAS product per block
         for r, positions in enumerate(seen[start:start + rows]):
             scores[r, positions] = -np.inf
-        if n <= 0:
-            out.extend(np.empty(0, np.int64) for _ in range(scores.shape[0]))
-            continue
         top = np.argpartition(-scores, n - 1, axis=1)[:, :n] if n < scores.shape[1] else \
-            np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1))
-        for r in range(scores.shape[0]):
-            best = top[r][np.lexsort((top[r], -scores[r, top[r]]))]
-            out.append(best[np.isfinite(scores[r, best])])
+            np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.lexsort((top, -top_scores), axis=1)  # best first, ties to the lower position
+        best, best_scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+        out.extend(row[np.isfinite(row_scores)] for row, row_scores in zip(best, best_scores, strict=True))
     return out
+
+
+def _matrix(factors: pa.Array, rows: int) -> np.ndarray:
+    """A list<float> column of equal-length vectors as a (rows, rank) float32 matrix, without Python lists."""
+    flat = factors.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    if rows and flat.size % rows:
+        raise ValueError(f"factor vectors of unequal length: {flat.size} values for {rows} rows")
+    return flat.reshape(rows, -1) if rows else np.empty((0, 0), np.float32)
+
+
+def _seen_positions(seen: pa.Array, ids: pa.Array) -> list[np.ndarray]:
+    """Per row, the catalogue positions of its seen items (items outside the catalogue are skipped)."""
+    lengths = pc.fill_null(pc.list_value_length(seen), 0).to_numpy(zero_copy_only=False)
+    positions = pc.fill_null(pc.index_in(seen.flatten(), value_set=ids), -1).to_numpy(zero_copy_only=False)
+    return [row[row >= 0] for row in np.split(positions.astype(np.int64), np.cumsum(lengths)[:-1])]
 
 
 def factor_top_k(user_factors: DataFrame, item_factors: DataFrame, seen: DataFrame | None, n: int) -> DataFrame:
@@ -57,30 +73,30 @@ def factor_top_k(user_factors: DataFrame, item_factors: DataFrame, seen: DataFra
 
     user_factors and item_factors are (user_id|item_id, factors array<float>); seen is (user_id, seen
     array<string>) or None. Users of user_factors are all scored: sample them first (sample_users).
+    Arrow in and out (mapInArrow): factors reach numpy as one buffer per batch, never as Python lists.
     """
     catalogue = item_factors.select("item_id", "factors").orderBy("item_id").toArrow()
     if catalogue.num_rows == 0:
         return user_factors.select("user_id", F.array().cast("array<string>").alias("items"))
-    item_ids = np.asarray(catalogue.column("item_id").to_pylist(), dtype=object)
-    matrix = np.asarray(catalogue.column("factors").to_pylist(), dtype=np.float32).reshape(len(item_ids), -1)
-    spark = user_factors.sparkSession
-    shared = spark.sparkContext.broadcast((item_ids, matrix))
+    ids = catalogue.column("item_id").combine_chunks()
+    matrix = _matrix(catalogue.column("factors").combine_chunks(), catalogue.num_rows)
+    shared = user_factors.sparkSession.sparkContext.broadcast((ids, matrix))
     rows = user_factors.select("user_id", "factors")
     if seen is not None:
         rows = rows.join(seen.select("user_id", "seen"), "user_id", "left")
     else:
         rows = rows.withColumn("seen", F.array().cast("array<string>"))
 
-    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        ids, items = shared.value
-        position = {item: i for i, item in enumerate(ids)}
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        item_ids, items = shared.value
         for batch in batches:
-            if batch.empty:
+            if batch.num_rows == 0:
                 continue
-            users = np.stack([np.asarray(f, dtype=np.float32) for f in batch["factors"]])
-            masks = [np.fromiter((position[i] for i in (s if s is not None else ()) if i in position), np.int64)
-                     for s in batch["seen"]]
-            best = block_top_k(users, items, n, masks)
-            yield pd.DataFrame({"user_id": batch["user_id"].to_numpy(), "items": [ids[b].tolist() for b in best]})
+            users = _matrix(batch.column("factors"), batch.num_rows)
+            best = block_top_k(users, items, n, _seen_positions(batch.column("seen"), item_ids))
+            offsets = np.concatenate([[0], np.cumsum([len(b) for b in best])]).astype(np.int32)
+            flat = np.concatenate(best) if best else np.empty(0, np.int64)
+            lists = pa.ListArray.from_arrays(pa.array(offsets), item_ids.take(pa.array(flat)))
+            yield pa.RecordBatch.from_arrays([batch.column("user_id"), lists], names=["user_id", "items"])
 
-    return rows.mapInPandas(score, "user_id string, items array<string>")
+    return rows.mapInArrow(score, "user_id string, items array<string>")

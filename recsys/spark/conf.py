@@ -14,6 +14,8 @@ from recsys.serving.blas_threads import BLAS_THREAD_VARIABLES
 from recsys.spark.class_archive import JAVA_OPTIONS, archive_option
 from recsys.spark.package import PACKAGE_ZIP
 
+MALLOC_ARENAS = "MALLOC_ARENA_MAX"  # glibc's variable: each thread's arena keeps what it freed, up to 8 per core
+
 
 def connector_jars(settings: Settings) -> list[str]:
     """Jars resolved into spark.jars_dir by `make setup`, or [] to fall back to Maven coordinates."""
@@ -55,20 +57,26 @@ def base_conf(settings: Settings) -> dict[str, str]:
     }
     # One native BLAS thread per task: Spark already runs a task per core (executors on a cluster; the
     # driver's own environment in local mode, set by recsys.spark.submit and get_spark).
-    conf.update({f"spark.executorEnv.{name}": str(settings.spark.blas_threads) for name in BLAS_THREAD_VARIABLES})
+    conf.update({f"spark.executorEnv.{name}": value for name, value in process_env(settings).items()})
     conf.update(settings.spark.extra_conf)
-    archive = archive_option(settings)
-    if archive is not None:  # after an operator's own driver options
-        conf[JAVA_OPTIONS] = f"{conf.get(JAVA_OPTIONS, '')} {archive}".strip()
+    options = [settings.spark.driver_java_options, conf.get(JAVA_OPTIONS, ""), archive_option(settings) or ""]
+    if any(options):  # the configured ones first, so an operator's extra_conf and then the archive's win
+        conf[JAVA_OPTIONS] = " ".join(option for option in options if option)
     return conf
+
+
+def process_env(settings: Settings) -> dict[str, str]:
+    """What every Spark process (driver and executors) runs with: the BLAS thread limit and malloc arenas."""
+    env = {name: str(settings.spark.blas_threads) for name in BLAS_THREAD_VARIABLES}
+    if settings.spark.malloc_arenas > 0:
+        env[MALLOC_ARENAS] = str(settings.spark.malloc_arenas)
+    return env
 
 
 def driver_env(settings: Settings) -> dict[str, str]:
     """Environment of a spark-submit driver (recsys.spark.submit, the Airflow DAG): in local mode the driver
     JVM runs the tasks, so it gets the executors' BLAS thread limit too."""
-    env = {"RECSYS_ENV": settings.env, "RECSYS_HOME": str(PROJECT_ROOT)}
-    env.update({name: str(settings.spark.blas_threads) for name in BLAS_THREAD_VARIABLES})
-    return env
+    return {"RECSYS_ENV": settings.env, "RECSYS_HOME": str(PROJECT_ROOT), **process_env(settings)}
 
 
 def launch_conf(settings: Settings) -> dict[str, str]:

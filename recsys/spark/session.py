@@ -12,9 +12,8 @@ import os
 from pyspark.sql import SparkSession
 
 from recsys.config import Settings
-from recsys.serving.blas_threads import limit_blas_threads
 from recsys.spark.blas import log_blas
-from recsys.spark.conf import base_conf, launch_conf, python_executable
+from recsys.spark.conf import base_conf, launch_conf, process_env, python_executable
 
 
 def _launched_by_spark_submit() -> bool:
@@ -27,7 +26,8 @@ def get_spark(settings: Settings, app: str) -> SparkSession:
     A new session logs which BLAS its JVMs and numpy loaded (recsys.spark.blas).
     """
     os.environ.setdefault("PYSPARK_PYTHON", python_executable(settings))
-    limit_blas_threads(settings.spark.blas_threads)  # read by a JVM this process launches (local mode)
+    for name, value in process_env(settings).items():  # read by a JVM this process launches (local mode)
+        os.environ.setdefault(name, value)
     existing = SparkSession.getActiveSession()
     builder = SparkSession.builder.appName(f"{settings.spark.app_name}-{app}")
     conf = base_conf(settings)

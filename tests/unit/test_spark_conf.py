@@ -37,14 +37,18 @@ def test_package_zip_holds_the_shared_package(tmp_path):
     assert not any(n.startswith("tests/") for n in names)
 
 
-def test_blas_threads_reach_executors_and_the_driver():
-    settings = load_settings("test", environ={"RECSYS__SPARK__BLAS_THREADS": "3"})
+def test_blas_threads_and_malloc_arenas_reach_executors_and_the_driver():
+    settings = load_settings("test", environ={"RECSYS__SPARK__BLAS_THREADS": "3", "RECSYS__SPARK__MALLOC_ARENAS": "4"})
     conf = base_conf(settings)
     env = driver_env(settings)
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        assert conf[f"spark.executorEnv.{name}"] == "3"
-        assert env[name] == "3"
+    for name, value in [(n, "3") for n in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")] + \
+            [("MALLOC_ARENA_MAX", "4")]:
+        assert conf[f"spark.executorEnv.{name}"] == value
+        assert env[name] == value
     assert env["RECSYS_ENV"] == "test"
+    glibc_default = load_settings("test", environ={"RECSYS__SPARK__MALLOC_ARENAS": "0"})
+    assert "MALLOC_ARENA_MAX" not in driver_env(glibc_default)
+    assert "spark.executorEnv.MALLOC_ARENA_MAX" not in base_conf(glibc_default)
 
 
 def test_blas_report_tells_native_from_java_fallback():
@@ -67,13 +71,15 @@ def test_executors_resolve_relative_paths_against_the_project_root():
 
 def test_the_driver_maps_the_class_archive_only_once_it_is_built(tmp_path):
     archive = tmp_path / "driver.jsa"
-    environ = {"RECSYS__SPARK__CLASS_ARCHIVE": str(archive),
+    environ = {"RECSYS__SPARK__CLASS_ARCHIVE": str(archive), "RECSYS__SPARK__DRIVER_JAVA_OPTIONS": "-XX:+UseSerialGC",
                "RECSYS__SPARK__EXTRA_CONF": '{"spark.driver.extraJavaOptions": "-Dmine=1"}'}
-    assert base_conf(load_settings("test", environ=environ))[JAVA_OPTIONS] == "-Dmine=1"
+    assert base_conf(load_settings("test", environ=environ))[JAVA_OPTIONS] == "-XX:+UseSerialGC -Dmine=1"
     archive.write_bytes(b"built")
     options = base_conf(load_settings("test", environ=environ))[JAVA_OPTIONS]
-    assert options == f"-Dmine=1 -XX:SharedArchiveFile={archive}"  # the operator's own options stay
-    off = base_conf(load_settings("test", environ={"RECSYS__SPARK__CLASS_ARCHIVE": ""}))
+    # configured, then the operator's own (which win where they repeat one), then the archive
+    assert options == f"-XX:+UseSerialGC -Dmine=1 -XX:SharedArchiveFile={archive}"
+    off = base_conf(load_settings("test", environ={"RECSYS__SPARK__CLASS_ARCHIVE": "",
+                                                   "RECSYS__SPARK__DRIVER_JAVA_OPTIONS": ""}))
     assert JAVA_OPTIONS not in off
 
 
