@@ -17,6 +17,7 @@ import copy
 import ctypes
 import fcntl
 import hashlib
+import io
 import logging
 import os
 import pickle
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from pydantic import BaseModel
 
 from recsys.config import RetrievalConfig
 from recsys.sequence.gru import GruWeights
@@ -187,7 +189,20 @@ def _skeleton(model: FactorModel) -> bytes:
     top.__dict__.pop("similar_rows", None)
     top.__dict__.pop("sequence_rows", None)
     top.__dict__.pop("fold_in", None)
-    return pickle.dumps((model.n_items, top), protocol=pickle.HIGHEST_PROTOCOL)
+    out = io.BytesIO()
+    _StablePickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump((model.n_items, top))
+    return out.getvalue()
+
+
+class _StablePickler(pickle.Pickler):
+    """Pickles pydantic models (the tuned merge weights) as their class and field values. Their own pickle holds
+    the set of fields set, whose order follows the per-process string hash: the same version read by two
+    workers' readers got two fingerprints, and so two folders and two copies in memory."""
+
+    def reducer_override(self, obj: object) -> object:
+        if isinstance(obj, BaseModel):
+            return type(obj).model_validate, (obj.model_dump(),)
+        return NotImplemented
 
 
 def fingerprint(model: FactorModel, cfg: RetrievalConfig, skeleton: bytes | None = None) -> str:

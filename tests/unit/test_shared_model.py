@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from scipy import sparse
 
+from recsys.config import PROJECT_ROOT
 from recsys.serving.merge import rank_items
 from recsys.serving.model_cache import ModelCache
 from recsys.serving.results import RecommendationQuery
@@ -97,3 +101,22 @@ def test_a_folder_an_earlier_layout_wrote_is_not_mapped(tmp_path, monkeypatch):
     first = folder_of(tmp_path, shop(), serving().retrieval)
     monkeypatch.setattr(shared_model, "LAYOUT", shared_model.LAYOUT + 1)
     assert folder_of(tmp_path, shop(), serving().retrieval) != first
+
+
+FINGERPRINT_OF_A_TUNED_SHOP = """
+import dataclasses
+from recsys.stores.shared_model import fingerprint
+from tests.unit.test_candidates import SETTINGS, serving, shop
+weights = SETTINGS.serving.merge.model_copy(update={"factors": 0.5, "item_knn": 1.0, "popularity": 0.3})
+tuned = dataclasses.replace(shop(500), merge=weights)
+print(fingerprint(tuned, serving().retrieval))
+"""
+
+
+def test_two_processes_give_a_tuned_version_one_fingerprint():
+    """Each worker's reader is its own process, with its own string hashing: the same version must still name
+    the same folder, or every worker maps a copy of its own (a tuned version's merge weights did that)."""
+    prints = {subprocess.run([sys.executable, "-c", FINGERPRINT_OF_A_TUNED_SHOP], capture_output=True, text=True,
+                             check=True, cwd=PROJECT_ROOT, env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
+              for seed in ("1", "2", "3")}
+    assert len(prints) == 1 and len(prints.pop()) == 16
