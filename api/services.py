@@ -117,7 +117,9 @@ class Services:
 def build_services(settings: Settings) -> Services:
     pseudonyms = Pseudonymizer.from_config(settings.privacy, os.environ)  # fails early when the key is missing
     store = SharedModelStore(settings)  # one copy of each version per machine (memory-mapped), read in a child
-    models = ModelCache(store, settings.serving.model_refresh_s)
+    models = ModelCache(store, settings.serving.model_refresh_s, background=settings.serving.swap_in_background)
+    if settings.serving.swap_in_background:
+        models.warm()  # this worker reads the current version now, not on its first request
     client = guard(redis_client(settings.redis, decode=True), redis_breaker(settings.redis))
     pending = RedisPendingEvents(settings.redis, settings.kafka.events_topic, settings.kafka.topic_partitions,
                                  client)

@@ -24,35 +24,67 @@ def _as_loaded(model: FactorModel) -> FactorModel:
 
 
 class ModelCache:
-    """Checks the registry at most every refresh_s seconds; a failed check keeps the model it has."""
+    """Checks the registry at most every refresh_s seconds; a failed check keeps the model it has.
 
-    def __init__(self, store: ModelStore, refresh_s: float, prepare: Prepare = _as_loaded) -> None:
+    With `background`, a check after the first model runs on a thread of its own and the requests meanwhile get
+    the model already served: reading a new version takes seconds (minutes at a million items, where the
+    HNSW index is built), and a worker must not stall its requests for it. Only a worker with no model yet
+    waits for one (warm() starts that read at worker start, before the first request asks)."""
+
+    def __init__(self, store: ModelStore, refresh_s: float, prepare: Prepare = _as_loaded,
+                 background: bool = False) -> None:
         self._store = store
         self._prepare = prepare
         self._refresh_s = refresh_s
+        self._background = background
         self._model: FactorModel | None = None
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
         self.last_error: str | None = None
 
     def get(self) -> FactorModel | None:
+        if self._model is None and self._lock.locked():
+            with self._lock:  # the first read is under way (warm): wait for it rather than start another
+                pass
         if time.monotonic() - self._checked_at >= self._refresh_s:
-            self.refresh()
+            if self._background and self._model is not None:
+                self._refresh_aside()
+            else:
+                self.refresh()
         return self._model
+
+    def warm(self) -> None:
+        """Read the current version on a thread now, so the first request finds it loaded."""
+        self._refresh_aside()
+
+    def _refresh_aside(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            return  # a check is already running; the model it replaces keeps serving
+        self._checked_at = time.monotonic()  # no other request starts a check meanwhile
+        threading.Thread(target=self._refresh_holding_lock, name="model-refresh", daemon=True).start()
+
+    def _refresh_holding_lock(self) -> None:
+        try:
+            self._check()
+        finally:
+            self._lock.release()
 
     def refresh(self) -> None:
         with self._lock:
-            self._checked_at = time.monotonic()
-            try:
-                version = self._store.current_version()
-                if version is not None and (self._model is None or self._model.version != version):
-                    self._model = self._prepare(self._store.load(version))  # a single reference swap
-                    log.info("serving model %s (%d items)", version, len(self._model.item_ids))
-                self.last_error = None
-            except Exception as exc:  # any store failure: keep serving the model already loaded
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("model refresh failed, keeping %s: %s",
-                            self._model.version if self._model else None, self.last_error)
+            self._check()
+
+    def _check(self) -> None:
+        self._checked_at = time.monotonic()
+        try:
+            version = self._store.current_version()
+            if version is not None and (self._model is None or self._model.version != version):
+                self._model = self._prepare(self._store.load(version))  # a single reference swap
+                log.info("serving model %s (%d items)", version, len(self._model.item_ids))
+            self.last_error = None
+        except Exception as exc:  # any store failure: keep serving the model already loaded
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("model refresh failed, keeping %s: %s",
+                        self._model.version if self._model else None, self.last_error)
 
 
 class PinnedModel:
