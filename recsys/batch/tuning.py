@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,12 +189,15 @@ def tune_als(train: DataFrame, events: DataFrame, settings: Settings, items: Dat
     return TuningResult(best, weights, half_life, decay, trials, validation)
 
 
+_HALF_LIFE = "popularity_half_life_days"  # the ascent's last coordinate, after the merge weights
+
+
 def _ascend(model: FactorModel, truth: dict[str, set[str]], settings: Settings, now_s: float, fit_part: DataFrame,
             weights: MergeWeights, half_life: float) -> tuple[MergeWeights, float, FactorModel]:
     """Coordinate ascent from the best of the configured weights and each tuned signal alone: each merge
     weight of tuning.weights, then the popularity half-life, set in turn to the value of its grid that scores
-    best; tuning.weight_rounds passes. Ties keep the current value, so the served ranking ends at least as
-    good on validation as any signal alone."""
+    best (coordinate_ascent, at most tuning.weight_rounds passes). Ties keep the current value, so the served
+    ranking ends at least as good on validation as any signal alone."""
     cfg = settings.tuning
     popular = {d: _popularity_of(model, fit_part, now_s, d) for d in {half_life, *cfg.popularity_half_life_days}}
     models = {d: dataclasses.replace(model, popularity=p) for d, p in popular.items()}
@@ -205,26 +208,44 @@ def _ascend(model: FactorModel, truth: dict[str, set[str]], settings: Settings, 
             got = ServedEvaluator(current, truth, settings, now_s).score(only(name))["ndcg"]
             if got > score:
                 weights, score = only(name), got
-    for round_ in range(cfg.weight_rounds):
+    tuned = {name: getattr(weights, name) for name in cfg.weights}
+
+    def served_ndcg(point: dict[str, float]) -> float:
+        trial = weights.model_copy(update={n: v for n, v in point.items() if n != _HALF_LIFE})
+        return ServedEvaluator(models[point[_HALF_LIFE]], truth, settings, now_s).score(trial)["ndcg"]
+
+    grids = {**{name: cfg.weight_steps for name in cfg.weights}, _HALF_LIFE: list(models)}
+    point, score = coordinate_ascent({**tuned, _HALF_LIFE: half_life}, score, grids, served_ndcg, cfg.weight_rounds,
+                                     "merge weights and popularity half-life")
+    half_life = point.pop(_HALF_LIFE)
+    weights, current = weights.model_copy(update=point), models[half_life]
+    return weights, half_life, current
+
+
+def coordinate_ascent(start: dict[str, float], score: float, grids: dict[str, Sequence[float]],
+                      objective: Callable[[dict[str, float]], float], rounds: int, what: str
+                      ) -> tuple[dict[str, float], float]:
+    """Each coordinate in turn (the order of `grids`) set to the value of its grid that scores best, for at most
+    `rounds` passes; (best point, its score). A pass ends the ascent when it reaches the coordinate that last
+    moved without moving anything since: everything after that coordinate was already tried against the current
+    values, so the rest of the pass would only score them again. Ties keep the current value."""
+    point, last_changed = dict(start), None
+    for round_ in range(rounds):
         before = score
-        for name in cfg.weights:
-            for value in cfg.weight_steps:
-                if value == getattr(weights, name):
+        for name, grid in grids.items():
+            if round_ > 0 and name == last_changed:
+                log.info("%s, round %d: %s -> served validation NDCG %.4f (converged)", what, round_ + 1, point, score)
+                return point, score
+            for value in grid:
+                if value == point[name]:
                     continue
-                trial = weights.model_copy(update={name: value})
-                got = ServedEvaluator(current, truth, settings, now_s).score(trial)["ndcg"]
+                got = objective({**point, name: value})
                 if got > score:
-                    weights, score = trial, got
-        for days, candidate in models.items():
-            if days != half_life:
-                got = ServedEvaluator(candidate, truth, settings, now_s).score(weights)["ndcg"]
-                if got > score:
-                    half_life, current, score = days, candidate, got
-        log.info("merge weights, round %d: %s, popularity half-life %s d -> served validation NDCG %.4f",
-                 round_ + 1, weights.model_dump(), half_life, score)
+                    point, score, last_changed = {**point, name: value}, got, name
+        log.info("%s, round %d: %s -> served validation NDCG %.4f", what, round_ + 1, point, score)
         if score <= before:
             break
-    return weights, half_life, current
+    return point, score
 
 
 def _popularity_of(model: FactorModel, interactions: DataFrame, now_s: float, days: float) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from collections.abc import Callable
 
 from recsys.batch.stage_runner import DAG_STAGES
 from recsys.config import PROJECT_ROOT
@@ -34,8 +35,10 @@ def airflow_command(run_date: str, maintain: bool) -> list[str]:
     return ["bash", str(AIRFLOW_SH), "test", run_date, *skip]
 
 
-def airflow_run(run_date: str, maintain: bool, running: list[subprocess.Popen]) -> None:
-    """`airflow dags test recsys_batch <run_date>` through docker/local/airflow.sh, a bar over its tasks."""
+def airflow_run(run_date: str, maintain: bool, running: list[subprocess.Popen],
+                on_task_end: Callable[[str], None] | None = None) -> None:
+    """`airflow dags test recsys_batch <run_date>` through docker/local/airflow.sh, a bar over its tasks;
+    on_task_end(task) is called as each task ends."""
     log = RUN_DIR / "airflow.log"
     bar = Bar(len(DAG_TASKS), "tasks")
     bar.set(0, "Airflow: migrate DB (first run), parse the DAG")
@@ -55,6 +58,8 @@ def airflow_run(run_date: str, maintain: bool, running: list[subprocess.Popen]) 
             if bar.tty:
                 bar.note(ended)  # keeps each task's time above the bar
             bar.set(bar.done + 1, ended)
+            if on_task_end is not None:
+                on_task_end(task)
 
     try:  # the [DAG TEST] lines the bar follows are logged at INFO
         code = run_logged(airflow_command(run_date, maintain), log, on_line, bar.tick, running,

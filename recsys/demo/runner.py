@@ -27,6 +27,7 @@ from recsys.config import Settings, get_settings
 from recsys.contracts import model_version as mv
 from recsys.data.online_retail import DEFAULT_PATH as RETAIL_PATH
 from recsys.demo.airflow_runner import (
+    AIRFLOW_SH,
     DAG_TASKS,
     SKIPPED_BY_DEFAULT,
     airflow_run,
@@ -42,6 +43,7 @@ from recsys.stores.model_store import DeltaModelStore
 from recsys.stores.online_store import RedisOnlineStore
 
 T0_VARIABLE = "RECSYS_DEMO_T0"  # epoch seconds `make demo` started at (before setup and up); set by the Makefile
+START_AFTER_TASK = "evaluate"  # the stream and the API start when this task ends, beside gate and publish
 KEEP_VARIABLE = "RECSYS_DEMO_KEEP"  # 0 = run to the page and the live check, then stop (like --no-keep)
 
 # Environment of each data source. Retail lives apart from the default lake (.local/delta), which the
@@ -58,6 +60,7 @@ DATA_PROFILES: dict[str, dict[str, str]] = {
 }
 DEMO_DEFAULTS = {
     "RECSYS__TUNING__MAX_TRIALS": "3",  # a demo, not a search: keep the batch run short
+    "RECSYS__TUNING__WEIGHT_ROUNDS": "1",  # one pass over the merge weights (a second moved nothing on the demo shop)
     "RECSYS__AIRFLOW__RETRIES": "0",  # fail fast under `airflow dags test` instead of retrying for minutes
 }
 
@@ -119,17 +122,40 @@ def published_version(settings: Settings, run_date: str, base: str) -> str:
     return current
 
 
-def start_stream_and_api(settings: Settings, procs: dict[str, subprocess.Popen], base: str) -> None:
+def require_free_port(settings: Settings) -> None:
     host, port = settings.serving.host, settings.serving.port
     if not port_free(host, port):
         raise RuntimeError(f"{host}:{port} is already taken (a `make serve` or an earlier demo still running?)")
+
+
+def start_stream_and_api(settings: Settings, procs: dict[str, subprocess.Popen]) -> None:
+    """Start both in the background: the API serves the model once it is published, the stream applies events
+    to whichever version is current."""
+    require_free_port(settings)
     procs["stream"] = start_background("stream", [sys.executable, "-m", "recsys.spark.submit",
                                                   "spark_jobs/stream.py"])
     procs["api"] = start_background("api", [sys.executable, "-m", "api.server"])
+
+
+def wait_for_api(procs: dict[str, subprocess.Popen], base: str) -> None:
     print(f"    stream (pid {procs['stream'].pid}, log {RUN_DIR / 'stream.log'}), "
-          f"API (pid {procs['api'].pid}, log {RUN_DIR / 'api.log'})")
+          f"API (pid {procs['api'].pid}, log {RUN_DIR / 'api.log'}), started when task {START_AFTER_TASK} ended")
     took = wait_until(lambda: http_ok(f"{base}/healthz"), 90, "API /healthz", procs)
-    print(f"    API answers /healthz after {took:.1f}s")
+    print(f"    API answers /healthz after {took:.1f}s more")
+
+
+def migrate_airflow(running: list[subprocess.Popen]) -> subprocess.Popen:
+    """`airflow.sh init` (the metadata DB's one-time migration) in the background, beside the load job."""
+    proc = start_background("airflow-init", ["bash", str(AIRFLOW_SH), "init"])
+    running.append(proc)
+    return proc
+
+
+def wait_for_migration(proc: subprocess.Popen) -> None:
+    if proc.wait() != 0:
+        log = RUN_DIR / "airflow-init.log"
+        raise RuntimeError(f"docker/local/airflow.sh init exited with {proc.returncode}; last lines of {log}:\n"
+                           f"{tail(log)}")
 
 
 def wait_for_page(settings: Settings, procs: dict[str, subprocess.Popen], base: str, version: str) -> None:
@@ -212,6 +238,7 @@ def demo(args: argparse.Namespace, steps: Steps, procs: dict[str, subprocess.Pop
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     with steps.step("Redis and Kafka"):
         ensure_services(settings)
+        require_free_port(settings)
     what = ("the UCI Online Retail data" if args.data == "retail"
             else f"a generated shop ({args.users:,} users, {args.items:,} items, {args.events:,} events)")
     with steps.step(f"load {what} into Delta ({settings.path(settings.storage.delta_root)})"):
@@ -219,14 +246,23 @@ def demo(args: argparse.Namespace, steps: Steps, procs: dict[str, subprocess.Pop
             path = Path(args.retail_path or RETAIL_PATH)
             if not path.exists():
                 raise FileNotFoundError(f"no UCI Online Retail file at {path} (--retail-path FILE)")
+        migration = migrate_airflow(running)  # Python only: it overlaps the load's JVM start and Spark work
         summary = load(args, running)
+        wait_for_migration(migration)
     run_date = run_date_of(summary, args.run_date)
+
+    def on_task_end(task: str) -> None:
+        if task == START_AFTER_TASK:  # what is left (gate, publish) reads registry rows, not both cores
+            start_stream_and_api(settings, procs)
+
     with steps.step(f"batch pipeline through Airflow: airflow dags test recsys_batch {run_date} "
                     f"({' -> '.join(DAG_TASKS)}{'' if args.maintain else f'; {SKIPPED_BY_DEFAULT} marked done'})"):
-        airflow_run(run_date, args.maintain, running)
+        airflow_run(run_date, args.maintain, running, on_task_end)
         version = published_version(settings, run_date, base)
-    with steps.step("start the streaming job (Kafka -> Delta bronze + Redis) and the API (granian)"):
-        start_stream_and_api(settings, procs, base)
+    with steps.step("the streaming job (Kafka -> Delta bronze + Redis) and the API (granian)"):
+        if "api" not in procs:
+            start_stream_and_api(settings, procs)
+        wait_for_api(procs, base)
     with steps.step("wait until the demo page works (page, reports, model, live stream)"):
         wait_for_page(settings, procs, base, version)
     state["ready_s"] = time.time() - steps.started

@@ -17,6 +17,9 @@ from recsys.stores.model_store import FactorModel, ModelStore
 
 log = logging.getLogger(__name__)
 Prepare = Callable[[FactorModel], FactorModel]
+# A worker with nothing to serve yet looks again this often (at most), whatever refresh_s says: the first version
+# published after it started (a fresh deployment, the demo) is served within a second, not refresh_s later.
+NO_MODEL_RECHECK_S = 1.0
 
 
 def _as_loaded(model: FactorModel) -> FactorModel:
@@ -46,7 +49,8 @@ class ModelCache:
         if self._model is None and self._lock.locked():
             with self._lock:  # the first read is under way (warm): wait for it rather than start another
                 pass
-        if time.monotonic() - self._checked_at >= self._refresh_s:
+        every = self._refresh_s if self._model is not None else min(self._refresh_s, NO_MODEL_RECHECK_S)
+        if time.monotonic() - self._checked_at >= every:
             if self._background and self._model is not None:
                 self._refresh_aside()
             else:

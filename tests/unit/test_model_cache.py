@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from recsys.serving import model_cache
 from recsys.serving.model_cache import ModelCache
 from tests.unit.test_candidates import shop
 
@@ -14,10 +15,10 @@ pytestmark = pytest.mark.unit
 class SlowStore:
     """A registry whose reads of `blocked` versions wait until `release` is set."""
 
-    def __init__(self, version: str) -> None:
+    def __init__(self, version: str | None) -> None:
         self.version, self.blocked, self.release, self.loads = version, set(), threading.Event(), []
 
-    def current_version(self) -> str:
+    def current_version(self) -> str | None:
         return self.version
 
     def load(self, version: str, extras: bool = True):
@@ -79,3 +80,15 @@ def test_warm_reads_the_current_version_before_any_request():
     store.release.set()
     assert cache.get().version == "v1"  # waits for the warm read rather than starting another
     assert store.loads == ["v1"]
+
+
+def test_a_worker_with_no_model_looks_again_soon_whatever_refresh_s_says(monkeypatch):
+    monkeypatch.setattr(model_cache, "NO_MODEL_RECHECK_S", 0.05)
+    store = SlowStore(None)
+    cache = ModelCache(store, 3600.0, background=True)
+    assert cache.get() is None  # nothing published yet
+    store.version = "v1"
+    assert eventually(lambda: cache.get() is not None and cache.get().version == "v1")
+    store.version = "v2"
+    time.sleep(0.2)
+    assert cache.get().version == "v1"  # with a model, refresh_s holds again
