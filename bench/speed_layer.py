@@ -60,7 +60,7 @@ def publish_random_model(spark, settings, items: list[str], users: list[str]) ->
         columns = spec.columns if spec is ITEM_FACTORS else ["model_version", "user_id", "factors"]
         (conform(spark.createDataFrame(rows, columns), spark, spec).write.format("delta").mode("append")
          .partitionBy(*spec.partition_by).save(settings.table_path(spec.name)))
-    registry.record_candidate(spark, settings, registry.RegistryEntry(version, "bench", {}, None, None,
+    registry.record_candidate(settings, registry.RegistryEntry(version, "bench", {}, None, None,
                                                                       len(users), len(items), 0))
     registry.set_status(settings, version, mv.APPROVED)  # only a version past the gate is activated
     activate_version(settings, version)

@@ -11,15 +11,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from delta import exceptions as delta_exceptions
-from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
+import pyarrow as pa
+from deltalake.exceptions import CommitFailedError
 
 from recsys.config import Settings
 from recsys.contracts import model_version as mv
 from recsys.contracts.tables import MODEL_REGISTRY
-from recsys.spark.delta import conform, ensure_table
-from recsys.stores.delta_rs import open_table, with_commit_retries
+from recsys.stores import delta_rs
 from recsys.stores.model_store import DeltaModelStore
 
 JSON_COLUMNS = ("params", "metrics", "tuning")
@@ -38,18 +36,11 @@ class RegistryEntry:
     tuning: list[dict] = field(default_factory=list)
 
 
-# Delta's optimistic-concurrency failures: another writer committed first; a claim looks again.
-_CONCURRENT = tuple(getattr(delta_exceptions, name) for name in (
-    "ConcurrentAppendException", "ConcurrentTransactionException", "ConcurrentWriteException",
-    "ConcurrentDeleteReadException", "MetadataChangedException", "ProtocolChangedException",
-    "DeltaConcurrentModificationException"))
-
-
 class RunClaimedError(RuntimeError):
     """Another attempt is training this run date (its claim is younger than batch.claim_ttl_s)."""
 
 
-def claim_version(spark: SparkSession, settings: Settings, run_date: str, force: bool = False) -> str:
+def claim_version(settings: Settings, run_date: str, force: bool = False) -> str:
     """Claim the next version of run_date for this training attempt: its own `<run_date>.<n>`, so two runs
     of one date never overwrite each other's partitions or mix factors of different fits.
 
@@ -57,12 +48,13 @@ def claim_version(spark: SparkSession, settings: Settings, run_date: str, force:
     version is free; Delta's optimistic concurrency makes two simultaneous claims conflict, and the loser
     looks again. While another attempt's claim is younger than batch.claim_ttl_s this raises
     RunClaimedError (unless force: an operator who knows that run died). Older unfinished attempts of the
-    date are marked rejected (superseded), so nothing publishes them.
+    date are marked rejected (superseded), so nothing publishes them. Written with delta-rs, as every other
+    registry change: a claim needs no Spark job (a cold driver spent seconds on Spark's MERGE).
     """
     for _ in range(settings.batch.claim_attempts):
         try:
-            table = ensure_table(spark, settings, MODEL_REGISTRY)  # two first runs may create it together
-        except _CONCURRENT:
+            table = delta_rs.ensure_table(settings, MODEL_REGISTRY)  # two first runs may create it together
+        except CommitFailedError:
             continue
         rows = [r for r in list_versions(settings) if r["run_date"] == run_date]
         now = datetime.now(UTC)
@@ -75,49 +67,62 @@ def claim_version(spark: SparkSession, settings: Settings, run_date: str, force:
                 f"{holder['created_at']}, batch.claim_ttl_s={settings.batch.claim_ttl_s}); if that run died, "
                 "retry after the claim expires or retrain with --force")
         version = mv.version_name(run_date, max((mv.sequence_of(r["model_version"]) for r in rows), default=0) + 1)
-        row = spark.createDataFrame([{"model_version": version, "created_at": now, "run_date": run_date,
-                                      "status": mv.TRAINING}], "model_version STRING, created_at TIMESTAMP, "
-                                                              "run_date STRING, status STRING")
+        row = _row({"model_version": version, "created_at": now, "run_date": run_date, "status": mv.TRAINING})
         try:
-            (table.alias("r").merge(row.alias("n"), "r.model_version = n.model_version")
-             .whenNotMatchedInsert(values={c: F.col(f"n.{c}") for c in row.columns}).execute())
-        except _CONCURRENT:
+            (table.merge(row, "r.model_version = n.model_version", source_alias="n", target_alias="r")
+             .when_not_matched_insert_all().execute())
+        except CommitFailedError:
             continue  # another attempt claimed at the same moment: look again
         mine = [r for r in list_versions(settings) if r["model_version"] == version]
-        if mine and mine[0]["status"] == mv.TRAINING and _aware(mine[0]["created_at"]) == _aware(now):
+        if mine and mine[0]["status"] == mv.TRAINING and _aware(mine[0]["created_at"]) == now:
             unfinished = [r["model_version"] for r in rows if r["status"] in (mv.TRAINING, mv.CANDIDATE)]
             if unfinished:
-                table.update(F.col("model_version").isin(unfinished),
-                             {"status": F.lit(mv.REJECTED), "gate_reason": F.lit(f"superseded by {version}")})
+                _supersede(settings, unfinished, version)
             return version
     raise RunClaimedError(f"could not claim a version of run date {run_date} in {settings.batch.claim_attempts} "
                           "attempts: other runs keep claiming it")
 
 
-def release_claim(spark: SparkSession, settings: Settings, version: str) -> None:
+def _supersede(settings: Settings, versions: list[str], by: str) -> None:
+    """Mark older unfinished attempts rejected, so nothing publishes them."""
+    listed = ", ".join(f"'{v}'" for v in versions)
+    updates = {"status": f"'{mv.REJECTED}'", "gate_reason": f"'superseded by {by}'"}
+    delta_rs.with_commit_retries(settings.delta_rs, f"supersede {listed}", lambda: delta_rs.open_table(
+        settings, MODEL_REGISTRY).update(predicate=f"model_version IN ({listed})", updates=updates))
+
+
+def release_claim(settings: Settings, version: str) -> None:
     """Drop a failed attempt's claim (a row still `training`), so a retry can claim the run date at once."""
-    ensure_table(spark, settings, MODEL_REGISTRY).delete(
-        (F.col("model_version") == version) & (F.col("status") == mv.TRAINING))
+    delta_rs.with_commit_retries(settings.delta_rs, f"release the claim of {version}", lambda: delta_rs.ensure_table(
+        settings, MODEL_REGISTRY).delete(f"model_version = '{version}' AND status = '{mv.TRAINING}'"))
 
 
 def _aware(when: datetime) -> datetime:
-    """Spark returns session-local naive datetimes; compare them as UTC-aware ones."""
+    """Rows may come back zone-less (session-local) or in UTC; compare them as UTC-aware datetimes."""
     return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def record_candidate(spark: SparkSession, settings: Settings, entry: RegistryEntry) -> None:
+def _row(values: dict[str, Any]) -> pa.Table:
+    """One registry row in the contract's Arrow schema (the columns not given are null)."""
+    schema = delta_rs.arrow_schema(MODEL_REGISTRY)
+    return pa.Table.from_pylist([{name: values.get(name) for name in schema.names}], schema=schema)
+
+
+def record_candidate(settings: Settings, entry: RegistryEntry) -> None:
     """Insert or replace the version's row (its claim) as a candidate: a retried train stage leaves one row."""
-    table = ensure_table(spark, settings, MODEL_REGISTRY)
-    row = {
+    row = _row({
         "model_version": entry.model_version, "created_at": datetime.now(UTC), "run_date": entry.run_date,
-        "status": mv.CANDIDATE, "published_at": None, "params": json.dumps(entry.params, sort_keys=True),
-        "metrics": None, "data_from": entry.data_from, "data_to": entry.data_to, "n_users": entry.n_users,
-        "n_items": entry.n_items, "n_interactions": entry.n_interactions,
-        "tuning": json.dumps(entry.tuning), "gate_reason": None, "report_uri": None,
-    }
-    df = conform(spark.createDataFrame([row], MODEL_REGISTRY.ddl), spark, MODEL_REGISTRY)
-    (table.alias("r").merge(df.alias("n"), "r.model_version = n.model_version")
-     .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
+        "status": mv.CANDIDATE, "params": json.dumps(entry.params, sort_keys=True), "data_from": entry.data_from,
+        "data_to": entry.data_to, "n_users": entry.n_users, "n_items": entry.n_items,
+        "n_interactions": entry.n_interactions, "tuning": json.dumps(entry.tuning),
+    })
+
+    def merge() -> None:
+        (delta_rs.ensure_table(settings, MODEL_REGISTRY)
+         .merge(row, "r.model_version = n.model_version", source_alias="n", target_alias="r")
+         .when_matched_update_all().when_not_matched_insert_all().execute())
+
+    delta_rs.with_commit_retries(settings.delta_rs, f"record candidate {entry.model_version}", merge)
 
 
 def update_version(settings: Settings, version: str, **values: Any) -> None:
@@ -137,9 +142,10 @@ def update_version(settings: Settings, version: str, **values: Any) -> None:
     def update() -> None:
         if not any(r["model_version"] == version for r in list_versions(settings)):
             raise LookupError(f"model version {version!r} is not in the registry")
-        open_table(settings, MODEL_REGISTRY).update(new_values=columns, predicate=f"model_version = '{version}'")
+        table = delta_rs.open_table(settings, MODEL_REGISTRY)
+        table.update(new_values=columns, predicate=f"model_version = '{version}'")
 
-    with_commit_retries(settings.delta_rs, f"update model version {version}", update)
+    delta_rs.with_commit_retries(settings.delta_rs, f"update model version {version}", update)
 
 
 def set_status(settings: Settings, version: str, status: str) -> None:

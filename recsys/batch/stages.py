@@ -122,7 +122,7 @@ def _version_to_train(spark: SparkSession, settings: Settings, run_date: str, fo
     latest = registry.latest_for_run_date(settings, run_date)
     if latest is not None and not force and latest["status"] != mv.TRAINING:
         return latest["model_version"], latest
-    return registry.claim_version(spark, settings, run_date, force), None
+    return registry.claim_version(settings, run_date, force), None
 
 
 def train_stage(spark: SparkSession, settings: Settings, run_date: str, force: bool = False) -> StageResult:
@@ -136,7 +136,7 @@ def train_stage(spark: SparkSession, settings: Settings, run_date: str, force: b
         with als_checkpoints(spark, settings):
             return _train(spark, settings, run_date, version)
     except BaseException:
-        registry.release_claim(spark, settings, version)  # nothing of a failed attempt is registered
+        registry.release_claim(settings, version)  # nothing of a failed attempt is registered
         raise
 
 
@@ -159,7 +159,7 @@ def _train(spark: SparkSession, settings: Settings, run_date: str, version: str)
                  settings.spark.concurrent_actions)
     log.info("wrote %s for %s", ", ".join(spec.name for spec in outputs), version)
     n_users, n_items = user_factors.count(), item_factors.count()
-    registry.record_candidate(spark, settings, registry.RegistryEntry(
+    registry.record_candidate(settings, registry.RegistryEntry(
         model_version=version, run_date=run_date,
         params={"als": tuned.best.model_dump(), "merge": tuned.weights.model_dump(),
                 "popularity_half_life_days": tuned.popularity_half_life_days, "validation": tuned.validation,

@@ -28,7 +28,7 @@ def _publish(spark, settings, version: str, items: dict[str, list[float]]) -> No
         columns = spec.columns if spec is ITEM_FACTORS else ["model_version", "user_id", "factors"]
         (conform(spark.createDataFrame(rows, columns), spark, spec).write.format("delta").mode("append")
          .partitionBy(*spec.partition_by).save(settings.table_path(spec.name)))
-    registry.record_candidate(spark, settings, registry.RegistryEntry(
+    registry.record_candidate(settings, registry.RegistryEntry(
         version, "2026-11-01", {}, None, None, 1, len(items), 0))
     registry.set_status(settings, version, mv.APPROVED)  # only a version past the gate is activated
     activate_version(settings, version)

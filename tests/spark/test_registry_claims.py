@@ -21,7 +21,7 @@ def _entry(version: str) -> registry.RegistryEntry:
 
 
 def _version(spark, settings, version: str, status: str) -> None:
-    registry.record_candidate(spark, settings, _entry(version))
+    registry.record_candidate(settings, _entry(version))
     factors = spark.createDataFrame([("i1", [0.1, 0.2], 1.0)],
                                     "item_id STRING, factors ARRAY<FLOAT>, popularity DOUBLE")
     stages._write_version(factors, ITEM_FACTORS, settings, version)  # activation needs the version's factors
@@ -37,7 +37,7 @@ def test_two_runs_of_one_date_cannot_both_claim_it_and_each_attempt_gets_its_own
 
     def claim() -> None:
         try:
-            outcomes.append(registry.claim_version(spark, own_lake, "2026-11-02"))
+            outcomes.append(registry.claim_version(own_lake, "2026-11-02"))
         except registry.RunClaimedError as exc:
             outcomes.append(f"refused: {exc}")
 
@@ -49,15 +49,15 @@ def test_two_runs_of_one_date_cannot_both_claim_it_and_each_attempt_gets_its_own
     claimed = [o for o in outcomes if not o.startswith("refused")]
     assert claimed == ["2026-11-02.1"] and "is being trained as 2026-11-02.1" in " ".join(outcomes)
 
-    forced = registry.claim_version(spark, own_lake, "2026-11-02", force=True)  # an operator knows .1 died
+    forced = registry.claim_version(own_lake, "2026-11-02", force=True)  # an operator knows .1 died
     assert forced == "2026-11-02.2"
     rows = {r["model_version"]: r for r in registry.list_versions(own_lake)}
     assert (rows["2026-11-02.1"]["status"], rows["2026-11-02.1"]["gate_reason"]) == (
         mv.REJECTED, "superseded by 2026-11-02.2")
     with pytest.raises(LookupError, match="still training"):
         stages.evaluate_stage(spark, own_lake, "2026-11-02")
-    registry.release_claim(spark, own_lake, forced)  # a failed attempt leaves nothing registered
-    assert registry.claim_version(spark, own_lake, "2026-11-02") == "2026-11-02.2"
+    registry.release_claim(own_lake, forced)  # a failed attempt leaves nothing registered
+    assert registry.claim_version(own_lake, "2026-11-02") == "2026-11-02.2"
 
 
 def test_an_older_run_date_does_not_replace_a_newer_published_model_unless_activated(spark, own_lake):
