@@ -19,9 +19,9 @@ WITHOUT_SPARK = ("gate", "publish")  # registry rows and a report only: no Spark
 def run_stage(stage: str, settings: Settings, run_date: str, force: bool) -> object:
     """One stage's result; each imports only what it needs, so a short stage does not pay for the rest."""
     if stage in WITHOUT_SPARK:
-        from recsys.batch import stages
+        from recsys.batch import release  # imports nothing of Spark or training
 
-        return asdict(getattr(stages, f"{stage}_stage")(settings, run_date))
+        return asdict(getattr(release, f"{stage}_stage")(settings, run_date))
     from recsys.spark.session import get_spark
 
     spark = get_spark(settings, f"batch-{stage}")

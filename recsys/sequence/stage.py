@@ -14,7 +14,9 @@ from pyspark.sql import SparkSession
 
 from recsys import tracking
 from recsys.batch import registry
-from recsys.batch.stages import StageResult, events_up_to
+from recsys.batch.als import als_checkpoints
+from recsys.batch.stage_result import StageResult
+from recsys.batch.stages import events_up_to
 from recsys.config import AlsConfig, MergeWeights, Settings
 from recsys.contracts import model_version as mv
 from recsys.sequence.pipeline import MODEL, train_and_evaluate
@@ -41,7 +43,8 @@ def sequence_stage(spark: SparkSession, settings: Settings, run_date: str) -> St
         return StageResult("sequence", version, entry["status"], "off (sequence.enabled false)")
     als = AlsConfig(**params["als"]) if params.get("als") else settings.als
     try:
-        outcome = train_and_evaluate(events_up_to(spark, settings, run_date), settings, als, merge)
+        with als_checkpoints(spark, settings):  # its baseline ALS fit: without them a long lineage overflows the stack
+            outcome = train_and_evaluate(events_up_to(spark, settings, run_date), settings, als, merge)
     except TooFewSessionsError as exc:  # a young shop: serve the version without the signal, do not stop the run
         params[SEQUENCE_PARAM] = {"used": False, "weight": 0.0, "reason": f"not trained: {exc}"}
         params["merge"] = merge.model_copy(update={"sequence": 0.0}).model_dump()

@@ -58,8 +58,15 @@ class ModelCache:
         return self._model
 
     def warm(self) -> None:
-        """Read the current version on a thread now, so the first request finds it loaded."""
-        self._refresh_aside()
+        """Read the current version on a thread now, so the first request finds it loaded; with none published
+        yet, the thread looks again every NO_MODEL_RECHECK_S until one is, and reads it then."""
+        threading.Thread(target=self._watch_for_first, name="model-warm", daemon=True).start()
+
+    def _watch_for_first(self) -> None:
+        while self._model is None:
+            self.refresh()
+            if self._model is None:
+                time.sleep(NO_MODEL_RECHECK_S)
 
     def _refresh_aside(self) -> None:
         if not self._lock.acquire(blocking=False):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys.batch import registry, stages
+from recsys.batch import registry, release, stages
 from recsys.batch.als import als_checkpoints, fit_als
 from recsys.contracts import model_version as mv
 from recsys.contracts.tables import ITEM_FACTORS
@@ -63,7 +63,7 @@ def test_two_runs_of_one_date_cannot_both_claim_it_and_each_attempt_gets_its_own
 def test_an_older_run_date_does_not_replace_a_newer_published_model_unless_activated(spark, own_lake):
     _version(spark, own_lake, "2026-11-05.1", mv.PUBLISHED)
     _version(spark, own_lake, "2026-11-04.1", mv.APPROVED)  # a late or re-run older date passed its gate
-    result = stages.publish_stage(own_lake, "2026-11-04")
+    result = release.publish_stage(own_lake, "2026-11-04")
     assert result.status == mv.APPROVED and "activate 2026-11-04.1 explicitly" in result.detail
     assert registry.current_version(own_lake) == "2026-11-05.1"
     activate_version(own_lake, "2026-11-04.1")  # the operator's explicit choice

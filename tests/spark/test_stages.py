@@ -3,7 +3,7 @@
 import pytest
 from pyspark.sql import functions as F
 
-from recsys.batch import registry, stages
+from recsys.batch import registry, release, stages
 from recsys.batch.backfill import append_events, upsert_items, upsert_users
 from recsys.batch.content import content_candidates, item_profiles
 from recsys.batch.data_quality import DataQualityError, check_events, require_quality
@@ -17,6 +17,7 @@ from recsys.batch.served_evaluation import (
     served_model,
     signal_key,
 )
+from recsys.batch.stage_result import StageResult
 from recsys.batch.tuning import decayed_with
 from recsys.config import MergeWeights
 from recsys.contracts import model_version as mv
@@ -218,7 +219,7 @@ def test_rerunning_a_decided_run_date_changes_nothing(published, spark, settings
     assert versioned(spark, settings, USER_FACTORS, version).count() == factors_before
 
 
-def _stage(results: list[stages.StageResult], name: str) -> stages.StageResult:
+def _stage(results: list[StageResult], name: str) -> StageResult:
     return next(r for r in results if r.stage == name)
 
 
@@ -270,4 +271,4 @@ def test_data_quality_fails_before_the_first_event(published, spark, settings):
 
 def test_a_stage_out_of_order_says_what_to_run_first(published, spark, settings):
     with pytest.raises(LookupError, match="run the train stage first"):
-        stages.publish_stage(settings, "2026-12-31")
+        release.publish_stage(settings, "2026-12-31")

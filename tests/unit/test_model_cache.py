@@ -92,3 +92,14 @@ def test_a_worker_with_no_model_looks_again_soon_whatever_refresh_s_says(monkeyp
     store.version = "v2"
     time.sleep(0.2)
     assert cache.get().version == "v1"  # with a model, refresh_s holds again
+
+
+def test_warm_keeps_looking_until_a_version_is_published(monkeypatch):
+    monkeypatch.setattr(model_cache, "NO_MODEL_RECHECK_S", 0.02)
+    store = SlowStore(None)
+    cache = ModelCache(store, 3600.0, background=True)
+    cache.warm()
+    time.sleep(0.1)
+    assert store.loads == []
+    store.version = "v1"
+    assert eventually(lambda: store.loads == ["v1"])  # read without any request asking for it
