@@ -18,9 +18,6 @@ WITHOUT_SPARK = ("gate", "publish")  # registry rows and a report only: no Spark
 
 def run_stage(stage: str, settings: Settings, run_date: str, force: bool) -> object:
     """One stage's result; each imports only what it needs, so a short stage does not pay for the rest."""
-    from recsys import tracking
-
-    tracking.connect_early(settings)  # MLflow's import and store open overlap the stage's own start
     if stage in WITHOUT_SPARK:
         from recsys.batch import release  # imports nothing of Spark or training
 

@@ -5,6 +5,6 @@ batch stages make one thin call each (`log_stage`); with `tracking.enabled` fals
 tracking store that fails only logs a warning: it never stops a model from being trained or published.
 """
 
-from recsys.tracking.tracker import NoopTracker, Tracker, connect_early, log_stage, tracker
+from recsys.tracking.tracker import NoopTracker, Tracker, log_stage, tracker
 
-__all__ = ["NoopTracker", "Tracker", "connect_early", "log_stage", "tracker"]
+__all__ = ["NoopTracker", "Tracker", "log_stage", "tracker"]

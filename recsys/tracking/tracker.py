@@ -6,7 +6,6 @@ import dataclasses
 import logging
 import os
 import re
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -144,32 +143,12 @@ def _mlflow_tracker(uri: str, experiment: str, artifact_root: str | None) -> Mlf
     return MlflowTracker(uri, experiment, artifact_root)
 
 
-_CONNECTING = threading.Lock()  # one connection at a time: a stage's call waits for connect_early's
-
-
 def tracker(settings: Settings) -> Tracker:
     """The configured tracker: MLflow, or a no-op when tracking is disabled."""
     cfg = settings.tracking
     if not cfg.enabled:
         return NoopTracker()
-    with _CONNECTING:
-        return _mlflow_tracker(store_uri(cfg, settings), cfg.experiment, artifact_uri(cfg, settings))
-
-
-def connect_early(settings: Settings) -> None:
-    """Connect to the store on a thread now, while the stage starts its own work: importing MLflow and opening a
-    SQLite store took 3.6 s of every stage process, which the stage would otherwise wait for at its end. A
-    failure here is left to the stage's own call, which logs it."""
-    if not settings.tracking.enabled:
-        return
-
-    def connect() -> None:
-        try:
-            tracker(settings)
-        except Exception as exc:  # log_stage tries again and warns
-            log.debug("connecting to the tracking store early failed: %s", exc)
-
-    threading.Thread(target=connect, name="tracking-connect", daemon=True).start()
+    return _mlflow_tracker(store_uri(cfg, settings), cfg.experiment, artifact_uri(cfg, settings))
 
 
 def log_stage(settings: Settings, version: str, stage: str, **record: Any) -> str | None:

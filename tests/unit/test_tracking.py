@@ -85,24 +85,3 @@ def test_nested_values_flatten_and_only_numbers_are_metrics():
     assert flatten({"a": {"b": 1, "c": {"d": "x"}}, "e": 2}) == {"a.b": 1, "a.c.d": "x", "e": 2}
     assert flatten({"test": {"merged+sequence": {"hr": 0.5}}}) == {"test.merged_sequence.hr": 0.5}  # MLflow refuses '+'
     assert numeric({"a": 1, "b": "x", "c": True, "d": float("nan"), "e": {"f": 0.5}}) == {"a": 1.0, "e.f": 0.5}
-
-
-def test_connecting_early_opens_the_store_the_stage_then_uses(tmp_path):
-    import time
-
-    settings = tracked(tmp_path)
-    tracking.connect_early(settings)
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "mlflow.db").is_file() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert (tmp_path / "mlflow.db").is_file()  # opened by the thread: nothing else has asked for the store
-    assert tracking.tracker(settings) is tracking.tracker(settings)  # the connection the thread opened
-    assert tracking.log_stage(settings, VERSION, "publish", tags={"status": "published"}) is not None
-
-
-def test_connecting_early_does_nothing_when_tracking_is_off(tmp_path):
-    import threading
-
-    before = threading.active_count()
-    tracking.connect_early(tracked(tmp_path, enabled=False))
-    assert threading.active_count() == before and not (tmp_path / "mlflow.db").exists()
