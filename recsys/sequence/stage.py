@@ -15,8 +15,8 @@ from pyspark.sql import SparkSession
 from recsys import tracking
 from recsys.batch import registry
 from recsys.batch.als import als_checkpoints
+from recsys.batch.run_data import events_up_to
 from recsys.batch.stage_result import StageResult
-from recsys.batch.stages import events_up_to
 from recsys.config import AlsConfig, MergeWeights, Settings
 from recsys.contracts import model_version as mv
 from recsys.sequence.pipeline import MODEL, train_and_evaluate

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from recsys.batch import stages
+from recsys.batch import run_data
 from recsys.batch.backfill import append_events, upsert_users
 from recsys.batch.interactions import drop_erased
 from recsys.config import load_settings
@@ -51,13 +51,13 @@ def test_drop_erased_keeps_other_users_and_events_ingested_after_the_latest_eras
 
 def test_training_interactions_leave_out_events_of_erased_users(spark, own):
     append_events(spark, own, two_taste_events())
-    interactions, _ = stages.interactions_up_to(spark, own, RUN_DATE)  # no erasures table yet: everyone
+    interactions, _ = run_data.interactions_up_to(spark, own, RUN_DATE)  # no erasures table yet: everyone
     assert interactions.select("user_id").distinct().count() == 40
     interactions.unpersist()
     erasures = DeltaErasureStore(own)  # as DELETE /v1/users/<id> records them, with delta-rs
     erasures.record_erasure("u0", datetime.now(UTC))  # after all of u0's events reached bronze
     erasures.record_erasure("u1", START - timedelta(days=1))  # before u1's events arrived: they are new activity
-    interactions, _ = stages.interactions_up_to(spark, own, RUN_DATE)
+    interactions, _ = run_data.interactions_up_to(spark, own, RUN_DATE)
     users = {r["user_id"] for r in interactions.select("user_id").distinct().collect()}
     interactions.unpersist()
     assert "u0" not in users and "u1" in users and len(users) == 39

@@ -3,7 +3,7 @@
 import pytest
 from pyspark.sql import functions as F
 
-from recsys.batch import registry, release, stages
+from recsys.batch import registry, release, run_data, stages
 from recsys.batch.backfill import append_events, upsert_items, upsert_users
 from recsys.batch.content import content_candidates, item_profiles
 from recsys.batch.data_quality import DataQualityError, check_events, require_quality
@@ -77,10 +77,10 @@ def test_stages_take_one_version_from_candidate_to_published(published):
 
 def test_the_train_stage_keeps_its_interactions_for_the_evaluate_stage(published, spark, settings):
     _, entry = published
-    kept = stages.kept_interactions(spark, settings, RUN_DATE)
+    kept = run_data.kept_interactions(spark, settings, RUN_DATE)
     decay = entry["params"]["events"]["half_life_days"]  # the interaction half-life tuning chose
     assert decay in {settings.events.half_life_days, *settings.tuning.interaction_half_life_days}
-    built, _ = stages.interactions_up_to(spark, decayed_with(settings, decay), RUN_DATE)
+    built, _ = run_data.interactions_up_to(spark, decayed_with(settings, decay), RUN_DATE)
     assert kept.count() == entry["n_interactions"]
     assert kept.exceptAll(built.select(kept.columns)).count() == 0  # what train trained on, built once
     kept.unpersist()
@@ -196,7 +196,7 @@ def test_evaluation_and_serving_rank_identically_for_the_same_outputs(published,
     outputs = {spec: versioned(spark, settings, spec, version).drop("model_version")
                for spec in VERSIONED_TABLES}
     evaluated = served_model(outputs, settings, catalogue_of(read_table(spark, settings, ITEMS)), version)
-    now = stages.end_of(RUN_DATE)
+    now = run_data.end_of(RUN_DATE)
     users = [f"u{u}" for u in range(40)] + ["a-stranger"]
     query = RecommendationQuery(settings.evaluation.k)
     recommender = Recommender(lambda: served, NoRealtimeState(), settings.serving,
