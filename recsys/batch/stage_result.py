@@ -19,6 +19,8 @@ class StageResult:
 
 
 def entry_for(settings: Settings, run_date: str, stage: str) -> dict:
+    """The registry row of the run date's newest version, which `stage` works on; LookupError while there is
+    none or it is still training (the train stage has to run, or finish, first)."""
     entry = registry.latest_for_run_date(settings, run_date)
     if entry is None:
         raise LookupError(f"{stage}: no model version for run date {run_date}; run the train stage first")

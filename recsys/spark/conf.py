@@ -75,7 +75,7 @@ def process_env(settings: Settings) -> dict[str, str]:
 
 def driver_env(settings: Settings) -> dict[str, str]:
     """Environment of a spark-submit driver (recsys.spark.submit, the Airflow DAG): in local mode the driver
-    JVM runs the tasks, so it gets the executors' BLAS thread limit too."""
+    JVM runs the tasks, so it gets the executors' BLAS thread limit and malloc arenas too (process_env)."""
     return {"RECSYS_ENV": settings.env, "RECSYS_HOME": str(PROJECT_ROOT), **process_env(settings)}
 
 
