@@ -50,7 +50,7 @@ serve:  ## the API (granian, api/server.py) on serving.host:serving.port
 	$(PY) -m api.server
 
 demo: export RECSYS_DEMO_T0 := $(shell date +%s.%N)
-demo: setup up  ## the product end to end: DATA=synthetic|retail, batch DAG via Airflow, stream, API; until Ctrl-C (ARGS=--no-keep)
+demo: setup  ## the product end to end: DATA=synthetic|retail, batch DAG via Airflow, stream, API; until Ctrl-C (ARGS=--no-keep)
 	$(PY) -m recsys.demo.runner --data $(DATA) $(ARGS)
 
 test: up  ## the whole suite on real services (unit, Spark, integration, end-to-end, Airflow)

@@ -11,7 +11,7 @@ from deltalake import DeltaTable
 
 from recsys.config import PROJECT_ROOT, Settings
 from recsys.contracts.tables import ITEMS
-from recsys.demo.processes import RUN_DIR, tail
+from recsys.demo.processes import RUN_DIR, start_background, tail
 from recsys.kafka.topics import ensure_topics
 from recsys.redis_client import redis_client
 from recsys.stores.model_store import query_delta
@@ -41,19 +41,20 @@ def services_ready(settings: Settings) -> str | None:
     return None
 
 
-def ensure_services(settings: Settings) -> None:
-    problem = services_ready(settings)
-    if problem is None:
-        print(f"    Redis ({settings.redis.url}) and Kafka ({settings.kafka.bootstrap_servers}) are up; "
-              f"topic {settings.kafka.events_topic}")
-        return
-    log = RUN_DIR / "services.log"
-    print(f"    not ready ({problem}); starting them: docker/local/services.sh up (log {log})")
-    with log.open("w") as out:
-        code = subprocess.call(["bash", str(SERVICES_SH), "up"], stdout=out, stderr=subprocess.STDOUT,
-                               cwd=PROJECT_ROOT)
+def start_services(running: list[subprocess.Popen]) -> subprocess.Popen:
+    """`services.sh up` in the background: it starts whichever of Redis and Kafka is down (nothing when both
+    are up), while the load and the batch DAG, which need neither, run beside it."""
+    proc = start_background("services", ["bash", str(SERVICES_SH), "up"])
+    running.append(proc)
+    return proc
+
+
+def wait_for_services(settings: Settings, proc: subprocess.Popen) -> None:
+    """Raise unless `services.sh up` succeeded and both answer (the topics created if missing)."""
+    code = proc.wait()
     problem = services_ready(settings) if code == 0 else f"services.sh up exited with {code}"
     if problem is not None:
+        log = RUN_DIR / "services.log"
         raise RuntimeError(f"{problem}; last lines of {log}:\n{tail(log)}")
 
 

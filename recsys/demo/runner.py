@@ -1,11 +1,12 @@
 """`make demo`: the whole product on one machine, each step timed, until Ctrl-C.
 
-Checks Redis and Kafka (starts them if they are down), loads a generated shop or the UCI Online Retail
-data into Delta, runs the batch DAG through Airflow (`airflow dags test recsys_batch <run date>`, the run
-date being the last day of the loaded data), starts the streaming job and the API, waits until the demo
-page serves the published model with a live stream, prints the page's address, shows one shopper's
-recommendations change after a few new events, and keeps running until Ctrl-C. Ctrl-C (or SIGTERM, or
-the end with --no-keep) stops everything the demo started, each in its own process group.
+Starts Redis and Kafka if they are down (in the background: only the stream and the API need them), loads
+a generated shop or the UCI Online Retail data into Delta, runs the batch DAG through Airflow (`airflow dags
+test recsys_batch <run date>`, the run date being the last day of the loaded data), starts the streaming job
+and the API, waits until the demo page serves the published model with a live stream, prints the page's
+address, shows one shopper's recommendations change after a few new events, and keeps running until Ctrl-C.
+Ctrl-C (or SIGTERM, or the end with --no-keep) stops everything the demo started, each in its own process
+group; Redis and Kafka stay up (`make down` stops them).
 
 The retail data has its own lake, topic and Redis namespace (DATA_PROFILES), so the two shops never mix.
 """
@@ -36,7 +37,15 @@ from recsys.demo.airflow_runner import (
     stop_airflow_ui,
 )
 from recsys.demo.output import Bar, DemoError, Steps, show
-from recsys.demo.probes import ensure_services, get_recommendations, http_ok, item_ids, items_by_category, known_items
+from recsys.demo.probes import (
+    get_recommendations,
+    http_ok,
+    item_ids,
+    items_by_category,
+    known_items,
+    start_services,
+    wait_for_services,
+)
 from recsys.demo.processes import POLL_S, RUN_DIR, port_free, run_logged, start_background, stop, tail, wait_until
 from recsys.progress import parse_progress
 from recsys.stores.model_store import DeltaModelStore
@@ -44,8 +53,9 @@ from recsys.stores.online_store import RedisOnlineStore
 
 T0_VARIABLE = "RECSYS_DEMO_T0"  # epoch seconds `make demo` started at (before setup and up); set by the Makefile
 # Every demo JVM runs short jobs on a small shop: the C1 compiler alone warms a cold driver up sooner (a cold
-# evaluate stage 44.8 -> 39-41 s). Long jobs on real data want C2, so only the demo adds it.
-SHORT_JOBS_JIT = "-XX:TieredStopAtLevel=1"
+# evaluate stage 44.8 -> 39-41 s). Long jobs on real data want C2, so only the demo adds it. C1 alone gets the
+# 48 MB code cache of a JVM without tiers; the evaluate stage filled it, and the JVM then stopped compiling.
+SHORT_JOBS_JIT = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 START_AFTER_TASK = "evaluate"  # the stream and the API start when this task ends, beside gate and publish
 KEEP_VARIABLE = "RECSYS_DEMO_KEEP"  # 0 = run to the page and the live check, then stop (like --no-keep)
 
@@ -239,9 +249,10 @@ def demo(args: argparse.Namespace, steps: Steps, procs: dict[str, subprocess.Pop
     settings = get_settings()
     base = f"http://{settings.serving.host}:{settings.serving.port}"
     RUN_DIR.mkdir(parents=True, exist_ok=True)
-    with steps.step("Redis and Kafka"):
-        ensure_services(settings)
+    with steps.step("Redis and Kafka: docker/local/services.sh up, in the background"):
         require_free_port(settings)
+        services = start_services(running)
+        print(f"    log {RUN_DIR / 'services.log'}; the stream and the API wait for it")
     what = ("the UCI Online Retail data" if args.data == "retail"
             else f"a generated shop ({args.users:,} users, {args.items:,} items, {args.events:,} events)")
     with steps.step(f"load {what} into Delta ({settings.path(settings.storage.delta_root)})"):
@@ -256,6 +267,7 @@ def demo(args: argparse.Namespace, steps: Steps, procs: dict[str, subprocess.Pop
 
     def on_task_end(task: str) -> None:
         if task == START_AFTER_TASK:  # what is left (gate, publish) reads registry rows, not both cores
+            wait_for_services(settings, services)
             start_stream_and_api(settings, procs)
 
     with steps.step(f"batch pipeline through Airflow: airflow dags test recsys_batch {run_date} "
@@ -264,6 +276,7 @@ def demo(args: argparse.Namespace, steps: Steps, procs: dict[str, subprocess.Pop
         version = published_version(settings, run_date, base)
     with steps.step("the streaming job (Kafka -> Delta bronze + Redis) and the API (granian)"):
         if "api" not in procs:
+            wait_for_services(settings, services)
             start_stream_and_api(settings, procs)
         wait_for_api(procs, base)
     with steps.step("wait until the demo page works (page, reports, model, live stream)"):
