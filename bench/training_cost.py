@@ -85,7 +85,8 @@ def run_spark(folder: Path, rank: int = RANK, iterations: int = ITERATIONS) -> d
     item_factors.count()
     phases["fit"] = time.time() - started - sum(phases.values())
     seen = train.join(users, "user_id", "left_semi").groupBy("user_id").agg(F.collect_set("item_id").alias("seen"))
-    recs = factor_top_k(user_factors.join(users, "user_id", "left_semi"), item_factors, seen, K).persist()
+    recs = factor_top_k(user_factors.join(users, "user_id", "left_semi"), item_factors, seen, K,
+                        settings.evaluation.driver_top_k_cells).persist()
     recs.count()
     phases["top-k"] = time.time() - started - sum(phases.values())
     truth = (spark.read.parquet(str(folder / "test")).join(users, "user_id", "left_semi").groupBy("user_id")

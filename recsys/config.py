@@ -117,6 +117,7 @@ class EvaluationConfig(_Section):
     baselines: list[Literal["popularity", "item_knn", "content"]]
     knn_neighbours: int = Field(gt=0)
     max_users: int = Field(ge=0)  # held-out users every model is scored on (a seeded sample; 0 = all)
+    driver_top_k_cells: int = Field(ge=0)  # ALS top-k of the sample on the driver up to this many scores (0 = never)
     signals: list[str] = Field(default_factory=list)  # merge signals also scored alone, through the served ranking
     workers: int = Field(ge=0)  # forked processes ranking held-out shoppers offline (0 = one per core)
     min_users_per_worker: int = Field(gt=0)  # fewer shoppers than this per process: rank them in one process

@@ -5,6 +5,10 @@ Spark's recommendForAllUsers scores every user against every item (200,000 x 50,
 held-out users (evaluation.max_users), and for each of them only the k best items it has not trained on.
 The item factors are broadcast once; each task multiplies a block of its users' factors by them (one
 BLAS matrix product), masks what each user already had and keeps the k best per row with a partial sort.
+
+A sample small enough (users x items within `driver_cells`) is scored the same way on the driver instead:
+its factors are a few megabytes, and no Python worker has to start (each holds ~150 MB of interpreter,
+pandas and pyarrow beside the JVM). Larger ones, and every-user lists, stay in the executors.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+RESULT_SCHEMA = "user_id string, items array<string>"
 BLOCK_CELLS = 1_000_000  # user x item scores one block holds at once (4 MB of float32, with its sort buffers ~16 MB)
 
 
@@ -68,35 +73,53 @@ def _seen_positions(seen: pa.Array, ids: pa.Array) -> list[np.ndarray]:
     return [row[row >= 0] for row in np.split(positions.astype(np.int64), np.cumsum(lengths)[:-1])]
 
 
-def factor_top_k(user_factors: DataFrame, item_factors: DataFrame, seen: DataFrame | None, n: int) -> DataFrame:
+def _item_lists(best: list[np.ndarray], item_ids: pa.Array) -> pa.ListArray:
+    offsets = np.concatenate([[0], np.cumsum([len(b) for b in best])]).astype(np.int32)
+    flat = np.concatenate(best) if best else np.empty(0, np.int64)
+    return pa.ListArray.from_arrays(pa.array(offsets), item_ids.take(pa.array(flat)))
+
+
+def _top_k_of(batch: pa.RecordBatch, item_ids: pa.Array, items: np.ndarray, n: int) -> pa.RecordBatch:
+    """(user_id, items) of a batch of (user_id, factors, seen)."""
+    users = _matrix(batch.column("factors"), batch.num_rows)
+    best = block_top_k(users, items, n, _seen_positions(batch.column("seen"), item_ids))
+    return pa.RecordBatch.from_arrays([batch.column("user_id"), _item_lists(best, item_ids)],
+                                      names=["user_id", "items"])
+
+
+def factor_top_k(user_factors: DataFrame, item_factors: DataFrame, seen: DataFrame | None, n: int,
+                 driver_cells: int = 0) -> DataFrame:
     """(user_id, items): each user's n best items by factor dot product that it has not seen, best first.
 
     user_factors and item_factors are (user_id|item_id, factors array<float>); seen is (user_id, seen
     array<string>) or None. Users of user_factors are all scored: sample them first (sample_users).
     Arrow in and out (mapInArrow): factors reach numpy as one buffer per batch, never as Python lists.
+    With at most driver_cells user x item scores in all (0: never), the users are scored on the driver.
     """
     catalogue = item_factors.select("item_id", "factors").orderBy("item_id").toArrow()
     if catalogue.num_rows == 0:
         return user_factors.select("user_id", F.array().cast("array<string>").alias("items"))
     ids = catalogue.column("item_id").combine_chunks()
     matrix = _matrix(catalogue.column("factors").combine_chunks(), catalogue.num_rows)
-    shared = user_factors.sparkSession.sparkContext.broadcast((ids, matrix))
+    spark = user_factors.sparkSession
     rows = user_factors.select("user_id", "factors")
     if seen is not None:
         rows = rows.join(seen.select("user_id", "seen"), "user_id", "left")
     else:
         rows = rows.withColumn("seen", F.array().cast("array<string>"))
+    if (max_users := driver_cells // catalogue.num_rows) > 0:
+        local = rows.limit(max_users + 1).toArrow()  # one more than fits tells a sample too large to score here
+        if local.num_rows <= max_users:
+            if local.num_rows == 0:
+                return spark.createDataFrame([], RESULT_SCHEMA)
+            scored = _top_k_of(pa.concat_batches(local.to_batches()), ids, matrix, n)
+            return spark.createDataFrame(pa.Table.from_batches([scored]), RESULT_SCHEMA)
+    shared = spark.sparkContext.broadcast((ids, matrix))
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         item_ids, items = shared.value
         for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            users = _matrix(batch.column("factors"), batch.num_rows)
-            best = block_top_k(users, items, n, _seen_positions(batch.column("seen"), item_ids))
-            offsets = np.concatenate([[0], np.cumsum([len(b) for b in best])]).astype(np.int32)
-            flat = np.concatenate(best) if best else np.empty(0, np.int64)
-            lists = pa.ListArray.from_arrays(pa.array(offsets), item_ids.take(pa.array(flat)))
-            yield pa.RecordBatch.from_arrays([batch.column("user_id"), lists], names=["user_id", "items"])
+            if batch.num_rows:
+                yield _top_k_of(batch, item_ids, items, n)
 
-    return rows.mapInArrow(score, "user_id string, items array<string>")
+    return rows.mapInArrow(score, RESULT_SCHEMA)

@@ -45,9 +45,11 @@ def evaluate_served(train: DataFrame, test: DataFrame, settings: Settings, als: 
     return ServedEvaluator(model, truth_of(test), settings, now_s).report(settings.serving.merge)
 
 
-def als_candidates(user_factors: DataFrame, item_factors: DataFrame, held: HeldOut) -> DataFrame:
-    """(user_id, items): the scored users' k best unseen items by ALS, by blocked top-k (never every user)."""
-    return factor_top_k(held.restrict(user_factors), item_factors, held.seen, held.k)
+def als_candidates(user_factors: DataFrame, item_factors: DataFrame, held: HeldOut, driver_cells: int = 0
+                   ) -> DataFrame:
+    """(user_id, items): the scored users' k best unseen items by ALS, by blocked top-k (never every user;
+    on the driver within driver_cells user x item scores)."""
+    return factor_top_k(held.restrict(user_factors), item_factors, held.seen, held.k, driver_cells)
 
 
 def evaluate_models(interactions: DataFrame, settings: Settings, als: AlsConfig,
@@ -85,7 +87,8 @@ def evaluate_models(interactions: DataFrame, settings: Settings, als: AlsConfig,
         log.info("evaluated the served ranking: %s", {m: round(v, 4) for m, v in results[SERVED].items()})
     models: dict[str, Callable[[], DataFrame]] = {}
     if spark_als:
-        models["als"] = lambda: als_candidates(*(factors or factor_frames(fit_als(train, als))), held)
+        models["als"] = lambda: als_candidates(*(factors or factor_frames(fit_als(train, als))), held,
+                                               cfg.driver_top_k_cells)
     if "popularity" in cfg.baselines:
         models["popularity"] = lambda: popularity_candidates(train, held.users, held.fetch)
     if "item_knn" in cfg.baselines:

@@ -159,5 +159,9 @@ def test_blocked_top_k_scores_als_as_recommend_for_all_users_did(spark, settings
     on_all = {r["user_id"]: r["items"] for r in unseen_top_k(recommend_all(fitted, held.fetch), held.seen, 5)
               .collect()}
     assert on_sample == {u: on_all[u] for u in users}
+    for budget, in_executors in ((10 * 30, False), (5 * 30, True)):  # room for the 10 sampled users, for 5
+        candidates = als_candidates(*factor_frames(fitted), sample, budget)
+        assert ("MapInArrow" in candidates._jdf.queryExecution().logical().toString()) is in_executors
+        assert {r["user_id"]: r["items"] for r in candidates.collect()} == on_sample
     train.unpersist()
     test.unpersist()
