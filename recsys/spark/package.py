@@ -22,8 +22,20 @@ PACKAGE_ZIP = PROJECT_ROOT / ".local" / "dist" / "recsys.zip"
 
 
 def build_package_zip(dest: Path = PACKAGE_ZIP) -> Path:
+    """Write the zip beside `dest` and move it in place: builds running at once (the demo's load job and
+    Airflow's start each make one) each replace it whole."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".tmp")
+    with tempfile.NamedTemporaryFile(dir=dest.parent, suffix=".tmp", delete=False) as handle:
+        tmp = Path(handle.name)
+    try:
+        _write_zip(tmp)
+        tmp.replace(dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def _write_zip(tmp: Path) -> None:
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive, tempfile.TemporaryDirectory() as work:
         for path in sorted((PROJECT_ROOT / "recsys").rglob("*.py")):
             name = path.relative_to(PROJECT_ROOT)
@@ -32,8 +44,6 @@ def build_package_zip(dest: Path = PACKAGE_ZIP) -> Path:
                                           doraise=True,
                                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
             archive.write(compiled, name.with_suffix(".pyc"))
-    tmp.replace(dest)
-    return dest
 
 
 if __name__ == "__main__":

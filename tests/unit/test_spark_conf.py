@@ -1,4 +1,8 @@
+import os
+import subprocess
+import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -35,6 +39,25 @@ def test_package_zip_holds_the_shared_package(tmp_path):
     names = zipfile.ZipFile(build_package_zip(tmp_path / "r.zip")).namelist()
     assert "recsys/contracts/events.py" in names and "recsys/speed/stream.py" in names
     assert not any(n.startswith("tests/") for n in names)
+
+
+def test_package_zip_modules_import_from_their_bytecode(tmp_path):
+    """zipimport never writes bytecode: the zip carries it, where zipimport looks (mod.pyc beside mod.py)."""
+    archive = build_package_zip(tmp_path / "r.zip")
+    assert "recsys/contracts/events.pyc" in zipfile.ZipFile(archive).namelist()
+    code = "import recsys.contracts.events as m; print(m.__file__)"
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(archive)},
+                         cwd=tmp_path, capture_output=True, text=True, check=True).stdout.strip()
+    assert out == f"{archive}/recsys/contracts/events.pyc"
+
+
+def test_package_zips_built_at_once_each_land_whole(tmp_path):
+    dest = tmp_path / "r.zip"
+    with ThreadPoolExecutor(3) as pool:
+        built = list(pool.map(lambda _: build_package_zip(dest), range(3)))
+    assert built == [dest] * 3
+    assert zipfile.ZipFile(dest).testzip() is None
+    assert [p.name for p in tmp_path.iterdir()] == ["r.zip"]  # no temporary file left behind
 
 
 def test_blas_threads_and_malloc_arenas_reach_executors_and_the_driver():
