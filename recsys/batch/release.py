@@ -19,11 +19,15 @@ from recsys.stores.registry_store import activate_version
 log = logging.getLogger(__name__)
 
 
+def _current_row(rows: list[dict]) -> dict | None:
+    """The registry row of the version that rows make current, or None."""
+    current = mv.current_version(rows)
+    return next((r for r in rows if r["model_version"] == current), None)
+
+
 def _current_ndcg(settings: Settings, excluding: str) -> float | None:
     """The current version's served NDCG on its validation window (its ALS NDCG for older rows)."""
-    rows = [r for r in registry.list_versions(settings) if r["model_version"] != excluding]
-    current = mv.current_version(rows)
-    row = next((r for r in rows if r["model_version"] == current), None)
+    row = _current_row([r for r in registry.list_versions(settings) if r["model_version"] != excluding])
     if row is None:
         return None
     validation = (row["params"] or {}).get("validation") or {}
@@ -91,7 +95,5 @@ def publish_stage(settings: Settings, run_date: str) -> StageResult:
 def _newer_current(settings: Settings, run_date: str) -> dict | None:
     """The current version's row when it was trained on a later run date than run_date (a late or re-run
     older date must not replace it), else None."""
-    rows = registry.list_versions(settings)
-    current = mv.current_version(rows)
-    row = next((r for r in rows if r["model_version"] == current), None)
+    row = _current_row(registry.list_versions(settings))
     return row if row is not None and row["run_date"] > run_date else None
