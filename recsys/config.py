@@ -299,6 +299,7 @@ class AnnConfig(_Section):
     connectivity: int = Field(gt=0)  # HNSW edges per node: recall and memory against build time
     expansion_add: int = Field(gt=0)  # candidates looked at while inserting: build quality against build time
     expansion_search: int = Field(gt=0)  # candidates looked at per query: recall against query time
+    dtype: Literal["f32", "f16"]  # the scalar type the index stores the vectors in: f16 halves it, searches faster
     build_threads: int = Field(ge=0)  # threads building the index once per version (0: all cores)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import redis
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from recsys.config import ExperimentsConfig, RedisConfig
 from recsys.contracts.events import Event
@@ -94,18 +95,27 @@ def remember_lists(client: redis.Redis, keys: RedisKeys, lists: Sequence[ServedE
                           [user_id, served_at, ttl, max_items or 0, encode_served(rec_id, variant, served_at), *items]))
     if not calls:
         return
-    if len(calls) == 1:  # a pipeline with a script would first send SCRIPT EXISTS: two round trips for one list
+    if len(calls) == 1:
         users = script(keys=calls[0][0], args=calls[0][1])
     else:
-        pipe = client.pipeline(transaction=False)
-        for script_keys, args in calls:
-            script(keys=script_keys, args=args, client=pipe)
-        users = max(pipe.execute())
+        try:
+            users = _remember_pipelined(client, script.sha, calls)
+        except NoScriptError:  # Redis lost its scripts (a restart, SCRIPT FLUSH): load it and send once more
+            client.script_load(REMEMBER_SCRIPT)
+            users = _remember_pipelined(client, script.sha, calls)
     if max_users is not None and users > max_users:
         dropped = [member.decode() if isinstance(member, bytes) else member
                    for member, _ in client.zpopmin(index, users - max_users)]
         if dropped:
             client.delete(*(keys.served(user) for user in dropped))
+
+
+def _remember_pipelined(client: redis.Redis, sha: str, calls: list[tuple[list[str], list]]) -> int:
+    """EVALSHA queued as it is: redis-py's Script in a pipeline asks SCRIPT EXISTS first, a second round trip."""
+    pipe = client.pipeline(transaction=False)
+    for script_keys, args in calls:
+        pipe.evalsha(sha, len(script_keys), *script_keys, *args)
+    return max(pipe.execute())
 
 
 def attribute(events: Sequence[Event], lookup: ServedLookup) -> list[Event]:

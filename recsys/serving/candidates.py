@@ -91,6 +91,33 @@ def trending_rows(model: FactorModel, trending: list[tuple[str, float]]) -> tupl
     return rows, scores
 
 
+@dataclass(frozen=True)
+class CoViewPairs:
+    """The live co-views the model can rank, one entry per (recent item, co-viewed item) pair."""
+
+    rows: np.ndarray  # int64 rows of all_item_ids
+    counts: np.ndarray  # float64 co-view counts, all positive
+    sources: list[str]  # the recent item each pair was co-viewed with
+
+
+def co_view_pairs(model: FactorModel, shopper: Shopper) -> CoViewPairs:
+    """The shopper's co-views as rows: resolved once per request, shared by the candidates and the merge."""
+    key = ("co_views", id(model))
+    found = shopper.memo.get(key)
+    if found is None:
+        lookup, rows, counts, sources = model.all_index.get, [], [], []
+        for source, partners in shopper.co_views.items():
+            for other, count in partners:
+                row = lookup(other)
+                if row is not None and count > 0:
+                    rows.append(row)
+                    counts.append(count)
+                    sources.append(source)
+        found = shopper.memo[key] = CoViewPairs(np.asarray(rows, dtype=np.int64),
+                                                np.asarray(counts, dtype=np.float64), sources)
+    return found
+
+
 def recent_unit_mean(model: FactorModel, recent_rows: np.ndarray) -> np.ndarray:
     """The mean of the recent items' unit factor vectors: what the "recent" signal compares items with."""
     unit = model.item_factors[recent_rows] / np.maximum(model.item_norms[recent_rows], NORM_FLOOR)[:, None]
@@ -155,8 +182,8 @@ def recent_ann(request: Request) -> Rows:
 def neighbours(request: Request) -> Rows:
     """The recent items, the batch similar items of everything in the history, and live co-views."""
     model, shopper = request.model, request.shopper
-    rows = _rows_of(model, shopper.recent)
-    rows += _rows_of(model, (other for partners in shopper.co_views.values() for other, _ in partners))
+    rows = np.concatenate([np.asarray(_rows_of(model, shopper.recent), dtype=np.int64),
+                           co_view_pairs(model, shopper).rows])
     similar = model.similar
     if similar is None or not shopper.history:
         return rows
@@ -164,7 +191,7 @@ def neighbours(request: Request) -> Rows:
     if codes.size == 0:
         return rows
     lists = [similar.neighbours[similar.indptr[c]:similar.indptr[c + 1]] for c in codes.tolist()]
-    return np.concatenate([np.asarray(rows, dtype=np.int64), model.similar_rows[np.concatenate(lists)]])
+    return np.concatenate([rows, model.similar_rows[np.concatenate(lists)]])
 
 
 @candidate_source("interests")

@@ -19,7 +19,14 @@ from recsys.config import MergeWeights, RepurchaseConfig, ServingConfig
 from recsys.contracts.redis_keys import INTEREST_BRAND, INTEREST_CATEGORY, split_interest
 from recsys.sequence.gru import probabilities
 from recsys.serving import reasons as why
-from recsys.serving.candidates import als_rows, candidates, content_matches, recent_unit_mean, trending_rows
+from recsys.serving.candidates import (
+    als_rows,
+    candidates,
+    co_view_pairs,
+    content_matches,
+    recent_unit_mean,
+    trending_rows,
+)
 from recsys.serving.neighbours import live_cosine
 from recsys.serving.results import RecommendationQuery, ScoredItem
 from recsys.serving.shopper import Shopper
@@ -51,7 +58,6 @@ class Merge:
         self.recent_rows = als_rows(model, shopper.recent)  # newest first
         self.recent_set = {model.all_index[i] for i in shopper.recent if i in model.all_index}
         self.signals: dict[str, Signal] = {}
-        self._co_source: dict[int, str] = {}
         self._knn_pairs: tuple[np.ndarray, ...] | None = None  # (row, weighted part, source): for reasons
         self._segment_rows: set[int] = set()
         self._interest = (np.zeros(1, dtype=np.float32), np.zeros(1, dtype=np.float32))
@@ -101,12 +107,6 @@ class Merge:
         if top <= 0 or at.size == 0:
             return None
         return Signal((values[found] / top).astype(np.float32), at)
-
-    def _sparse_of(self, parts: dict[int, float]) -> Signal | None:
-        if not parts:
-            return None
-        rows = np.fromiter(parts.keys(), dtype=np.int64, count=len(parts))
-        return self._sparse(rows, np.fromiter(parts.values(), dtype=np.float32, count=len(parts)))
 
     def _factors_and_recent(self) -> None:
         # The factor matrix is far bigger than the cache: both signals come from one pass over it.
@@ -221,17 +221,11 @@ class Merge:
     def _co_views(self) -> None:
         if not self._on("co_views"):
             return
-        totals: dict[int, float] = {}
-        best: dict[int, float] = {}
-        for source, partners in self.shopper.co_views.items():
-            for other, count in partners:
-                row = self.model.all_index.get(other)
-                if row is None or count <= 0:
-                    continue
-                totals[row] = totals.get(row, 0.0) + count
-                if count > best.get(row, 0.0):
-                    best[row], self._co_source[row] = count, source
-        signal = self._sparse_of(totals)
+        pairs = co_view_pairs(self.model, self.shopper)
+        if pairs.rows.size == 0:
+            return
+        unique, inverse = np.unique(pairs.rows, return_inverse=True)
+        signal = self._sparse(unique, np.bincount(inverse, weights=pairs.counts).astype(np.float32))
         if signal is not None:
             self.signals["co_views"] = signal
 
@@ -325,8 +319,7 @@ class Merge:
         if name == "trending":
             return why.trending_in(model.attributes.category_of(row))
         if name == "co_views":
-            source = self._co_source.get(row)
-            return None if source is None else why.viewed_together(source)
+            return self._co_view_reason(row)
         if name == "interests":
             return self._interest_reason(row)
         if name == "item_knn":
@@ -343,6 +336,12 @@ class Merge:
             best = int(np.argmax(similarity))
             return why.new_like(seen[best]) if np.isfinite(similarity[best]) else None
         return None
+
+    def _co_view_reason(self, row: int) -> str | None:
+        """The recent item the row's item was co-viewed with most (the first such, on a tie)."""
+        pairs = co_view_pairs(self.model, self.shopper)
+        hit = np.flatnonzero(pairs.rows == row)
+        return why.viewed_together(pairs.sources[int(hit[np.argmax(pairs.counts[hit])])]) if hit.size else None
 
     def _knn_reason(self, row: int) -> str | None:
         """The history item whose weighted similarity to the row's item is the largest."""

@@ -20,3 +20,5 @@ class Shopper:
     history: dict[str, float] = field(default_factory=dict)  # items had before -> recency weight in (0, 1]
     owned: dict[str, float] = field(default_factory=dict)  # items owned -> when last owned (epoch seconds)
     user_id: str | None = None  # a known user's id (their batch top-N); None for a visitor
+    # What the candidate sources and the merge both derive from these inputs, derived once per request
+    memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)

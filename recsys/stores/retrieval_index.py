@@ -58,7 +58,7 @@ class HnswIndex:
     def build(cls, factors: np.ndarray, cfg: AnnConfig) -> HnswIndex:
         from usearch.index import Index  # imported here: only serving processes that build or view one pay it
 
-        index = Index(ndim=factors.shape[1], metric="ip", dtype="f32", connectivity=cfg.connectivity,
+        index = Index(ndim=factors.shape[1], metric="ip", dtype=cfg.dtype, connectivity=cfg.connectivity,
                       expansion_add=cfg.expansion_add, expansion_search=cfg.expansion_search)
         index.add(np.arange(factors.shape[0], dtype=np.uint64), np.ascontiguousarray(factors, dtype=np.float32),
                   threads=cfg.build_threads, log=False)

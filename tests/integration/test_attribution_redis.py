@@ -51,6 +51,25 @@ def test_remembered_items_are_capped_and_forgotten_with_the_user(settings, redis
     assert memory.lookup({user: ["i3"]}) == {}
 
 
+def _script_exists_calls(client) -> int:
+    return client.info("commandstats").get("cmdstat_script|exists", {}).get("calls", 0)
+
+
+def test_several_lists_in_one_pipeline_are_remembered_after_redis_lost_its_scripts(settings, redis_client):
+    memory = RedisServedMemory(settings.experiments, settings.redis)
+    users = [f"pipe-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    assert memory.remember(_served(users[0], ["i0"]))  # the script is loaded and its digest kept
+    redis_client.script_flush()  # what a Redis restart does to loaded scripts
+    lists = [_served(user, ["i1", "i2"]) for user in users]
+    exists_before = _script_exists_calls(redis_client)
+    assert memory.remember_many(lists)
+    assert _script_exists_calls(redis_client) == exists_before  # EVALSHA as it is: no SCRIPT EXISTS round trip
+    found = memory.lookup({user: ["i1", "i2"] for user in users})
+    assert {user: {item: a.rec_id for item, a in found[user].items()} for user in users} == {
+        served.user_id: {"i1": served.rec_id, "i2": served.rec_id} for served in lists}
+    assert memory.errors == 0
+
+
 def test_write_behind_memory_remembers_every_list_of_many_threads_in_order(settings, redis_client):
     memory = WriteBehindMemory(RedisServedMemory(settings.experiments, settings.redis), 10_000, 1.0)
     users = [f"wb-{uuid.uuid4().hex[:8]}" for _ in range(8)]

@@ -95,6 +95,16 @@ def test_co_views_of_recent_items_pull_in_items_viewed_together():
     assert reasons(recs)["b3"][0] == "viewed together with a1"
 
 
+def test_co_views_from_several_recent_items_add_up_and_the_strongest_explains():
+    online = FakeOnline(recent=["a1", "a2"], co_views={"a1": [("b3", 2.0), ("b2", 3.0), ("zz", 9.0)],
+                                                       "a2": [("b3", 2.5), ("b2", 3.0), ("b1", 0.0)]})
+    recs = recommend(online, user="stranger", k=2, weights=only(co_views=1.0), explain=True)
+    assert ids(recs) == ["b2", "b3"]  # 3 + 3 before 2 + 2.5; b1 (no count) and zz (unknown) add nothing
+    assert [i.contributions["co_views"] for i in recs.items] == [1.0, 0.75]
+    assert reasons(recs)["b2"] == ["viewed together with a1"]  # a tie goes to the first source
+    assert reasons(recs)["b3"] == ["viewed together with a2"]  # 2.5 against 2
+
+
 def test_trending_items_say_where_they_trend():
     online = FakeOnline(trending=[("c2", 50.0), ("x1", 25.0)])
     recs = recommend(online, k=2, weights=only(trending=1.0, popularity=0.1))
