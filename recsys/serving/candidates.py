@@ -12,7 +12,7 @@ model) registers itself with `@candidate_source("name")` and is listed in the co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,6 +118,22 @@ def co_view_pairs(model: FactorModel, shopper: Shopper) -> CoViewPairs:
     return found
 
 
+def history_in(shopper: Shopper, lookup: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(lookup's code, recency weight) of each history item with a positive weight that `lookup` holds: found once
+    per request and vocabulary, with one lookup per item (the candidates and the merge both need them)."""
+    key = ("history", id(lookup))
+    found = shopper.memo.get(key)
+    if found is None:
+        get, codes, weights = lookup.get, [], []
+        for item, weight in shopper.history.items():
+            code = get(item) if weight > 0 else None
+            if code is not None:
+                codes.append(code)
+                weights.append(weight)
+        found = shopper.memo[key] = (np.asarray(codes, dtype=np.int64), np.asarray(weights, dtype=np.float32))
+    return found
+
+
 def recent_unit_mean(model: FactorModel, recent_rows: np.ndarray) -> np.ndarray:
     """The mean of the recent items' unit factor vectors: what the "recent" signal compares items with."""
     unit = model.item_factors[recent_rows] / np.maximum(model.item_norms[recent_rows], NORM_FLOOR)[:, None]
@@ -187,7 +203,7 @@ def neighbours(request: Request) -> Rows:
     similar = model.similar
     if similar is None or not shopper.history:
         return rows
-    codes = np.fromiter((similar.row[i] for i in shopper.history if i in similar.row), dtype=np.int64)
+    codes = history_in(shopper, similar.row)[0]
     if codes.size == 0:
         return rows
     lists = [similar.neighbours[similar.indptr[c]:similar.indptr[c + 1]] for c in codes.tolist()]

@@ -10,7 +10,6 @@ product over the candidates' factors for the taste and recent-item columns toget
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +23,7 @@ from recsys.serving.candidates import (
     candidates,
     co_view_pairs,
     content_matches,
+    history_in,
     recent_unit_mean,
     trending_rows,
 )
@@ -157,20 +157,13 @@ class Merge:
         if signal is not None:
             self.signals["item_knn"] = signal
 
-    def _history_in(self, lookup: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
-        """(lookup's code, recency weight) of each history item with a positive weight that `lookup` holds."""
-        known = [(lookup[item], weight) for item, weight in self.shopper.history.items()
-                 if weight > 0 and item in lookup]
-        return (np.fromiter((c for c, _ in known), dtype=np.int64, count=len(known)),
-                np.fromiter((w for _, w in known), dtype=np.float32, count=len(known)))
-
     def _batch_knn_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(row, weighted part, source) of each batch neighbour of each history item; the source is its code in
         the similar-items vocabulary (a history item the model does not rank still explains)."""
         model, similar = self.model, self.model.similar
         if similar is None:
             return None
-        codes, weights = self._history_in(similar.row)
+        codes, weights = history_in(self.shopper, similar.row)
         if codes.size == 0:
             return None
         starts, lengths = similar.indptr[codes], similar.indptr[codes + 1] - similar.indptr[codes]
@@ -190,7 +183,7 @@ class Merge:
         model = self.model
         if model.live_items == 0:
             return None
-        sources, weights = self._history_in(model.item_index)
+        sources, weights = history_in(self.shopper, model.item_index)
         if sources.size == 0:
             return None
         live, cosine = live_cosine(model, sources)
