@@ -1,5 +1,5 @@
-"""Warm-up job of the driver's class archive: `python -m recsys.spark.class_archive` submits it with
--XX:ArchiveClassesAtExit, so the classes the stages use are dumped when it exits (recsys.spark.class_archive).
+"""Warm-up job of the driver's class archive: `python -m recsys.spark.class_archive_build` submits it with
+-XX:ArchiveClassesAtExit, so the classes the stages use are dumped when it exits (recsys.spark.class_archive_build).
 
 spark_jobs/warm_classes.py SCRATCH_DIR
 """
@@ -10,7 +10,7 @@ import sys
 
 from recsys.config import get_settings
 from recsys.logging_setup import setup_logging
-from recsys.spark.class_archive import exercise
+from recsys.spark.class_archive_build import exercise
 from recsys.spark.session import get_spark
 
 if __name__ == "__main__":

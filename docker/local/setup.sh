@@ -60,6 +60,6 @@ step "syncing .venv-airflow with requirements/airflow-lock.txt"
 step "resolving jars from Maven Central"
 bash docker/local/fetch_jars.sh
 step "driver class archive (faster spark-submit starts; rebuilt only when the JDK or jars change)"
-.venv/bin/python -m recsys.spark.class_archive \
+.venv/bin/python -m recsys.spark.class_archive_build \
   || echo "warning: no driver class archive; Spark jobs start without it (slower), see the error above"
 printf '\nsetup done in %ss\n' "$((SECONDS - started))"
