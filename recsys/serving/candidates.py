@@ -177,11 +177,23 @@ def user_top_n(request: Request) -> Rows:
 
 @candidate_source("taste_ann")
 def taste_ann(request: Request) -> Rows:
-    """Nearest items to the shopper's taste vector (live folded-in vectors drift from any batch list)."""
+    """Nearest items to the shopper's taste vector: a live folded-in vector drifts from any batch list. A taste that
+    is still the user's batch vector needs no search when user_top_n is on: the batch wrote that vector's best
+    items already, exactly and at least as many (a shop's returning shoppers, until their first event)."""
     taste = request.shopper.taste
-    if request.weights.factors <= 0 or taste is None:
+    if request.weights.factors <= 0 or taste is None or _batch_listed(request, taste):
         return None
     return request.index.items.search(np.asarray(taste, dtype=np.float32), request.cfg.retrieval.ann_k)
+
+
+def _batch_listed(request: Request, taste: np.ndarray) -> bool:
+    """The taste is the user's batch vector, and the user_top_n source gives at least ann_k of its best items."""
+    model, user, retrieval = request.model, request.shopper.user_id, request.cfg.retrieval
+    if model.user_candidates is None or user is None or "user_top_n" not in retrieval.sources:
+        return False
+    row = model.user_ids.get(user)
+    return (row is not None and len(model.user_candidates.of(row)) >= retrieval.ann_k
+            and np.array_equal(taste, model.user_factors[row]))
 
 
 @candidate_source("recent_ann")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ from recsys.serving.recommender import Recommender
 from recsys.serving.results import RecommendationQuery
 from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue
 from recsys.stores.model_store import FactorModel
-from recsys.stores.retrieval_index import HnswIndex
+from recsys.stores.retrieval_index import HnswIndex, Ragged
 from recsys.stores.shared_model import share_model
 from recsys.stores.similar_items import SimilarItems
 from tests.unit.serving_fakes import FakeOnline
@@ -162,3 +164,26 @@ def test_the_batch_top_n_table_becomes_each_users_candidate_rows():
     request = cand.Request(model, Shopper(user_id="u1"), RecommendationQuery(k=2), serving(), SETTINGS.serving.merge,
                            None)
     assert sorted(cand.user_top_n(request).tolist()) == sorted(model.item_index[i] for i in ("a", "b"))
+
+
+def test_a_batch_taste_is_not_searched_again_when_the_batch_top_n_lists_it():
+    model = shop()
+    cfg = serving(ann={"exact_below": 0})  # the HNSW index, ann_k 300, the batch lists of user_top_n 500
+    top_n, ann_k = cfg.retrieval.user_top_n, cfg.retrieval.ann_k
+    exact = np.argsort(-(model.user_factors @ model.item_factors.T), axis=1, kind="stable")[:, :top_n]
+    listed = dataclasses.replace(model, user_candidates=Ragged.from_lists(list(exact)))
+    batch, live = Shopper(taste=model.user_factors[3], user_id="u3"), Shopper(taste=model.user_factors[3] + 0.1,
+                                                                               user_id="u3")
+
+    def request(shopper, on=listed, retrieval=cfg):
+        return cand.Request(on, shopper, RecommendationQuery(k=10), retrieval, SETTINGS.serving.merge,
+                            cand.ensure_retrieval(on, retrieval.retrieval))
+
+    assert cand.taste_ann(request(batch)) is None  # its best 500 are the batch list: no search
+    assert set(exact[3][:ann_k]) <= set(cand.user_top_n(request(batch)).tolist())
+    query = RecommendationQuery(k=10)
+    assert ranked(listed, cfg, batch, query) == ranked(listed, serving("full"), batch, query)
+    assert len(cand.taste_ann(request(live))) == ann_k  # a live vector drifts: searched
+    assert len(cand.taste_ann(request(batch, on=model))) == ann_k  # no batch lists in this version: searched
+    longer = serving(ann_k=top_n + 1, ann={"exact_below": 0})
+    assert len(cand.taste_ann(request(batch, retrieval=longer))) == top_n + 1  # the batch list is too short
