@@ -169,10 +169,15 @@ def content_matches(model: FactorModel, recent: list[str], min_similarity: float
 @candidate_source("user_top_n")
 def user_top_n(request: Request) -> Rows:
     """The batch layer's per-user top-N of this version (USER_CANDIDATES)."""
+    listed = _batch_list(request)
+    return None if listed is None else listed[1]
+
+
+def _batch_list(request: Request) -> tuple[int, np.ndarray] | None:
+    """(the user's row of user_ids, their batch top-N rows) when this version has a list for the user."""
     model, user = request.model, request.shopper.user_id
-    if model.user_candidates is None or user is None or user not in model.user_ids:
-        return None
-    return model.user_candidates.of(model.user_ids[user])
+    row = None if model.user_candidates is None or user is None else model.user_ids.get(user)
+    return None if row is None else (row, model.user_candidates.of(row))
 
 
 @candidate_source("taste_ann")
@@ -188,12 +193,10 @@ def taste_ann(request: Request) -> Rows:
 
 def _batch_listed(request: Request, taste: np.ndarray) -> bool:
     """The taste is the user's batch vector, and the user_top_n source gives at least ann_k of its best items."""
-    model, user, retrieval = request.model, request.shopper.user_id, request.cfg.retrieval
-    if model.user_candidates is None or user is None or "user_top_n" not in retrieval.sources:
-        return False
-    row = model.user_ids.get(user)
-    return (row is not None and len(model.user_candidates.of(row)) >= retrieval.ann_k
-            and np.array_equal(taste, model.user_factors[row]))
+    retrieval = request.cfg.retrieval
+    listed = _batch_list(request) if "user_top_n" in retrieval.sources else None
+    return (listed is not None and len(listed[1]) >= retrieval.ann_k
+            and np.array_equal(taste, request.model.user_factors[listed[0]]))
 
 
 @candidate_source("recent_ann")
