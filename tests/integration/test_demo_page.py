@@ -112,9 +112,15 @@ def chromium() -> Iterator[WebDriver]:
 
 
 def shown(driver: WebDriver, list_id: str) -> list[tuple[str, str]]:
-    """(item id, category) of a list on the page, in rank order."""
-    return [(li.get_attribute("data-item"), li.get_attribute("data-category"))
-            for li in driver.find_elements(By.CSS_SELECTOR, f"#{list_id} li.item")]
+    """(item id, category) of a list on the page, in rank order.
+
+    Read in one script, so a list the page re-renders meanwhile cannot leave stale elements half read.
+    """
+    rows = driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]),"
+        " li => [li.getAttribute('data-item'), li.getAttribute('data-category')]);",
+        f"#{list_id} li.item")
+    return [(item, category) for item, category in rows]
 
 
 def standing(items: list[tuple[str, str]], category: str) -> tuple[int, int]:
@@ -124,7 +130,15 @@ def standing(items: list[tuple[str, str]], category: str) -> tuple[int, int]:
 
 
 def view(driver: WebDriver, list_id: str, item: str) -> None:
-    driver.find_element(By.CSS_SELECTOR, f'#{list_id} li[data-item="{item}"] button[data-event="view"]').click()
+    """Click an item's view button; the page may re-render the list between finding the button and the click."""
+    selector = f'#{list_id} li[data-item="{item}"] button[data-event="view"]'
+    for attempt in range(3):
+        try:
+            driver.find_element(By.CSS_SELECTOR, selector).click()
+            return
+        except StaleElementReferenceException:
+            if attempt == 2:
+                raise
 
 
 def test_demo_page_follows_a_shopper_in_real_time(settings, tmp_path, redis_client, monkeypatch):
@@ -161,7 +175,8 @@ def test_demo_page_follows_a_shopper_in_real_time(settings, tmp_path, redis_clie
         picker = Select(driver.find_element(By.ID, "shopper"))
         shopper = picker.options[1].get_attribute("value")
         picker.select_by_value(shopper)
-        wait_for(lambda: driver.find_element(By.ID, "who").text == shopper and len(shown(driver, "recs")) == own.demo.k,
+        wait_for(lambda: driver.find_element(By.ID, "recs").get_attribute("data-shopper") == shopper
+                 and len(shown(driver, "recs")) == own.demo.k,
                  PAGE_S, "the shopper's recommendations")
         before = shown(driver, "recs")
         counts = {c: sum(1 for _, other in before if other == c) for _, c in before}

@@ -94,8 +94,11 @@ async function fetchRecommendations() {
 }
 
 // Read and show the recommendations; returns true when the list differs from the one shown before.
+// A reply for a shopper no longer chosen is dropped, so a slow earlier reply cannot overwrite the list.
 async function refreshRecommendations(baseline) {
+  const shopper = state.shopper;
   const body = await fetchRecommendations();
+  if (shopper !== state.shopper) return false;
   const signature = body.items.map((i) => `${i.item_id}:${i.score.toFixed(6)}`).join(",");
   const changed = signature !== state.signature;
   state.signature = signature;
@@ -103,6 +106,7 @@ async function refreshRecommendations(baseline) {
   $("status-variant").textContent = body.variant || (state.shopper ? "–" : "none (visitor)");
   $("recs-state").textContent = body.degraded ? "(degraded: real-time state unavailable)" : "";
   await render($("recs"), body.items, baseline);
+  $("recs").dataset.shopper = shopper;  // whose list is shown ("" = the visitor's)
   return changed;
 }
 
