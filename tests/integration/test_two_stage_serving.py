@@ -59,8 +59,19 @@ def mode(settings, name: str):
     return with_(settings, serving={"retrieval": settings.serving.retrieval.model_copy(update={"mode": name})})
 
 
+def exact_retrieval(settings):
+    """Exact search in place of the HNSW index, as serving does below `ann.exact_below` items. At rank 8 over
+    2,000 items an inner-product HNSW graph misses the best item for ~1.4% of queries (measured over 20 builds),
+    and two-stage scales the factors signal by the best candidate: agreement is checked on the candidates and
+    the merge, not on the index's recall, which the serving bench measures as NDCG against full scoring."""
+    retrieval = settings.serving.retrieval
+    ann = retrieval.ann.model_copy(update={"exact_below": N_ITEMS + 1})
+    return with_(settings, serving={"retrieval": retrieval.model_copy(update={"ann": ann})})
+
+
 def test_two_stage_and_full_scoring_agree_on_a_small_model(shop):
-    two_stage, full = client(shop), client(mode(shop, "full"))
+    exact = exact_retrieval(shop)
+    two_stage, full = client(exact), client(mode(exact, "full"))
     overlap = []
     for user in range(N_USERS):
         for query in ("k=10&explain=true", "k=5&category=c3"):
