@@ -150,13 +150,17 @@ def test_made_up_user_ids_cannot_fill_redis_with_served_lists(lake, model, redis
 
 def test_the_local_redis_config_bounds_memory(settings, tmp_path):
     """docker/local/redis.sh writes maxmemory and its policy (run here on a Redis of the test's own)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "RECSYS_ENV": "test", "RECSYS__SERVICES__STATE_DIR": str(tmp_path),
-           "RECSYS__SERVICES__REDIS_PORT": str(port), "RECSYS__REDIS__URL": f"redis://127.0.0.1:{port}/0"}
-    subprocess.run(["bash", "docker/local/redis.sh", "up"], cwd=PROJECT_ROOT, env=env, check=True,
-                   capture_output=True)
+    for _ in range(3):  # a free port can be taken (by a JVM's ephemeral socket) before redis binds it: pick again
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {**os.environ, "RECSYS_ENV": "test", "RECSYS__SERVICES__STATE_DIR": str(tmp_path),
+               "RECSYS__SERVICES__REDIS_PORT": str(port), "RECSYS__REDIS__URL": f"redis://127.0.0.1:{port}/0"}
+        started = subprocess.run(["bash", "docker/local/redis.sh", "up"], cwd=PROJECT_ROOT, env=env,
+                                 capture_output=True, text=True)
+        if started.returncode == 0 or "already in use" not in started.stderr:
+            break
+    assert started.returncode == 0, started.stderr
     pid = int((tmp_path / "redis" / "redis.pid").read_text())
     try:
         own = redis.Redis(port=port, decode_responses=True)
