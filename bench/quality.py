@@ -9,7 +9,7 @@ weights and popularity's half-life are tuned on the time-aware validation split 
 (`validation.*`); the test part is scored once, at the end. Prints one table per data set and writes an HTML
 report to .local/reports/bench-<data set>.html.
 
-    .venv/bin/python bench/quality.py [--datasets movielens online-retail] [--trials 4] [--budget 900]
+    .venv/bin/python bench/quality.py [--datasets movielens online-retail] [--trials N] [--budget S]
     .venv/bin/python bench/quality.py --smoke   # a generated shop of a few hundred events (CI)
 """
 
@@ -91,8 +91,10 @@ def splits(spark: SparkSession, settings: Settings, shop: ShopData, protocol: Pr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["online-retail", "movielens"], choices=list(PROTOCOLS))
-    parser.add_argument("--trials", type=int, default=4, help="most ALS tuning trials per data set")
-    parser.add_argument("--budget", type=float, default=900, help="ALS tuning time budget per data set (s)")
+    parser.add_argument("--trials", type=int, default=None,
+                        help="most ALS tuning trials per data set (default tuning.max_trials, the product's)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="ALS tuning time budget per data set in s (default tuning.budget_s)")
     parser.add_argument("--window-days", type=float, default=28, help="test window of the time cut (days)")
     parser.add_argument("--smoke", action="store_true", help="a tiny generated shop, to check the bench runs")
     parser.add_argument("--baselines", nargs="*", default=None, help="Spark baselines (default evaluation.baselines)")
@@ -114,7 +116,8 @@ def run(spark: SparkSession, base: Settings, name: str, args: argparse.Namespace
                                                ("signals", getattr(args, "signals", None))) if value is not None}
     settings = base.model_copy(update={
         "evaluation": base.evaluation.model_copy(update={"split": "random", "test_fraction": 0.25, **overrides}),
-        "tuning": base.tuning.model_copy(update={"max_trials": args.trials, "budget_s": args.budget}),
+        "tuning": base.tuning.model_copy(update={"max_trials": args.trials or base.tuning.max_trials,
+                                                 "budget_s": args.budget or base.tuning.budget_s}),
         "serving": base.serving.model_copy(update={"repurchase": base.serving.repurchase.model_copy(
             update={"owned_events": protocol.owned_events})}),
         "validation": base.validation.model_copy(update={"split": protocol.split}),
@@ -130,7 +133,8 @@ def run(spark: SparkSession, base: Settings, name: str, args: argparse.Namespace
     started = time.time()
     tuned = tune_als(train, events, settings, items, users)
     tuning_s = time.time() - started
-    chosen = with_tuned(settings, tuned.weights, tuned.popularity_half_life_days, tuned.interaction_half_life_days)
+    chosen = with_tuned(settings, tuned.weights, tuned.popularity_half_life_days, tuned.interaction_half_life_days,
+                        tuned.max_per_category)
     if chosen.events.half_life_days != settings.events.half_life_days:  # the same pairs, decayed as tuning chose
         rebuilt = rebuilt_pairs(train, events, chosen.events, as_of.cast("timestamp"),
                                 settings.serving.repurchase.owned_events).persist()
@@ -149,7 +153,7 @@ def run(spark: SparkSession, base: Settings, name: str, args: argparse.Namespace
              f"{test.select('user_id').distinct().count()} shoppers, {described}, k={k}",
              f"tuned on validation in {tuning_s:.0f}s ({len(tuned.trials)} ALS trials): ALS rank={tuned.best.rank} "
              f"max_iter={tuned.best.max_iter} reg_param={tuned.best.reg_param:.3g} alpha={tuned.best.alpha:.3g}; "
-             f"interaction half-life {tuned.interaction_half_life_days:g} d; "
+             f"interaction half-life {tuned.interaction_half_life_days:g} d; category cap {tuned.max_per_category}; "
              f"popularity half-life {tuned.popularity_half_life_days:g} d; merge "
              + ", ".join(f"{w}={v:g}" for w, v in tuned.weights.model_dump().items()),
              f"validation: served NDCG {tuned.validation[SERVED]['ndcg']:.4f}, best single signal "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator, model_validator
 
 from recsys.contracts.events import ID_PATTERN, MAX_ID_LENGTH
 from recsys.contracts.model_version import VERSION_PATTERN
@@ -150,6 +150,7 @@ class TuningConfig(_Section):
     weight_steps: list[float] = Field(min_length=1)  # values each merge weight is tried at
     popularity_half_life_days: list[float] = Field(min_length=1)  # popularity half-lives tried with the weights
     interaction_half_life_days: list[float] = Field(default_factory=list)  # events.half_life_days tried on the best ALS
+    max_per_category: list[NonNegativeInt] = Field(default_factory=list)  # serving.max_per_category values tried
     rank: list[int] = Field(min_length=1)
     max_iter: list[int] = Field(min_length=1)
     reg_param: tuple[float, float]

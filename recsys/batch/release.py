@@ -60,6 +60,8 @@ def gate_stage(settings: Settings, run_date: str) -> StageResult:
         "ALS parameters": ", ".join(f"{k}={v}" for k, v in entry["params"]["als"].items()),
         "merge weights": ", ".join(f"{k}={v}" for k, v in (entry["params"].get("merge") or {}).items()),
         "popularity half-life (days)": str(entry["params"].get("popularity_half_life_days")),
+        "interaction half-life (days)": str(entry["params"].get("events", {}).get("half_life_days")),
+        "category cap": str(entry["params"].get("max_per_category", settings.serving.max_per_category)),
         "best single baseline (validation)": f"{baseline[0]} {baseline[1]:.4f}",
         "sequence model": sequence_summary(entry["params"]),
     }, settings.evaluation.k), report_uri)

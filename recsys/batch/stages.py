@@ -80,7 +80,8 @@ def _train(spark: SparkSession, settings: Settings, run_date: str, version: str)
     train, _ = evaluation_split(interactions, settings.evaluation)
     items, users = read_table(spark, settings, ITEMS), read_table(spark, settings, USERS)
     tuned = tune_als(train, events, settings, items, users)
-    chosen = with_tuned(settings, tuned.weights, tuned.popularity_half_life_days, tuned.interaction_half_life_days)
+    chosen = with_tuned(settings, tuned.weights, tuned.popularity_half_life_days, tuned.interaction_half_life_days,
+                        tuned.max_per_category)
     if chosen.events.half_life_days != settings.events.half_life_days:  # tuning chose another decay
         interactions.unpersist()
         interactions, span = interactions_up_to(spark, chosen, run_date, events)
@@ -96,6 +97,7 @@ def _train(spark: SparkSession, settings: Settings, run_date: str, version: str)
     registry.record_candidate(settings, registry.RegistryEntry(
         model_version=version, run_date=run_date,
         params={"als": tuned.best.model_dump(), "merge": tuned.weights.model_dump(),
+                "max_per_category": tuned.max_per_category,
                 "popularity_half_life_days": tuned.popularity_half_life_days, "validation": tuned.validation,
                 "evaluation": settings.evaluation.model_dump(),
                 "events": chosen.events.model_dump(include={"weights", "half_life_days"})},
@@ -109,11 +111,12 @@ def _train(spark: SparkSession, settings: Settings, run_date: str, version: str)
 
 
 def with_tuned(settings: Settings, weights: MergeWeights, popularity_half_life_days: float,
-               interaction_half_life_days: float | None = None) -> Settings:
+               interaction_half_life_days: float | None = None, max_per_category: int | None = None) -> Settings:
     """The settings a version was trained and is served with: its tuned merge weights, popularity and
-    interaction decay (None: events.half_life_days as configured)."""
+    interaction decay and category cap (None: events.half_life_days, serving.max_per_category as configured)."""
+    cap = settings.serving.max_per_category if max_per_category is None else max_per_category
     tuned = settings.model_copy(update={
-        "serving": settings.serving.model_copy(update={"merge": weights}),
+        "serving": settings.serving.model_copy(update={"merge": weights, "max_per_category": cap}),
         "outputs": settings.outputs.model_copy(update={"popularity_half_life_days": popularity_half_life_days})})
     return tuned if interaction_half_life_days is None else decayed_with(tuned, interaction_half_life_days)
 
@@ -123,7 +126,7 @@ def _version_settings(settings: Settings, params: dict) -> Settings:
     weights = MergeWeights(**params["merge"]) if params.get("merge") else settings.serving.merge
     return with_tuned(settings, weights, params.get("popularity_half_life_days",
                                                     settings.outputs.popularity_half_life_days),
-                      params.get("events", {}).get("half_life_days"))
+                      params.get("events", {}).get("half_life_days"), params.get("max_per_category"))
 
 
 def evaluate_stage(spark: SparkSession, settings: Settings, run_date: str) -> StageResult:

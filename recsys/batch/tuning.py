@@ -6,8 +6,10 @@ last event, the shape of the test a shop faces), so the test split that evaluati
 what wins. Optuna's TPE searches the ALS parameters, each trial scored as served with the current weights;
 the best ALS is then fitted again on interactions decayed with each half-life of
 tuning.interaction_half_life_days (a shop's recent taste may matter more than a rating table's); then
-coordinate ascent moves one merge weight (and the popularity half-life) at a time to the value that scores
-best, on the best model.
+coordinate ascent moves one merge weight (and the popularity half-life and the category cap) at a time to the
+value that scores best, on the best model. The category cap (serving.max_per_category, among
+tuning.max_per_category) is chosen once before the half-lives too: a cap reorders the lists, so what decay
+suits a shop depends on it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class TuningResult:
     weights: MergeWeights
     popularity_half_life_days: float
     interaction_half_life_days: float  # events.half_life_days the chosen model's interactions were decayed with
+    max_per_category: int  # the category cap the version is served with (serving.max_per_category)
     trials: list[Trial]
     validation: dict[str, dict[str, float]]  # the served ranking and each signal alone on the validation window
 
@@ -74,6 +77,11 @@ class Validation:
 def decayed_with(settings: Settings, half_life_days: float) -> Settings:
     """The settings with another interaction half-life (events.half_life_days)."""
     return settings.model_copy(update={"events": settings.events.model_copy(update={"half_life_days": half_life_days})})
+
+
+def capped(settings: Settings, cap: int) -> Settings:
+    """The settings with another category cap (serving.max_per_category)."""
+    return settings.model_copy(update={"serving": settings.serving.model_copy(update={"max_per_category": cap})})
 
 
 def validation_setup(train: DataFrame, events: DataFrame, settings: Settings, items: DataFrame) -> Validation:
@@ -136,7 +144,8 @@ def tune_als(train: DataFrame, events: DataFrame, settings: Settings, items: Dat
         validation = ServedEvaluator(model, truth, settings, now_s).report(settings.serving.merge)
         fit_part.unpersist()
         popularity.unpersist()
-        return TuningResult(settings.als, settings.serving.merge, half_life, decay, [], validation)
+        return TuningResult(settings.als, settings.serving.merge, half_life, decay, settings.serving.max_per_category,
+                            [], validation)
     weights = settings.serving.merge
     trials: list[Trial] = []
     models: dict[int, FactorModel] = {}
@@ -168,6 +177,8 @@ def tune_als(train: DataFrame, events: DataFrame, settings: Settings, items: Dat
     best = settings.als.model_copy(update=study.best_params)
     model = next(iter(models.values()))
     score = max(t.score for t in trials)
+    cap, score = best_cap(model, truth, settings, now_s, weights, score)
+    settings = capped(settings, cap)
     for days in cfg.interaction_half_life_days:
         if days == decay:
             continue
@@ -179,25 +190,42 @@ def tune_als(train: DataFrame, events: DataFrame, settings: Settings, items: Dat
                  days, k, got, decay, score)
         if got > score:
             model, score, decay = other, got, days
-    weights, half_life, model = _ascend(model, truth, settings, now_s, fit_part, weights, half_life)
-    validation = ServedEvaluator(model, truth, settings, now_s).report(weights)
+    weights, half_life, cap, model = _ascend(model, truth, settings, now_s, fit_part, weights, half_life)
+    validation = ServedEvaluator(model, truth, capped(settings, cap), now_s).report(weights)
     fit_part.unpersist()
     popularity.unpersist()
-    log.info("tuning chose %s, interaction half-life %g d, merge %s, popularity half-life %s d after %d trials "
-             "(served validation NDCG@%d %.4f)", study.best_params, decay, weights.model_dump(), half_life,
-             len(trials), k, validation["served"]["ndcg"])
-    return TuningResult(best, weights, half_life, decay, trials, validation)
+    log.info("tuning chose %s, interaction half-life %g d, merge %s, popularity half-life %s d, category cap %d "
+             "after %d trials (served validation NDCG@%d %.4f)", study.best_params, decay, weights.model_dump(),
+             half_life, cap, len(trials), k, validation["served"]["ndcg"])
+    return TuningResult(best, weights, half_life, decay, cap, trials, validation)
 
 
-_HALF_LIFE = "popularity_half_life_days"  # the ascent's last coordinate, after the merge weights
+_HALF_LIFE = "popularity_half_life_days"  # the ascent's coordinates after the merge weights
+_CAP = "max_per_category"
+
+
+def best_cap(model: FactorModel, truth: dict[str, set[str]], settings: Settings, now_s: float,
+              weights: MergeWeights, score: float) -> tuple[int, float]:
+    """The category cap of tuning.max_per_category that scores best on validation, and its score (`score`: the
+    configured cap's); ties keep the configured one."""
+    cap = settings.serving.max_per_category
+    for other in settings.tuning.max_per_category:
+        if other == cap:
+            continue
+        got = ServedEvaluator(model, truth, capped(settings, other), now_s).score(weights)["ndcg"]
+        log.info("category cap %d -> served validation NDCG@%d %.4f", other, settings.evaluation.k, got)
+        if got > score:
+            cap, score = other, got
+    return cap, score
 
 
 def _ascend(model: FactorModel, truth: dict[str, set[str]], settings: Settings, now_s: float, fit_part: DataFrame,
-            weights: MergeWeights, half_life: float) -> tuple[MergeWeights, float, FactorModel]:
+            weights: MergeWeights, half_life: float) -> tuple[MergeWeights, float, int, FactorModel]:
     """Coordinate ascent from the best of the configured weights and each tuned signal alone: each merge
-    weight of tuning.weights, then the popularity half-life, set in turn to the value of its grid that scores
-    best (coordinate_ascent, at most tuning.weight_rounds passes). Ties keep the current value, so the served
-    ranking ends at least as good on validation as any signal alone."""
+    weight of tuning.weights, then the popularity half-life, then the category cap (from
+    serving.max_per_category), set in turn to the value of its grid that scores best (coordinate_ascent, at most
+    tuning.weight_rounds passes). Ties keep the current value, so the served ranking ends at least as good on
+    validation as any signal alone."""
     cfg = settings.tuning
     popular = {d: _popularity_of(model, fit_part, now_s, d) for d in {half_life, *cfg.popularity_half_life_days}}
     models = {d: dataclasses.replace(model, popularity=p) for d, p in popular.items()}
@@ -211,15 +239,18 @@ def _ascend(model: FactorModel, truth: dict[str, set[str]], settings: Settings, 
     tuned = {name: getattr(weights, name) for name in cfg.weights}
 
     def served_ndcg(point: dict[str, float]) -> float:
-        trial = weights.model_copy(update={n: v for n, v in point.items() if n != _HALF_LIFE})
-        return ServedEvaluator(models[point[_HALF_LIFE]], truth, settings, now_s).score(trial)["ndcg"]
+        trial = weights.model_copy(update={n: v for n, v in point.items() if n not in (_HALF_LIFE, _CAP)})
+        return ServedEvaluator(models[point[_HALF_LIFE]], truth, capped(settings, int(point[_CAP])),
+                               now_s).score(trial)["ndcg"]
 
-    grids = {**{name: cfg.weight_steps for name in cfg.weights}, _HALF_LIFE: list(models)}
-    point, score = coordinate_ascent({**tuned, _HALF_LIFE: half_life}, score, grids, served_ndcg, cfg.weight_rounds,
-                                     "merge weights and popularity half-life")
-    half_life = point.pop(_HALF_LIFE)
+    cap = settings.serving.max_per_category
+    grids = {**{name: cfg.weight_steps for name in cfg.weights}, _HALF_LIFE: list(models),
+             _CAP: cfg.max_per_category or [cap]}
+    point, score = coordinate_ascent({**tuned, _HALF_LIFE: half_life, _CAP: cap}, score, grids, served_ndcg,
+                                     cfg.weight_rounds, "merge weights, popularity half-life and category cap")
+    half_life, cap = point.pop(_HALF_LIFE), int(point.pop(_CAP))
     weights, current = weights.model_copy(update=point), models[half_life]
-    return weights, half_life, current
+    return weights, half_life, cap, current
 
 
 def coordinate_ascent(start: dict[str, float], score: float, grids: dict[str, Sequence[float]],

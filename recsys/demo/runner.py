@@ -73,6 +73,7 @@ DATA_PROFILES: dict[str, dict[str, str]] = {
 }
 DEMO_DEFAULTS = {
     "RECSYS__TUNING__MAX_TRIALS": "3",  # a demo, not a search: keep the batch run short
+    "RECSYS__TUNING__INTERACTION_HALF_LIFE_DAYS": "[]",  # no extra ALS fits for other decays: the demo stays short
     "RECSYS__TUNING__WEIGHT_ROUNDS": "1",  # one pass over the merge weights (a second moved nothing on the demo shop)
     "RECSYS__AIRFLOW__RETRIES": "0",  # fail fast under `airflow dags test` instead of retrying for minutes
 }

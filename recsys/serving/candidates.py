@@ -289,12 +289,14 @@ def filters(request: Request) -> Rows:
 
 @candidate_source("diversity")
 def diversity(request: Request) -> Rows:
-    """For the category cap (serving.max_per_category): the popular items of the categories whose mean
-    factor vector the taste likes best after the first, enough of them to fill a capped page."""
+    """For the category cap (the version's, else serving.max_per_category): the popular items of the
+    categories whose mean factor vector the taste likes best after the first, enough of them to fill a capped
+    page."""
     cfg, taste, index = request.cfg, request.shopper.taste, request.index
-    if cfg.max_per_category <= 0 or taste is None or index.category_means.shape[0] == 0:
+    cap = request.model.category_cap(cfg.max_per_category)
+    if cap <= 0 or taste is None or index.category_means.shape[0] == 0:
         return None
-    wanted = -(-(request.query.k + request.query.offset) // cfg.max_per_category) + cfg.retrieval.extra_categories
+    wanted = -(-(request.query.k + request.query.offset) // cap) + cfg.retrieval.extra_categories
     liked = index.category_means @ np.asarray(taste, dtype=np.float32)
     best = np.argsort(-liked)[:wanted]
     return np.concatenate([index.by_category.of(int(c))[:cfg.retrieval.per_category_cap] for c in best.tolist()])

@@ -428,7 +428,7 @@ def _rank(merge: Merge, query: RecommendationQuery, now_s: float) -> Ranked:
     keep = attributes.mask(query.category, query.brand, query.min_price, query.max_price, query.include_unavailable)
     if keep is not None:
         scores[~keep] = -np.inf
-    cap = 0 if query.category is not None else cfg.max_per_category  # one category asked: no cap
+    cap = 0 if query.category is not None else model.category_cap(cfg.max_per_category)  # one asked: no cap
     positions = top_rows(scores, query.k, query.offset, attributes.category, cap)
     if query.reasons:
         items = [_scored(model, merge, merge.row_of(p), float(scores[p]), parts, query.explain, shopper.owned)

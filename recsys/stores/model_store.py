@@ -79,6 +79,7 @@ class FactorModel:
     trained_at: float | None = None  # registry created_at (epoch s): a user erased after it has no row here to use
     history: UserHistory | None = None  # each known user's items at training time, with what they own
     merge: MergeWeights | None = None  # the merge weights tuned with this version (None: serving.merge)
+    max_per_category: int | None = None  # the category cap tuned with it (None: serving.max_per_category)
     live_items: int = 0  # the last rows of item_ids are live items folded in by the speed layer (serving.live_model)
     user_candidates: Ragged | None = None  # row of user_ids -> the batch top-N rows of all_item_ids (USER_CANDIDATES)
     retrieval: RetrievalIndex | None = field(default=None, compare=False)  # candidate structures (shared_model)
@@ -127,6 +128,10 @@ class FactorModel:
     def n_items(self) -> int:
         """ALS items; rows at and after this index of all_item_ids are new items."""
         return len(self.item_ids)
+
+    def category_cap(self, configured: int) -> int:
+        """Items of one category a list may hold: the version's tuned cap, else serving.max_per_category."""
+        return configured if self.max_per_category is None else self.max_per_category
 
     def rows_of(self, vocabulary: list[str]) -> np.ndarray:
         """Row in all_item_ids of each item of `vocabulary` (-1: not ranked)."""
@@ -248,7 +253,9 @@ class DeltaModelStore:
         model = dataclasses.replace(model, trained_at=self._trained_at(version))
         if not extras:
             return model
-        return dataclasses.replace(model, merge=self._tuned_weights(version), sequence=self.sequence(version))
+        params = self._params(version)
+        return dataclasses.replace(model, merge=MergeWeights(**params["merge"]) if params.get("merge") else None,
+                                   max_per_category=params.get("max_per_category"), sequence=self.sequence(version))
 
     def sequence(self, version: str) -> GruWeights | None:
         """The version's sequence weights, memory-mapped; a version whose weights cannot be read is served
@@ -260,11 +267,10 @@ class DeltaModelStore:
             log.warning("model %s is served without its sequence model: %s", version, exc)
             return None
 
-    def _tuned_weights(self, version: str) -> MergeWeights | None:
-        """The merge weights the version was tuned with (registry params), None for older versions."""
+    def _params(self, version: str) -> dict:
+        """What the version was tuned with (registry params: merge weights, category cap); {} for none."""
         row = next((r for r in self.registry() if r["model_version"] == version), None)
-        params = json.loads(row["params"]) if row is not None and row.get("params") else {}
-        return MergeWeights(**params["merge"]) if params.get("merge") else None
+        return json.loads(row["params"]) if row is not None and row.get("params") else {}
 
     def _trained_at(self, version: str) -> float | None:
         row = next((r for r in self.registry() if r["model_version"] == version), None)

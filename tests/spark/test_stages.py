@@ -1,5 +1,7 @@
 """The batch pipeline end to end on real Delta tables: stages, outputs, gate, re-runs and rollback."""
 
+import dataclasses
+
 import pytest
 from pyspark.sql import functions as F
 
@@ -18,7 +20,7 @@ from recsys.batch.served_evaluation import (
     signal_key,
 )
 from recsys.batch.stage_result import StageResult
-from recsys.batch.tuning import decayed_with
+from recsys.batch.tuning import best_cap, capped, decayed_with
 from recsys.config import MergeWeights
 from recsys.contracts import model_version as mv
 from recsys.contracts.tables import (
@@ -176,7 +178,7 @@ def test_serving_loads_current_version_and_ranks_by_taste(published, settings):
     store = DeltaModelStore(settings)
     version = published[1]["model_version"]
     assert store.current_version() == version
-    model = store.load(version)
+    model = dataclasses.replace(store.load(version), max_per_category=None)  # the configured cap, set below
     rank = published[1]["params"]["als"]["rank"]
     assert model.user_factors.shape == (40, rank) and model.item_factors.shape == (16, rank)
 
@@ -193,6 +195,8 @@ def test_evaluation_and_serving_rank_identically_for_the_same_outputs(published,
     store = DeltaModelStore(settings)
     served = store.load(version)
     assert served.merge == MergeWeights(**entry["params"]["merge"])  # serving uses the version's tuned weights
+    assert served.max_per_category == entry["params"]["max_per_category"]  # and its tuned category cap
+    assert served.max_per_category in {settings.serving.max_per_category, *settings.tuning.max_per_category}
     outputs = {spec: versioned(spark, settings, spec, version).drop("model_version")
                for spec in VERSIONED_TABLES}
     evaluated = served_model(outputs, settings, catalogue_of(read_table(spark, settings, ITEMS)), version)
@@ -202,10 +206,30 @@ def test_evaluation_and_serving_rank_identically_for_the_same_outputs(published,
     recommender = Recommender(lambda: served, NoRealtimeState(), settings.serving,
                               settings.outputs.segment_attributes, clock=lambda: now)
     serving_lists = {u: [i.item_id for i in recommender.recommend(u, query).items] for u in users}
-    evaluation_lists = ServedEvaluator(evaluated, {u: {"a0"} for u in users}, settings, now).rankings(served.merge)
+    as_tuned = stages.with_tuned(settings, served.merge, entry["params"]["popularity_half_life_days"],
+                                 max_per_category=served.max_per_category)
+    evaluation_lists = ServedEvaluator(evaluated, {u: {"a0"} for u in users}, as_tuned, now).rankings(served.merge)
     assert evaluation_lists == serving_lists
     bought = set(two_taste_events().query("event_type == 'purchase' and user_id == 'u0'")["item_id"])
     assert bought and not bought & set(serving_lists["u0"])  # the repurchase policy holds in both
+
+
+def test_tuning_lifts_a_category_cap_that_hides_what_shoppers_want(published, spark, settings):
+    """Each shopper of the two-taste shop wants the items of one category they have not bought: a cap of one
+    item per category leaves one of them on the list, so validation picks no cap; a tie keeps the configured."""
+    version = published[1]["model_version"]
+    outputs = {spec: versioned(spark, settings, spec, version).drop("model_version") for spec in VERSIONED_TABLES}
+    model = served_model(outputs, settings, catalogue_of(read_table(spark, settings, ITEMS)), version)
+    truth = {f"u{u}": {f"{'a' if u < 20 else 'b'}{i}" for i in (0, 4)} for u in range(40)}  # the gaps
+    one = capped(settings, 1).model_copy(update={"tuning": settings.tuning.model_copy(
+        update={"max_per_category": [0, 1]})})
+    now, weights = run_data.end_of(RUN_DATE), settings.serving.merge
+    at_one = ServedEvaluator(model, truth, one, now).score(weights)["ndcg"]
+    cap, score = best_cap(model, truth, one, now, weights, at_one)
+    assert cap == 0 and score > at_one
+    assert score == pytest.approx(ServedEvaluator(model, truth, capped(one, 0), now).score(weights)["ndcg"])
+    assert best_cap(model, truth, capped(one, 0), now, weights, score) == (0, score)  # 1 is worse: 0 stays
+    assert best_cap(model, {}, one, now, weights, 0.0)[0] == 1  # nothing to gain: the configured cap stays
 
 
 def test_rerunning_a_decided_run_date_changes_nothing(published, spark, settings):
