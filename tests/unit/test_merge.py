@@ -1,5 +1,7 @@
 """The serving merge: filters, diversity cap, paging, exclusions, reasons, explanations, degradation."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import sparse
@@ -56,6 +58,14 @@ def test_category_cap_keeps_the_list_diverse_but_not_for_unknown_categories():
     assert ids(capped) == ["a1", "c1", "x1", "b2"]
     uncapped = recommend(cfg=CFG.model_copy(update={"max_per_category": 0}), k=4)
     assert ids(uncapped) == ["a1", "a2", "a3", "c1"]
+
+
+def test_a_version_tuned_with_its_own_cap_is_served_with_it():
+    one = CFG.model_copy(update={"max_per_category": 1})
+    assert ids(recommend(cfg=one, model=dataclasses.replace(shop_model(), max_per_category=0), k=4)) == [
+        "a1", "a2", "a3", "c1"]  # the version's cap (none), not the configured 1
+    assert ids(recommend(cfg=CFG.model_copy(update={"max_per_category": 0}),
+                         model=dataclasses.replace(shop_model(), max_per_category=1), k=4)) == ["a1", "c1", "x1", "b2"]
 
 
 def test_offset_pages_through_the_same_ranking():
