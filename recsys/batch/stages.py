@@ -25,7 +25,7 @@ from recsys.batch.release import gate_stage, publish_stage
 from recsys.batch.run_data import end_of, events_up_to, interactions_up_to, keep_interactions, kept_interactions
 from recsys.batch.splits import evaluation_split
 from recsys.batch.stage_result import StageResult, entry_for
-from recsys.batch.tuning import decayed_with, tune_als
+from recsys.batch.tuning import capped, decayed_with, tune_als
 from recsys.config import AlsConfig, MergeWeights, Settings
 from recsys.contracts import model_version as mv
 from recsys.contracts.tables import (
@@ -114,10 +114,10 @@ def with_tuned(settings: Settings, weights: MergeWeights, popularity_half_life_d
                interaction_half_life_days: float | None = None, max_per_category: int | None = None) -> Settings:
     """The settings a version was trained and is served with: its tuned merge weights, popularity and
     interaction decay and category cap (None: events.half_life_days, serving.max_per_category as configured)."""
-    cap = settings.serving.max_per_category if max_per_category is None else max_per_category
     tuned = settings.model_copy(update={
-        "serving": settings.serving.model_copy(update={"merge": weights, "max_per_category": cap}),
+        "serving": settings.serving.model_copy(update={"merge": weights}),
         "outputs": settings.outputs.model_copy(update={"popularity_half_life_days": popularity_half_life_days})})
+    tuned = tuned if max_per_category is None else capped(tuned, max_per_category)
     return tuned if interaction_half_life_days is None else decayed_with(tuned, interaction_half_life_days)
 
 

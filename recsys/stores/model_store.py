@@ -250,10 +250,12 @@ class DeltaModelStore:
             catalogue = self._catalogue()
         model = model_from_tables(version, tables, self._settings.content.num_features,
                                   catalogue if extras else None)
-        model = dataclasses.replace(model, trained_at=self._trained_at(version))
+        row = next((r for r in self.registry() if r["model_version"] == version), None)  # one registry read
+        created = None if row is None else row.get("created_at")
+        model = dataclasses.replace(model, trained_at=None if created is None else created.timestamp())
         if not extras:
             return model
-        params = self._params(version)
+        params = json.loads(row["params"]) if row is not None and row.get("params") else {}  # what it was tuned with
         return dataclasses.replace(model, merge=MergeWeights(**params["merge"]) if params.get("merge") else None,
                                    max_per_category=params.get("max_per_category"), sequence=self.sequence(version))
 
@@ -266,16 +268,6 @@ class DeltaModelStore:
         except (OSError, ValueError) as exc:
             log.warning("model %s is served without its sequence model: %s", version, exc)
             return None
-
-    def _params(self, version: str) -> dict:
-        """What the version was tuned with (registry params: merge weights, category cap); {} for none."""
-        row = next((r for r in self.registry() if r["model_version"] == version), None)
-        return json.loads(row["params"]) if row is not None and row.get("params") else {}
-
-    def _trained_at(self, version: str) -> float | None:
-        row = next((r for r in self.registry() if r["model_version"] == version), None)
-        created = None if row is None else row.get("created_at")
-        return None if created is None else created.timestamp()
 
     def _catalogue(self) -> ItemCatalogue | None:
         """The latest attributes per item; None without an ITEMS table (then filters match nothing)."""
