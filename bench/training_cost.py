@@ -6,7 +6,9 @@ production code, writes the per-user 75/25 split to Parquet and draws the evalua
 its own process and the parent samples the resident memory of that process tree (for Spark: Python
 driver, JVM and Python workers together) while it fits ALS on the train split, recommends k unseen items
 to every sampled user (Spark: the evaluation's blocked top-k; `implicit`: its own recommend) and scores
-NDCG@k on their test items. Prints one row per engine and size with where its time went, and the ratios.
+NDCG@k on their test items. Spark runs with each ALS solver: `spark` is the product's (als.solver: conjugate-gradient
+blocks), `spark-mllib` is Spark MLlib's ALS for reference. Prints one row per engine and size with where its time
+went, and each Spark engine's ratios to `implicit`.
 
     .venv/bin/python bench/training_cost.py --events 1000000 10000000
     .venv/bin/python bench/training_cost.py --smoke     # a few thousand events, to check the bench runs (CI)
@@ -24,6 +26,8 @@ from pathlib import Path
 import psutil
 
 from recsys.config import PROJECT_ROOT
+
+ENGINES = {"spark": "cg", "spark-mllib": "mllib", "implicit": None}  # engine -> its ALS solver (Spark engines)
 
 OUT = PROJECT_ROOT / ".local" / "bench" / "training-cost"
 RANK, ITERATIONS, ALPHA, SPARK_REG, IMPLICIT_REG, K = 64, 10, 2.0, 0.3, 0.05, 10
@@ -61,12 +65,12 @@ def prepare(spark, settings, n_events: int, out: Path = OUT) -> Path:
     return folder
 
 
-def run_spark(folder: Path, rank: int = RANK, iterations: int = ITERATIONS) -> dict:
-    """Spark ALS on the train split, the evaluation's blocked top-k for the sampled users, NDCG@k."""
+def run_spark(folder: Path, rank: int = RANK, iterations: int = ITERATIONS, solver: str = "cg") -> dict:
+    """Spark ALS (`solver`) on the train split, the evaluation's blocked top-k for the sampled users, NDCG@k."""
     started = time.time()
     from pyspark.sql import functions as F
 
-    from recsys.batch.als import factor_frames, fit_als
+    from recsys.batch.als import als_factors
     from recsys.batch.blocked_topk import factor_top_k
     from recsys.batch.ranking_metrics import collected_metrics
     from recsys.config import get_settings
@@ -80,8 +84,8 @@ def run_spark(folder: Path, rank: int = RANK, iterations: int = ITERATIONS) -> d
     users = spark.read.parquet(str(folder / "users")).persist()
     n = train.count()
     phases["read"] = time.time() - started - sum(phases.values())
-    user_factors, item_factors = (f.persist() for f in factor_frames(fit_als(train, settings.als.model_copy(
-        update={"rank": rank, "max_iter": iterations, "alpha": ALPHA, "reg_param": SPARK_REG}))))
+    user_factors, item_factors = (f.persist() for f in als_factors(train, settings.als.model_copy(
+        update={"rank": rank, "max_iter": iterations, "alpha": ALPHA, "reg_param": SPARK_REG, "solver": solver})))
     item_factors.count()
     phases["fit"] = time.time() - started - sum(phases.values())
     seen = train.join(users, "user_id", "left_semi").groupBy("user_id").agg(F.collect_set("item_id").alias("seen"))
@@ -162,12 +166,14 @@ def report(rows: dict[int, dict[str, dict]], rank: int = RANK, iterations: int =
             where = ", ".join(f"{phase} {s:.1f}" for phase, s in phases.items())
             lines.append(f"{n:>10} {r['interactions']:>13} {r['users']:>7} {engine:<9}{r['seconds']:9.1f}"
                          f"{r['peak_mb']:9.0f}{r['ndcg']:8.4f}  {where}")
-        s, i = engines["spark"], engines["implicit"]
-        lines.append(f"{n:>10} {'':>13} {'':>7} {'ratio':<9}{s['seconds'] / i['seconds']:9.1f}"
-                     f"{s['peak_mb'] / i['peak_mb']:9.1f}")
+        i = engines["implicit"]
+        for engine in (e for e in engines if e != "implicit"):
+            s = engines[engine]
+            lines.append(f"{n:>10} {'':>13} {'':>7} {'ratio':<9}{s['seconds'] / i['seconds']:9.1f}"
+                         f"{s['peak_mb'] / i['peak_mb']:9.1f}  {engine} / implicit")
     if len(rows) > 1:
         small, large = min(rows), max(rows)
-        for engine in ("spark", "implicit"):
+        for engine in rows[small]:
             per = [rows[n][engine]["seconds"] / rows[n][engine]["interactions"] for n in (small, large)]
             lines.append(f"{engine}: time per interaction at {large} events / at {small} = {per[1] / per[0]:.2f}x "
                          "(1.0 = linear)")
@@ -180,12 +186,15 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help=f"{SMOKE_EVENTS} events, to check the bench runs")
     parser.add_argument("--rank", type=int, default=RANK, help=argparse.SUPPRESS)
     parser.add_argument("--iterations", type=int, default=ITERATIONS, help=argparse.SUPPRESS)
-    parser.add_argument("--engine", choices=["spark", "implicit"], help=argparse.SUPPRESS)
+    parser.add_argument("--engines", default=",".join(ENGINES), help="engines to run, in this order")
+    parser.add_argument("--engine", choices=list(ENGINES), help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine:  # the measured child
-        run = run_spark if args.engine == "spark" else run_implicit
-        print(json.dumps(run(args.folder, args.rank, args.iterations)))
+        solver = ENGINES[args.engine]
+        out = (run_implicit(args.folder, args.rank, args.iterations) if solver is None
+               else run_spark(args.folder, args.rank, args.iterations, solver))
+        print(json.dumps(out))
         return
     from recsys.config import get_settings
     from recsys.spark.session import get_spark
@@ -196,7 +205,10 @@ def main() -> None:
     rank, iterations = (SMOKE_RANK, SMOKE_ITERATIONS) if args.smoke else (args.rank, args.iterations)
     folders = {n: prepare(spark, settings, n) for n in sizes}
     spark.stop()
-    print(report({n: {engine: measure(engine, folder, rank, iterations) for engine in ("spark", "implicit")}
+    engines = args.engines.split(",")
+    if "implicit" not in engines or not set(engines) <= set(ENGINES):
+        sys.exit(f"--engines: some of {sorted(ENGINES)}, implicit among them (the ratios' reference)")
+    print(report({n: {engine: measure(engine, folder, rank, iterations) for engine in engines}
                   for n, folder in folders.items()}, rank, iterations))
 
 

@@ -107,6 +107,8 @@ class AlsConfig(_Section):
     seed: int
     checkpoint_interval: int = Field(gt=0)
     blocks: int = Field(default=0, ge=0)  # ALS user and item blocks (0 = one per core); older rows lack it
+    solver: Literal["cg", "mllib"] = "mllib"  # cg: recsys.batch.als_cg; older rows (all MLlib-trained) lack it
+    cg_steps: int = Field(default=3, gt=0)  # conjugate-gradient steps per row and half-sweep (solver cg)
 
 
 class EvaluationConfig(_Section):

@@ -1,4 +1,4 @@
-"""Implicit-feedback ALS on string ids: fit, export factors, recommend."""
+"""Implicit-feedback ALS on string ids: fit (MLlib, or conjugate-gradient blocks), export factors, recommend."""
 
 from __future__ import annotations
 
@@ -63,6 +63,16 @@ def factor_frames(fitted: FittedAls) -> tuple[DataFrame, DataFrame]:
     item_factors = fitted.model.itemFactors.join(fitted.items, F.col("id") == F.col("iidx")).select(
         "item_id", F.col("features").cast("array<float>").alias("factors"))
     return user_factors, item_factors
+
+
+def als_factors(interactions: DataFrame, cfg: AlsConfig) -> tuple[DataFrame, DataFrame]:
+    """(user_id, factors) and (item_id, factors) of implicit ALS on (user_id, item_id, strength), by the
+    configured solver (als.solver): conjugate-gradient blocks (recsys.batch.als_cg) or MLlib."""
+    if cfg.solver == "cg":
+        from recsys.batch.als_cg import fit_cg  # numba compiles on first use: only processes that train pay it
+
+        return fit_cg(interactions, cfg)
+    return factor_frames(fit_als(interactions, cfg))
 
 
 def recommend_all(fitted: FittedAls, n: int) -> DataFrame:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from recsys.batch.als import factor_frames, fit_als
+from recsys.batch.als import als_factors
 from recsys.batch.blocked_topk import factor_top_k
 from recsys.batch.content import content_candidates
 from recsys.batch.item_knn import item_knn_candidates
@@ -87,7 +87,7 @@ def evaluate_models(interactions: DataFrame, settings: Settings, als: AlsConfig,
         log.info("evaluated the served ranking: %s", {m: round(v, 4) for m, v in results[SERVED].items()})
     models: dict[str, Callable[[], DataFrame]] = {}
     if spark_als:
-        models["als"] = lambda: als_candidates(*(factors or factor_frames(fit_als(train, als))), held,
+        models["als"] = lambda: als_candidates(*(factors or als_factors(train, als)), held,
                                                cfg.driver_top_k_cells)
     if "popularity" in cfg.baselines:
         models["popularity"] = lambda: popularity_candidates(train, held.users, held.fetch)

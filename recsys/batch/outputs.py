@@ -10,7 +10,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from recsys.batch.als import factor_frames, fit_als
+from recsys.batch.als import als_factors
 from recsys.batch.blocked_topk import factor_top_k
 from recsys.batch.content import item_profiles
 from recsys.batch.interactions import SECONDS_PER_DAY
@@ -61,8 +61,7 @@ def als_outputs(interactions: DataFrame, als: AlsConfig, popularity: DataFrame,
                 top_n: int = 0) -> dict[TableSpec, DataFrame]:
     """The tables that depend on the ALS parameters: user factors, item factors with their popularity, and
     (top_n > 0) each user's top_n items by ALS score, the batch candidates of two-stage serving."""
-    fitted = fit_als(interactions, als)
-    user_factors, item_factors = factor_frames(fitted)
+    user_factors, item_factors = als_factors(interactions, als)
     out = {USER_FACTORS: user_factors, ITEM_FACTORS: item_factors.join(popularity, "item_id")}
     if top_n > 0:
         out[USER_CANDIDATES] = factor_top_k(user_factors, item_factors, None, top_n)  # never recommendForAllUsers

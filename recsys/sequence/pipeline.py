@@ -15,7 +15,7 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from recsys.batch.als import factor_frames, fit_als
+from recsys.batch.als import als_factors
 from recsys.batch.interactions import build_interactions
 from recsys.config import AlsConfig, MergeWeights, Settings
 from recsys.sequence import nextitem, train
@@ -65,7 +65,7 @@ def train_and_evaluate(events: DataFrame, settings: Settings, als: AlsConfig,
     cut = F.lit(split.validation_from_s).cast("timestamp")
     interactions = build_interactions(events.where(F.col("ts") < cut), settings.events, cut,
                                       settings.serving.repurchase.owned_events).persist()
-    user_factors, item_factors = factor_frames(fit_als(interactions, als))
+    user_factors, item_factors = als_factors(interactions, als)
     pairs = [(r["user_id"], r["item_id"]) for r in interactions.select("user_id", "item_id").collect()]
     baselines = nextitem.Baselines.build(weights, pairs, settings.evaluation.knn_neighbours,
                                          _factors(user_factors, "user_id"), _factors(item_factors, "item_id"))

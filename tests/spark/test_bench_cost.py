@@ -17,14 +17,17 @@ def test_the_cost_bench_prints_time_memory_and_where_the_time_goes(spark, settin
 
     folder = training_cost.prepare(spark, settings, training_cost.SMOKE_EVENTS, tmp_path)
     small = training_cost.SMOKE_RANK, training_cost.SMOKE_ITERATIONS
-    spark_row = {**training_cost.run_spark(folder, *small), "seconds": 1.0, "peak_mb": 1.0}
+    spark_rows = {engine: {**training_cost.run_spark(folder, *small, solver), "seconds": 1.0, "peak_mb": 1.0}
+                  for engine, solver in training_cost.ENGINES.items() if solver is not None}
     implicit_row = training_cost.measure("implicit", folder, *small)
-    assert spark_row["users"] == implicit_row["users"] > 0  # the same sampled users
-    assert spark_row["interactions"] == implicit_row["interactions"] > 0
-    for row in (spark_row, implicit_row):
+    assert set(spark_rows) == {"spark", "spark-mllib"}  # the product's solver and MLlib's, for reference
+    for row in (*spark_rows.values(), implicit_row):
+        assert row["users"] == implicit_row["users"] > 0  # the same sampled users
+        assert row["interactions"] == implicit_row["interactions"] > 0
         assert 0.0 <= row["ndcg"] <= 1.0
         assert set(row["phases"]) == {"start", "read", "fit", "top-k", "score"}
     assert implicit_row["peak_mb"] > 0 and implicit_row["seconds"] > 0
-    table = training_cost.report({training_cost.SMOKE_EVENTS: {"spark": spark_row, "implicit": implicit_row},
-                                  2 * training_cost.SMOKE_EVENTS: {"spark": spark_row, "implicit": implicit_row}})
-    assert "ratio" in table and "where the time went" in table and "time per interaction" in table
+    rows = {**spark_rows, "implicit": implicit_row}
+    table = training_cost.report({training_cost.SMOKE_EVENTS: rows, 2 * training_cost.SMOKE_EVENTS: rows})
+    assert "where the time went" in table and "time per interaction" in table
+    assert "spark / implicit" in table and "spark-mllib / implicit" in table

@@ -1,0 +1,69 @@
+"""The CG half-step solves MLlib's implicit-ALS equations: exactly with enough steps, closer with each step."""
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from recsys.als.conjugate_gradient import initial_factors, solve_rows
+
+pytestmark = pytest.mark.unit
+
+REG, ALPHA, RANK = 0.3, 2.0, 6
+
+
+def mllib_solution(block: sparse.csr_matrix, other: np.ndarray) -> np.ndarray:
+    """Each row's exact solution of MLlib's normal equations, written out the way ALS.scala builds them:
+    YᵀY + Σ alpha|r| y yᵀ + reg * (positive ratings) I against Σ (1 + alpha r) y over positive ratings."""
+    y = other.astype(np.float64)
+    out = np.zeros((block.shape[0], y.shape[1]))
+    for u in range(block.shape[0]):
+        cols, values = block.indices[block.indptr[u]:block.indptr[u + 1]], block.data[block.indptr[u]:block.indptr[u + 1]]
+        a, b = y.T @ y, np.zeros(y.shape[1])
+        for col, value in zip(cols, values, strict=True):
+            c1 = ALPHA * abs(value)
+            a += c1 * np.outer(y[col], y[col])
+            if value > 0:
+                b += (1 + c1) * y[col]
+        a += REG * int((values > 0).sum()) * np.eye(y.shape[1])
+        out[u] = np.linalg.solve(a, b)
+    return out
+
+
+@pytest.fixture(scope="module")
+def block() -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(4)
+    dense = rng.random((12, 30)) * (rng.random((12, 30)) < 0.3) * 3
+    dense[0, 0] = -1.0  # a negative strength: confidence on the left, nothing on the right
+    dense[:, 1] += 0.5  # every row has at least one interaction
+    return sparse.csr_matrix(dense.astype(np.float32)), initial_factors(12, RANK, 1), initial_factors(30, RANK, 2)
+
+
+def _solve(block, own, other, steps: int) -> np.ndarray:
+    return solve_rows(block.indptr, block.indices, block.data, own, other, REG, ALPHA, steps)
+
+
+def test_enough_steps_reach_mllibs_exact_solution(block):
+    matrix, own, other = block
+    assert np.allclose(_solve(matrix, own, other, 50), mllib_solution(matrix, other), atol=1e-4)
+
+
+def test_each_step_comes_closer_and_the_start_is_left_alone(block):
+    matrix, own, other = block
+    before = own.copy()
+    exact = mllib_solution(matrix, other)
+    errors = [np.abs(_solve(matrix, own, other, steps) - exact).max() for steps in (1, 2, 3, RANK)]
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 1e-4 < errors[0]
+    assert np.array_equal(own, before)
+
+
+def test_a_row_already_solved_stays_where_it_is(block):
+    matrix, _, other = block
+    exact = mllib_solution(matrix, other).astype(np.float32)
+    assert np.allclose(_solve(matrix, exact, other, 3), exact, atol=1e-4)
+
+
+def test_initial_factors_are_seeded_unit_vectors():
+    first, again = initial_factors(5, RANK, 7), initial_factors(5, RANK, 7)
+    assert np.array_equal(first, again) and first.dtype == np.float32
+    assert np.allclose(np.linalg.norm(first, axis=1), 1.0)
+    assert not np.array_equal(first, initial_factors(5, RANK, 8))
