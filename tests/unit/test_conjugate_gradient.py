@@ -17,7 +17,8 @@ def mllib_solution(block: sparse.csr_matrix, other: np.ndarray) -> np.ndarray:
     y = other.astype(np.float64)
     out = np.zeros((block.shape[0], y.shape[1]))
     for u in range(block.shape[0]):
-        cols, values = block.indices[block.indptr[u]:block.indptr[u + 1]], block.data[block.indptr[u]:block.indptr[u + 1]]
+        row = slice(block.indptr[u], block.indptr[u + 1])
+        cols, values = block.indices[row], block.data[row]
         a, b = y.T @ y, np.zeros(y.shape[1])
         for col, value in zip(cols, values, strict=True):
             c1 = ALPHA * abs(value)
