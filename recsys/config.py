@@ -109,6 +109,7 @@ class AlsConfig(_Section):
     blocks: int = Field(default=0, ge=0)  # ALS user and item blocks (0 = one per core); older rows lack it
     solver: Literal["cg", "mllib"] = "mllib"  # cg: recsys.batch.als_cg; older rows (all MLlib-trained) lack it
     cg_steps: int = Field(default=3, gt=0)  # conjugate-gradient steps per row and half-sweep (solver cg)
+    driver_interactions: int = Field(default=0, ge=0)  # solver cg: up to this many interactions on the driver
 
 
 class EvaluationConfig(_Section):

@@ -17,6 +17,10 @@ fast. Compiled code is cached on disk where numba can (NUMBA_CACHE_DIR, else bes
 
 from __future__ import annotations
 
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
 import numpy as np
 from numba import njit
 
@@ -93,16 +97,57 @@ def _solve_rows(indptr, indices, strengths, own, other, gram, reg, alpha, steps)
             rs = rs_new
 
 
-def solve_rows(indptr: np.ndarray, indices: np.ndarray, strengths: np.ndarray, own: np.ndarray,
-               other: np.ndarray, reg: float, alpha: float, steps: int) -> np.ndarray:
-    """New factors of the rows of a CSR block (row u's interactions are indices/strengths[indptr[u]:indptr[u+1]]
-    into `other`), `steps` CG steps from `own` (the previous sweep's factors, float32, one row per CSR row)."""
+@dataclass(frozen=True)
+class CsrBlock:
+    """Rows of one side (users or items) with their interactions: row r is ids[r], its interactions are
+    indices[indptr[r]:indptr[r + 1]] (rows of the other side's factors) with those strengths."""
+
+    ids: np.ndarray  # int32, sorted: which rows of this side's factors the block holds
+    indptr: np.ndarray  # int64
+    indices: np.ndarray  # int32
+    strengths: np.ndarray  # float32
+
+    @classmethod
+    def of(cls, own: np.ndarray, other: np.ndarray, strengths: np.ndarray) -> CsrBlock:
+        """The block of interactions (own[j], other[j], strengths[j]); each one stays a term of its own, as MLlib
+        keeps repeated pairs."""
+        order = np.argsort(own, kind="stable")
+        mine = own[order]
+        ids, starts = np.unique(mine, return_index=True)
+        return cls(ids.astype(np.int32), np.append(starts, mine.size).astype(np.int64),
+                   np.asarray(other)[order].astype(np.int32), np.asarray(strengths, dtype=np.float32)[order])
+
+    def rows(self, start: int, end: int) -> CsrBlock:
+        """Rows [start, end) as a block of their own."""
+        first, last = self.indptr[start], self.indptr[end]
+        return CsrBlock(self.ids[start:end], self.indptr[start:end + 1] - first, self.indices[first:last],
+                        self.strengths[first:last])
+
+
+def solve_rows(block: CsrBlock, own: np.ndarray, other: np.ndarray, reg: float, alpha: float, steps: int,
+               threads: int = 1) -> np.ndarray:
+    """New factors of the block's rows: `steps` CG steps from `own` (the previous sweep's factors of those rows,
+    float32) against `other` (the other side's factors). `threads` > 1 solves slices of about equal interactions
+    at once (the compiled loop releases the GIL)."""
     other = np.ascontiguousarray(other, dtype=np.float32)
     gram = other.T @ other
     solved = np.array(own, dtype=np.float32, order="C")  # a copy: the previous factors stay as they were
-    _solve_rows(np.asarray(indptr, dtype=np.int64), np.asarray(indices, dtype=np.int32),
-                np.asarray(strengths, dtype=np.float32), solved, other, gram, np.float32(reg), np.float32(alpha),
-                int(steps))
+    n = len(block.ids)
+    bounds = np.searchsorted(block.indptr, np.linspace(0, block.indptr[-1], max(threads, 1) + 1)[1:-1])
+    edges = [0, *sorted(set(np.clip(bounds, 0, n).tolist())), n]
+
+    def solve(start: int, end: int) -> None:
+        part = block.rows(start, end)
+        _solve_rows(part.indptr, part.indices, part.strengths, solved[start:end], other, gram, np.float32(reg),
+                    np.float32(alpha), int(steps))
+
+    slices = [(a, b) for a, b in itertools.pairwise(edges) if b > a]
+    if len(slices) <= 1:
+        for a, b in slices:
+            solve(a, b)
+        return solved
+    with ThreadPoolExecutor(len(slices)) as pool:
+        list(pool.map(lambda bounds: solve(*bounds), slices))
     return solved
 
 

@@ -1,28 +1,36 @@
 """Implicit ALS on Spark with conjugate-gradient solves: MLlib's model and regularisation, a fraction of its work.
 
 Spark MLlib's ALS builds and factors a k x k system per user and item in every sweep: at rank 64 that took 85
-of the 103 s of a 10M-event run, 7x the whole run of the single-machine `implicit` library. This trainer keeps
-Spark for the data (blocks, tasks, executors) and solves each block with recsys.als.conjugate_gradient:
+of the 103 s of a 10M-event run, 7x the whole run of the single-machine `implicit` library. This trainer solves
+with recsys.als.conjugate_gradient instead, where the data is:
+- up to als.driver_interactions interactions (a shop's usual size: 120 bytes each on the driver, all sweeps
+  included), on the driver: one collect, then every sweep in the driver's cores, no job per half-sweep (at 1M
+  events those jobs, broadcasts and Python workers were 10 of the 11.7 s a fit took);
+- beyond that, in the executors:
 - ids are numbered densely (dense_index), and the interactions are cut into CSR blocks twice, by user and by
   item (one row per block, its arrays as binary, built in the executors with mapInArrow and cached for the fit);
 - a sweep broadcasts the other side's factors and the block side's previous ones (CG starts from them); each
   task solves its block and sends its rows back, which the driver puts together for the next half-sweep;
 - the final factors are broadcast once more and written out beside the cached id numbering, as
   (user_id, factors) and (item_id, factors) frames: the same frames als.factor_frames makes of MLlib's model.
-The driver holds both factor matrices (float32: 200,000 users x 64 is 51 MB), as serving and evaluation do.
+Either way the driver holds both factor matrices (float32: 200,000 users x 64 is 51 MB), as serving and
+evaluation do, and the result is (user_id, factors) and (item_id, factors) frames: the frames als.factor_frames
+makes of MLlib's model.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 
-from recsys.als.conjugate_gradient import initial_factors, solve_rows
+from recsys.als.conjugate_gradient import CsrBlock, initial_factors, solve_rows
 from recsys.batch.indexing import dense_index
 from recsys.config import AlsConfig
 
@@ -36,45 +44,85 @@ EMIT_ROWS = 65_536  # rows per Arrow batch of the output frames
 def fit_cg(interactions: DataFrame, cfg: AlsConfig) -> tuple[DataFrame, DataFrame]:
     """(user_id, factors) and (item_id, factors array<float>) of implicit ALS on (user_id, item_id, strength)."""
     started = time.time()
+    n = interactions.count() if cfg.driver_interactions > 0 else None
+    on_driver = n is not None and n <= cfg.driver_interactions
+    fit = _fit_on_driver if on_driver else _fit_in_executors
+    frames, (users, items) = fit(interactions, cfg)
+    log.info("ALS (conjugate gradient, %s): %d users x %d items, rank %d, %d sweeps in %.1fs",
+             "on the driver" if on_driver else "in the executors", users, items, cfg.rank, cfg.max_iter,
+             time.time() - started)
+    return frames
+
+
+Frames = tuple[tuple[DataFrame, DataFrame], tuple[int, int]]
+
+
+def _fit_on_driver(interactions: DataFrame, cfg: AlsConfig) -> Frames:
+    """Collect the interactions, number the ids (sorted), sweep in the driver's cores."""
+    table = interactions.select("user_id", "item_id", "strength").toArrow()
+    user_ids, u = _numbered(table.column("user_id"))
+    item_ids, i = _numbered(table.column("item_id"))
+    strengths = table.column("strength").to_numpy().astype(np.float32)
+    del table
+    by_user, by_item = CsrBlock.of(u, i, strengths), CsrBlock.of(i, u, strengths)
+    x, y = initial_factors(len(user_ids), cfg.rank, cfg.seed), initial_factors(len(item_ids), cfg.rank, cfg.seed + 1)
+    threads = _driver_cores(interactions)
+    for sweep in range(cfg.max_iter):
+        x[by_user.ids] = solve_rows(by_user, x[by_user.ids], y, cfg.reg_param, cfg.alpha, cfg.cg_steps, threads)
+        y[by_item.ids] = solve_rows(by_item, y[by_item.ids], x, cfg.reg_param, cfg.alpha, cfg.cg_steps, threads)
+        log.debug("ALS sweep %d/%d done", sweep + 1, cfg.max_iter)
+    users = interactions.select("user_id").distinct()
+    items = interactions.select("item_id").distinct()
+    return (_looked_up(users, "user_id", user_ids, x), _looked_up(items, "item_id", item_ids, y)), (len(x), len(y))
+
+
+def _numbered(ids: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """(the distinct ids, sorted; each id's position among them)."""
+    distinct = pc.unique(ids)
+    distinct = distinct.take(pc.sort_indices(distinct))
+    return distinct, pc.index_in(ids, value_set=distinct).to_numpy().astype(np.int32)
+
+
+def _driver_cores(frame: DataFrame) -> int:
+    """Cores the driver may use: its tasks' in local mode, this machine's (or container's) otherwise capped by the
+    cluster's parallelism."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, frame.sparkSession.sparkContext.defaultParallelism))
+
+
+def _fit_in_executors(interactions: DataFrame, cfg: AlsConfig) -> Frames:
+    """CSR blocks by user and by item, cached; each half-sweep one job over one side's blocks."""
     users = dense_index(interactions, "user_id", "uidx")  # cached and computed already
     items = dense_index(interactions, "item_id", "iidx")
     indexed = interactions.join(users, "user_id").join(items, "item_id").select("uidx", "iidx", "strength")
     blocks = cfg.blocks or interactions.sparkSession.sparkContext.defaultParallelism
     by_user = _blocks(indexed, "uidx", "iidx", blocks)
     by_item = _blocks(indexed, "iidx", "uidx", blocks)
+    started = time.time()
     try:
         x = initial_factors(users.count(), cfg.rank, cfg.seed)
         y = initial_factors(items.count(), cfg.rank, cfg.seed + 1)
         for sweep in range(cfg.max_iter):
             x = _half_sweep(by_user, x, y, cfg)
             y = _half_sweep(by_item, y, x, cfg)
-            log.info("ALS (conjugate gradient) sweep %d/%d done, %.1fs in", sweep + 1, cfg.max_iter,
-                     time.time() - started)
+            log.info("ALS sweep %d/%d done, %.1fs in", sweep + 1, cfg.max_iter, time.time() - started)
     finally:
         by_user.unpersist()
         by_item.unpersist()
-    log.info("ALS (conjugate gradient): %d users x %d items, rank %d, %d sweeps in %.1fs", x.shape[0], y.shape[0],
-             cfg.rank, cfg.max_iter, time.time() - started)
-    return _factor_frame(users, "user_id", "uidx", x), _factor_frame(items, "item_id", "iidx", y)
+    return (_factor_frame(users, "user_id", "uidx", x), _factor_frame(items, "item_id", "iidx", y)), (len(x), len(y))
 
 
 def _blocks(indexed: DataFrame, own: str, other: str, n: int) -> DataFrame:
-    """One CSR block per partition of `indexed` hashed by `own`: the block's own ids (sorted) and, per id, the
-    `other` ids and strengths of its interactions. Cached: every sweep reads it."""
+    """One CSR block per partition of `indexed` hashed by `own`, its arrays as binary. Cached: every sweep reads it."""
     def build(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         parts = [batch for batch in batches if batch.num_rows]
         if not parts:
             return
         table = pa.Table.from_batches(parts)
-        mine = table.column(own).to_numpy()
-        order = np.argsort(mine, kind="stable")
-        mine = mine[order]
-        ids, starts = np.unique(mine, return_index=True)
-        indptr = np.append(starts, mine.size).astype(np.int64)
-        theirs = table.column(other).to_numpy()[order].astype(np.int32)
-        strengths = table.column("strength").to_numpy().astype(np.float32)[order]
-        yield pa.RecordBatch.from_pydict({"ids": [ids.astype(np.int32).tobytes()], "indptr": [indptr.tobytes()],
-                                          "indices": [theirs.tobytes()], "strengths": [strengths.tobytes()]})
+        block = CsrBlock.of(table.column(own).to_numpy(), table.column(other).to_numpy(),
+                            table.column("strength").to_numpy())
+        yield pa.RecordBatch.from_pydict({name: [getattr(block, name).tobytes()]
+                                          for name in ("ids", "indptr", "indices", "strengths")})
 
     return indexed.repartition(n, own).mapInArrow(build, BLOCK_SCHEMA).persist()
 
@@ -88,13 +136,13 @@ def _half_sweep(blocks: DataFrame, own: np.ndarray, other: np.ndarray, cfg: AlsC
     def solve(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         previous, fixed = own_b.value, other_b.value
         for batch in batches:
-            for block in batch.to_pylist():
-                ids = np.frombuffer(block["ids"], dtype=np.int32)
-                solved = solve_rows(np.frombuffer(block["indptr"], dtype=np.int64),
-                                    np.frombuffer(block["indices"], dtype=np.int32),
-                                    np.frombuffer(block["strengths"], dtype=np.float32),
-                                    previous[ids], fixed, reg, alpha, steps)
-                yield pa.RecordBatch.from_pydict({"ids": [block["ids"]], "factors": [solved.tobytes()]})
+            for row in batch.to_pylist():
+                block = CsrBlock(np.frombuffer(row["ids"], dtype=np.int32),
+                                 np.frombuffer(row["indptr"], dtype=np.int64),
+                                 np.frombuffer(row["indices"], dtype=np.int32),
+                                 np.frombuffer(row["strengths"], dtype=np.float32))
+                solved = solve_rows(block, previous[block.ids], fixed, reg, alpha, steps)
+                yield pa.RecordBatch.from_pydict({"ids": [row["ids"]], "factors": [solved.tobytes()]})
 
     try:
         solved = blocks.mapInArrow(solve, SOLVED_SCHEMA).toArrow()
@@ -111,18 +159,34 @@ def _factor_frame(numbering: DataFrame, id_col: str, index_col: str, factors: np
     """(id_col, factors array<float>): each numbered id with its row of `factors`, written by the executors
     from a broadcast (the plan keeps it alive for as long as the frame is used)."""
     broadcast = numbering.sparkSession.sparkContext.broadcast(factors)
-    return numbering.mapInArrow(_emitter(broadcast, id_col, index_col), f"{id_col} string, factors array<float>")
+
+    def rows(batch: pa.RecordBatch, factors: np.ndarray) -> np.ndarray:
+        return factors[batch.column(index_col).to_numpy()]
+
+    return numbering.mapInArrow(_emitter(broadcast, id_col, rows), f"{id_col} string, factors array<float>")
 
 
-def _emitter(broadcast, id_col: str, index_col: str) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+def _looked_up(ids_frame: DataFrame, id_col: str, ids: pa.Array, factors: np.ndarray) -> DataFrame:
+    """(id_col, factors array<float>) for the distinct ids of `ids_frame`, found among the sorted `ids` (the
+    driver's numbering), written by the executors from a broadcast of both."""
+    broadcast = ids_frame.sparkSession.sparkContext.broadcast((ids, factors))
+
+    def rows(batch: pa.RecordBatch, found: tuple[pa.Array, np.ndarray]) -> np.ndarray:
+        known, values = found
+        return values[pc.index_in(batch.column(id_col), value_set=known).to_numpy()]
+
+    return ids_frame.mapInArrow(_emitter(broadcast, id_col, rows), f"{id_col} string, factors array<float>")
+
+
+def _emitter(broadcast, id_col: str, rows: Callable) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """mapInArrow's function: (id_col, factors) batches, the factors of each batch's rows by `rows(batch, value)`."""
     def emit(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        factors = broadcast.value
-        rank = factors.shape[1]
+        value = broadcast.value
         for batch in batches:
             for start in range(0, batch.num_rows, EMIT_ROWS):
                 part = batch.slice(start, EMIT_ROWS)
-                rows = factors[part.column(index_col).to_numpy()]
-                values = pa.FixedSizeListArray.from_arrays(pa.array(rows.ravel(), pa.float32()), rank)
+                found = np.ascontiguousarray(rows(part, value), dtype=np.float32)
+                values = pa.FixedSizeListArray.from_arrays(pa.array(found.ravel(), pa.float32()), found.shape[1])
                 yield pa.RecordBatch.from_arrays([part.column(id_col), values.cast(pa.list_(pa.float32()))],
                                                  names=[id_col, "factors"])
     return emit

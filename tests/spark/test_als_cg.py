@@ -1,5 +1,7 @@
 """The conjugate-gradient ALS trainer on Spark: MLlib's frames and model, from blocks solved in the executors."""
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -31,9 +33,13 @@ def _scores(frames) -> tuple[np.ndarray, list[str], list[str]]:
     return x @ y.T, [u for u, _ in users], [i for i, _ in items]
 
 
-def test_cg_gives_mllibs_frames_and_model(planted, settings):
+@pytest.mark.parametrize("driver_interactions", [0, 10_000], ids=["in the executors", "on the driver"])
+def test_cg_gives_mllibs_frames_and_model(planted, settings, driver_interactions, caplog):
     cfg = settings.als.model_copy(update={"rank": 6, "max_iter": 12, "reg_param": 0.1, "seed": 5})
-    cg = als_factors(planted, cfg.model_copy(update={"solver": "cg"}))
+    with caplog.at_level(logging.INFO, logger="recsys.batch.als_cg"):
+        cg = als_factors(planted, cfg.model_copy(update={"solver": "cg", "driver_interactions": driver_interactions}))
+    where = "on the driver" if driver_interactions >= planted.count() else "in the executors"
+    assert f"ALS (conjugate gradient, {where})" in caplog.text
     mllib = als_factors(planted, cfg.model_copy(update={"solver": "mllib"}))
     assert [f.dtypes for f in cg] == [f.dtypes for f in mllib]
     assert [f.dtypes for f in cg] == [[("user_id", "string"), ("factors", "array<float>")],
@@ -51,8 +57,10 @@ def test_cg_gives_mllibs_frames_and_model(planted, settings):
         assert (group_of_item[best] == own_group[:, None]).mean() > 0.9
 
 
-def test_cg_is_reproducible_and_its_steps_are_configurable(planted, settings):
-    cfg = settings.als.model_copy(update={"rank": 4, "max_iter": 3, "solver": "cg", "seed": 9})
+@pytest.mark.parametrize("driver_interactions", [0, 10_000], ids=["in the executors", "on the driver"])
+def test_cg_is_reproducible_and_its_steps_are_configurable(planted, settings, driver_interactions):
+    cfg = settings.als.model_copy(update={"rank": 4, "max_iter": 3, "solver": "cg", "seed": 9,
+                                          "driver_interactions": driver_interactions})
     first, again = (_scores(als_factors(planted, cfg))[0] for _ in range(2))
     assert np.array_equal(first, again)
     other = _scores(als_factors(planted, cfg.model_copy(update={"cg_steps": 1})))[0]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from recsys.als.conjugate_gradient import initial_factors, solve_rows
+from recsys.als.conjugate_gradient import CsrBlock, initial_factors, solve_rows
 
 pytestmark = pytest.mark.unit
 
@@ -39,8 +39,10 @@ def block() -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
     return sparse.csr_matrix(dense.astype(np.float32)), initial_factors(12, RANK, 1), initial_factors(30, RANK, 2)
 
 
-def _solve(block, own, other, steps: int) -> np.ndarray:
-    return solve_rows(block.indptr, block.indices, block.data, own, other, REG, ALPHA, steps)
+def _solve(matrix: sparse.csr_matrix, own, other, steps: int, threads: int = 1) -> np.ndarray:
+    block = CsrBlock(np.arange(matrix.shape[0], dtype=np.int32), matrix.indptr.astype(np.int64),
+                     matrix.indices.astype(np.int32), matrix.data.astype(np.float32))
+    return solve_rows(block, own, other, REG, ALPHA, steps, threads)
 
 
 def test_enough_steps_reach_mllibs_exact_solution(block):
@@ -68,3 +70,18 @@ def test_initial_factors_are_seeded_unit_vectors():
     assert np.array_equal(first, again) and first.dtype == np.float32
     assert np.allclose(np.linalg.norm(first, axis=1), 1.0)
     assert not np.array_equal(first, initial_factors(5, RANK, 8))
+
+
+def test_threads_solve_slices_of_the_same_rows(block):
+    matrix, own, other = block
+    assert np.array_equal(_solve(matrix, own, other, 3, threads=3), _solve(matrix, own, other, 3))
+
+
+def test_a_block_keeps_each_interaction_and_its_rows_in_id_order():
+    block = CsrBlock.of(np.asarray([5, 2, 5, 2, 9]), np.asarray([0, 1, 2, 1, 3]),
+                        np.asarray([1.0, 2.0, 3.0, 4.0, 5.0]))
+    assert block.ids.tolist() == [2, 5, 9] and block.indptr.tolist() == [0, 2, 4, 5]
+    assert block.indices.tolist() == [1, 1, 0, 2, 3]  # the repeated pair (2, 1) stays two terms, as in MLlib
+    assert block.strengths.tolist() == [2.0, 4.0, 1.0, 3.0, 5.0]
+    tail = block.rows(1, 3)
+    assert tail.ids.tolist() == [5, 9] and tail.indptr.tolist() == [0, 2, 3] and tail.indices.tolist() == [0, 2, 3]
