@@ -6,8 +6,8 @@ production code, writes the per-user 75/25 split to Parquet and draws the evalua
 its own process and the parent samples the resident memory of that process tree (for Spark: Python
 driver, JVM and Python workers together) while it fits ALS on the train split, recommends k unseen items
 to every sampled user (Spark: the evaluation's blocked top-k; `implicit`: its own recommend) and scores
-NDCG@k on their test items. Spark runs with each ALS solver: `spark` is the product's (als.solver: conjugate-gradient
-blocks), `spark-mllib` is Spark MLlib's ALS for reference. Prints one row per engine and size with where its time
+NDCG@k on their test items. Spark runs as configured (`spark`: conjugate gradient, on the driver up to
+als.driver_interactions), with the executors' blocks forced (`spark-blocks`) and with MLlib's ALS (`spark-mllib`). Prints one row per engine and size with where its time
 went, and each Spark engine's ratios to `implicit`.
 
     .venv/bin/python bench/training_cost.py --events 1000000 10000000
@@ -27,7 +27,10 @@ import psutil
 
 from recsys.config import PROJECT_ROOT
 
-ENGINES = {"spark": "cg", "spark-mllib": "mllib", "implicit": None}  # engine -> its ALS solver (Spark engines)
+# engine -> the ALS settings it runs with (None: `implicit`). `spark` is the product as configured: conjugate
+# gradient, on the driver up to als.driver_interactions; `spark-blocks` forces the executors' blocks.
+ENGINES = {"spark": {"solver": "cg"}, "spark-blocks": {"solver": "cg", "driver_interactions": 0},
+           "spark-mllib": {"solver": "mllib"}, "implicit": None}
 
 OUT = PROJECT_ROOT / ".local" / "bench" / "training-cost"
 RANK, ITERATIONS, ALPHA, SPARK_REG, IMPLICIT_REG, K = 64, 10, 2.0, 0.3, 0.05, 10
@@ -65,8 +68,9 @@ def prepare(spark, settings, n_events: int, out: Path = OUT) -> Path:
     return folder
 
 
-def run_spark(folder: Path, rank: int = RANK, iterations: int = ITERATIONS, solver: str = "cg") -> dict:
-    """Spark ALS (`solver`) on the train split, the evaluation's blocked top-k for the sampled users, NDCG@k."""
+def run_spark(folder: Path, rank: int = RANK, iterations: int = ITERATIONS, als: dict | None = None) -> dict:
+    """Spark ALS (the product's, with `als` on top) on the train split, the evaluation's blocked top-k for the
+    sampled users, NDCG@k."""
     started = time.time()
     from pyspark.sql import functions as F
 
@@ -85,7 +89,7 @@ def run_spark(folder: Path, rank: int = RANK, iterations: int = ITERATIONS, solv
     n = train.count()
     phases["read"] = time.time() - started - sum(phases.values())
     user_factors, item_factors = (f.persist() for f in als_factors(train, settings.als.model_copy(
-        update={"rank": rank, "max_iter": iterations, "alpha": ALPHA, "reg_param": SPARK_REG, "solver": solver})))
+        update={"rank": rank, "max_iter": iterations, "alpha": ALPHA, "reg_param": SPARK_REG, **(als or {})})))
     item_factors.count()
     phases["fit"] = time.time() - started - sum(phases.values())
     seen = train.join(users, "user_id", "left_semi").groupBy("user_id").agg(F.collect_set("item_id").alias("seen"))
@@ -191,9 +195,9 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine:  # the measured child
-        solver = ENGINES[args.engine]
-        out = (run_implicit(args.folder, args.rank, args.iterations) if solver is None
-               else run_spark(args.folder, args.rank, args.iterations, solver))
+        als = ENGINES[args.engine]
+        out = (run_implicit(args.folder, args.rank, args.iterations) if als is None
+               else run_spark(args.folder, args.rank, args.iterations, als))
         print(json.dumps(out))
         return
     from recsys.config import get_settings

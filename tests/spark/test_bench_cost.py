@@ -17,10 +17,10 @@ def test_the_cost_bench_prints_time_memory_and_where_the_time_goes(spark, settin
 
     folder = training_cost.prepare(spark, settings, training_cost.SMOKE_EVENTS, tmp_path)
     small = training_cost.SMOKE_RANK, training_cost.SMOKE_ITERATIONS
-    spark_rows = {engine: {**training_cost.run_spark(folder, *small, solver), "seconds": 1.0, "peak_mb": 1.0}
-                  for engine, solver in training_cost.ENGINES.items() if solver is not None}
+    spark_rows = {engine: {**training_cost.run_spark(folder, *small, als), "seconds": 1.0, "peak_mb": 1.0}
+                  for engine, als in training_cost.ENGINES.items() if als is not None}
     implicit_row = training_cost.measure("implicit", folder, *small)
-    assert set(spark_rows) == {"spark", "spark-mllib"}  # the product's solver and MLlib's, for reference
+    assert set(spark_rows) == {"spark", "spark-blocks", "spark-mllib"}  # as configured, in blocks, MLlib
     for row in (*spark_rows.values(), implicit_row):
         assert row["users"] == implicit_row["users"] > 0  # the same sampled users
         assert row["interactions"] == implicit_row["interactions"] > 0
