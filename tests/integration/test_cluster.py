@@ -76,6 +76,7 @@ def cluster(run_id: str) -> Iterator[Cluster]:
         "RECSYS__EVALUATION__BASELINES": "[popularity]",
         "RECSYS__GATE__MIN_NDCG": "0.0",  # the gate is tested elsewhere: publish what this tiny shop scores
         "RECSYS__GATE__BASELINE_MARGIN": "-1.0",  # untuned on 3,000 events, the blend may tie popularity
+        "RECSYS__ALS__DRIVER_INTERACTIONS": "0",  # ALS in the executors' blocks (numba there, broadcasts, Arrow)
     }
     settings = load_settings("test", environ=env)
     state_dir = PROJECT_ROOT / rel
