@@ -5,7 +5,8 @@ of the 103 s of a 10M-event run, 7x the whole run of the single-machine `implici
 with recsys.als.conjugate_gradient instead, where the data is:
 - up to als.driver_interactions interactions (a shop's usual size: 120 bytes each on the driver, all sweeps
   included), on the driver: one collect, then every sweep in the driver's cores, no job per half-sweep (at 1M
-  events those jobs, broadcasts and Python workers were 10 of the 11.7 s a fit took);
+  events those jobs, broadcasts and Python workers were 10 of the 11.7 s a fit took), and the factors go back
+  to the JVM as Arrow batches: no Python worker starts;
 - beyond that, in the executors:
 - ids are numbered densely (dense_index), and the interactions are cut into CSR blocks twice, by user and by
   item (one row per block, its arrays as binary, built in the executors with mapInArrow and cached for the fit);
@@ -71,9 +72,8 @@ def _fit_on_driver(interactions: DataFrame, cfg: AlsConfig) -> Frames:
         x[by_user.ids] = solve_rows(by_user, x[by_user.ids], y, cfg.reg_param, cfg.alpha, cfg.cg_steps, threads)
         y[by_item.ids] = solve_rows(by_item, y[by_item.ids], x, cfg.reg_param, cfg.alpha, cfg.cg_steps, threads)
         log.debug("ALS sweep %d/%d done", sweep + 1, cfg.max_iter)
-    users = interactions.select("user_id").distinct()
-    items = interactions.select("item_id").distinct()
-    return (_looked_up(users, "user_id", user_ids, x), _looked_up(items, "item_id", item_ids, y)), (len(x), len(y))
+    spark = interactions.sparkSession
+    return (_local_frame(spark, "user_id", user_ids, x), _local_frame(spark, "item_id", item_ids, y)), (len(x), len(y))
 
 
 def _numbered(ids: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
@@ -159,34 +159,28 @@ def _factor_frame(numbering: DataFrame, id_col: str, index_col: str, factors: np
     """(id_col, factors array<float>): each numbered id with its row of `factors`, written by the executors
     from a broadcast (the plan keeps it alive for as long as the frame is used)."""
     broadcast = numbering.sparkSession.sparkContext.broadcast(factors)
-
-    def rows(batch: pa.RecordBatch, factors: np.ndarray) -> np.ndarray:
-        return factors[batch.column(index_col).to_numpy()]
-
-    return numbering.mapInArrow(_emitter(broadcast, id_col, rows), f"{id_col} string, factors array<float>")
+    return numbering.mapInArrow(_emitter(broadcast, id_col, index_col), f"{id_col} string, factors array<float>")
 
 
-def _looked_up(ids_frame: DataFrame, id_col: str, ids: pa.Array, factors: np.ndarray) -> DataFrame:
-    """(id_col, factors array<float>) for the distinct ids of `ids_frame`, found among the sorted `ids` (the
-    driver's numbering), written by the executors from a broadcast of both."""
-    broadcast = ids_frame.sparkSession.sparkContext.broadcast((ids, factors))
-
-    def rows(batch: pa.RecordBatch, found: tuple[pa.Array, np.ndarray]) -> np.ndarray:
-        known, values = found
-        return values[pc.index_in(batch.column(id_col), value_set=known).to_numpy()]
-
-    return ids_frame.mapInArrow(_emitter(broadcast, id_col, rows), f"{id_col} string, factors array<float>")
+def _local_frame(spark, id_col: str, ids: pa.Array, factors: np.ndarray) -> DataFrame:
+    """(id_col, factors array<float>) from the driver's arrays: Arrow batches the JVM reads, no Python worker."""
+    table = pa.Table.from_arrays([ids, _lists(factors)], names=[id_col, "factors"])
+    return spark.createDataFrame(table, f"{id_col} string, factors array<float>")
 
 
-def _emitter(broadcast, id_col: str, rows: Callable) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """mapInArrow's function: (id_col, factors) batches, the factors of each batch's rows by `rows(batch, value)`."""
+def _lists(matrix: np.ndarray) -> pa.Array:
+    """A (rows, rank) matrix as a list<float> column, without Python lists."""
+    flat = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).ravel(), pa.float32())
+    return pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1]).cast(pa.list_(pa.float32()))
+
+
+def _emitter(broadcast, id_col: str, index_col: str) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """mapInArrow's function: (id_col, factors) batches, each numbered row's factors from the broadcast."""
     def emit(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        value = broadcast.value
+        factors = broadcast.value
         for batch in batches:
             for start in range(0, batch.num_rows, EMIT_ROWS):
                 part = batch.slice(start, EMIT_ROWS)
-                found = np.ascontiguousarray(rows(part, value), dtype=np.float32)
-                values = pa.FixedSizeListArray.from_arrays(pa.array(found.ravel(), pa.float32()), found.shape[1])
-                yield pa.RecordBatch.from_arrays([part.column(id_col), values.cast(pa.list_(pa.float32()))],
-                                                 names=[id_col, "factors"])
+                rows = factors[part.column(index_col).to_numpy()]
+                yield pa.RecordBatch.from_arrays([part.column(id_col), _lists(rows)], names=[id_col, "factors"])
     return emit
