@@ -7,13 +7,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recsys.batch.indexing import dense_index
 from recsys.config import AlsConfig, Settings
+
+if TYPE_CHECKING:
+    from pyspark.ml.recommendation import ALSModel
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,8 @@ class FittedAls:
 
 def fit_als(interactions: DataFrame, cfg: AlsConfig) -> FittedAls:
     """Fit on (user_id, item_id, strength) with implicitPrefs; ids are densely indexed first."""
+    from pyspark.ml.recommendation import ALS  # pyspark.ml imports pandas and scipy: 0.5 s, 100 MB of driver
+
     users = dense_index(interactions, "user_id", "uidx")  # cached and computed already
     items = dense_index(interactions, "item_id", "iidx")
     indexed = interactions.join(users, "user_id").join(items, "item_id")
