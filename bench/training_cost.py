@@ -7,8 +7,9 @@ its own process and the parent samples the resident memory of that process tree 
 driver, JVM and Python workers together) while it fits ALS on the train split, recommends k unseen items
 to every sampled user (Spark: the evaluation's blocked top-k; `implicit`: its own recommend) and scores
 NDCG@k on their test items. Spark runs as configured (`spark`: conjugate gradient, on the driver up to
-als.driver_interactions), with the executors' blocks forced (`spark-blocks`) and with MLlib's ALS (`spark-mllib`). Prints one row per engine and size with where its time
-went, and each Spark engine's ratios to `implicit`.
+als.driver_interactions), with the executors' blocks forced (`spark-blocks`) and with MLlib's ALS
+(`spark-mllib`). Prints one row per engine and size with where its time went, and each Spark engine's ratios
+to `implicit`.
 
     .venv/bin/python bench/training_cost.py --events 1000000 10000000
     .venv/bin/python bench/training_cost.py --smoke     # a few thousand events, to check the bench runs (CI)
