@@ -2,21 +2,19 @@
 
 Spark MLlib's ALS builds and factors a k x k system per user and item in every sweep: at rank 64 that took 85
 of the 103 s of a 10M-event run, 7x the whole run of the single-machine `implicit` library. This trainer solves
-with recsys.als.conjugate_gradient instead, where the data is:
-- up to als.driver_interactions interactions (a shop's usual size: 120 bytes each on the driver, all sweeps
-  included), on the driver: one collect, then every sweep in the driver's cores, no job per half-sweep (at 1M
-  events those jobs, broadcasts and Python workers were 10 of the 11.7 s a fit took), and the factors go back
-  to the JVM as Arrow batches: no Python worker starts;
-- beyond that, in the executors:
-- ids are numbered densely (dense_index), and the interactions are cut into CSR blocks twice, by user and by
-  item (one row per block, its arrays as binary, built in the executors with mapInArrow and cached for the fit);
-- a sweep broadcasts the other side's factors and the block side's previous ones (CG starts from them); each
-  task solves its block and sends its rows back, which the driver puts together for the next half-sweep;
-- the final factors are broadcast once more and written out beside the cached id numbering, as
-  (user_id, factors) and (item_id, factors) frames: the same frames als.factor_frames makes of MLlib's model.
+the same equations with recsys.als.conjugate_gradient, where the data is:
+- up to als.driver_interactions interactions (a shop's usual size; about 120 bytes each), on the driver: one
+  collect, ids numbered in sorted order, every sweep in the driver's cores, and the factors back to the JVM as
+  Arrow batches. No Spark job, broadcast or Python worker per half-sweep: at 1M events those were 10 of the
+  11.7 s a fit took in the executors.
+- beyond that, in the executors: ids numbered by dense_index, the interactions cut into CSR blocks by user and
+  by item (one row per block, its arrays as binary, built with mapInArrow and cached for the fit). A half-sweep
+  broadcasts the other side's factors and this side's previous ones (CG starts from them), solves each block in
+  its task and collects the rows; the final factors are broadcast once more and written out beside the
+  numbering.
 Either way the driver holds both factor matrices (float32: 200,000 users x 64 is 51 MB), as serving and
-evaluation do, and the result is (user_id, factors) and (item_id, factors) frames: the frames als.factor_frames
-makes of MLlib's model.
+evaluation do, and the result is the (user_id, factors) and (item_id, factors) frames als.factor_frames makes
+of MLlib's model.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -159,7 +157,16 @@ def _factor_frame(numbering: DataFrame, id_col: str, index_col: str, factors: np
     """(id_col, factors array<float>): each numbered id with its row of `factors`, written by the executors
     from a broadcast (the plan keeps it alive for as long as the frame is used)."""
     broadcast = numbering.sparkSession.sparkContext.broadcast(factors)
-    return numbering.mapInArrow(_emitter(broadcast, id_col, index_col), f"{id_col} string, factors array<float>")
+
+    def emit(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        every = broadcast.value
+        for batch in batches:
+            for start in range(0, batch.num_rows, EMIT_ROWS):
+                part = batch.slice(start, EMIT_ROWS)
+                rows = every[part.column(index_col).to_numpy()]
+                yield pa.RecordBatch.from_arrays([part.column(id_col), _lists(rows)], names=[id_col, "factors"])
+
+    return numbering.mapInArrow(emit, f"{id_col} string, factors array<float>")
 
 
 def _local_frame(spark, id_col: str, ids: pa.Array, factors: np.ndarray) -> DataFrame:
@@ -173,14 +180,3 @@ def _lists(matrix: np.ndarray) -> pa.Array:
     flat = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).ravel(), pa.float32())
     return pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1]).cast(pa.list_(pa.float32()))
 
-
-def _emitter(broadcast, id_col: str, index_col: str) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """mapInArrow's function: (id_col, factors) batches, each numbered row's factors from the broadcast."""
-    def emit(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        factors = broadcast.value
-        for batch in batches:
-            for start in range(0, batch.num_rows, EMIT_ROWS):
-                part = batch.slice(start, EMIT_ROWS)
-                rows = factors[part.column(index_col).to_numpy()]
-                yield pa.RecordBatch.from_arrays([part.column(id_col), _lists(rows)], names=[id_col, "factors"])
-    return emit
