@@ -46,7 +46,7 @@ class FittedAls:
 
 def fit_als(interactions: DataFrame, cfg: AlsConfig) -> FittedAls:
     """Fit on (user_id, item_id, strength) with implicitPrefs; ids are densely indexed first."""
-    from pyspark.ml.recommendation import ALS  # pyspark.ml imports pandas and scipy: 0.5 s, 100 MB of driver
+    from pyspark.ml.recommendation import ALS  # pyspark.ml (0.5 s of imports) only in processes that run MLlib
 
     users = dense_index(interactions, "user_id", "uidx")  # cached and computed already
     items = dense_index(interactions, "item_id", "iidx")

@@ -62,7 +62,7 @@ def ranking_metrics(recs: DataFrame, truth: DataFrame, k: int, catalogue_size: i
     Item ids are hashed to doubles (RankingEvaluator wants numbers); a 64-bit hash makes a collision
     between a recommended and a held-out item negligible.
     """
-    from pyspark.ml.evaluation import RankingEvaluator  # the reference only: pyspark.ml costs 100 MB of driver
+    from pyspark.ml.evaluation import RankingEvaluator  # the reference only: no pyspark.ml imports elsewhere
 
     as_double = lambda c: F.transform(c, lambda x: F.xxhash64(x).cast("double"))  # noqa: E731
     scored = (truth.join(recs, "user_id", "left")
