@@ -49,6 +49,7 @@ class SparkConfig(_Section):
     advisory_partition_mb: int = Field(gt=0)  # the size AQE aims a shuffle partition at
     blas_threads: int = Field(gt=0)
     driver_java_options: str  # JVM options of the driver (before extra_conf's and the class archive's)
+    page_size: str  # spark.buffer.pageSize (Tungsten's memory page, e.g. 4m)
     malloc_arenas: int = Field(ge=0)  # glibc malloc arenas of driver and executors (MALLOC_ARENA_MAX; 0: glibc's)
     extra_conf: dict[str, str]
     concurrent_actions: int = Field(gt=0)  # a stage's small Spark actions run from this many driver threads

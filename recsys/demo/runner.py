@@ -24,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-from recsys.config import Settings, get_settings, load_settings
+from recsys.config import Settings, get_settings
 from recsys.contracts import model_version as mv
 from recsys.data.online_retail import DEFAULT_PATH as RETAIL_PATH
 from recsys.demo.airflow_runner import (
@@ -52,10 +52,6 @@ from recsys.stores.model_store import DeltaModelStore
 from recsys.stores.online_store import RedisOnlineStore
 
 T0_VARIABLE = "RECSYS_DEMO_T0"  # epoch seconds `make demo` started at (before setup and up); set by the Makefile
-# Every demo JVM runs short jobs on a small shop: the C1 compiler alone warms a cold driver up sooner (a cold
-# evaluate stage 44.8 -> 39-41 s). Long jobs on real data want C2, so only the demo adds it. C1 alone gets the
-# 48 MB code cache of a JVM without tiers; the evaluate stage filled it, and the JVM then stopped compiling.
-SHORT_JOBS_JIT = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 START_AFTER_TASK = "evaluate"  # the stream and the API start when this task ends, beside gate and publish
 KEEP_VARIABLE = "RECSYS_DEMO_KEEP"  # 0 = run to the page and the live check, then stop (like --no-keep)
 
@@ -320,8 +316,6 @@ def main() -> None:
     args = parser.parse_args()
     for name, value in {**DATA_PROFILES[args.data], **DEMO_DEFAULTS}.items():
         os.environ.setdefault(name, value)  # before any settings are read; inherited by every child
-    configured = load_settings().spark.driver_java_options
-    os.environ.setdefault("RECSYS__SPARK__DRIVER_JAVA_OPTIONS", f"{configured} {SHORT_JOBS_JIT}".strip())
     started = float(os.environ.get(T0_VARIABLE) or time.time())
     steps = Steps(total=6 + int(args.airflow_ui), started=started)
     procs: dict[str, subprocess.Popen] = {}

@@ -31,8 +31,11 @@ def test_every_session_gets_delta_and_utc():
     assert conf["spark.sql.session.timeZone"] == "UTC"
     assert conf["spark.sql.adaptive.enabled"] == conf["spark.sql.adaptive.coalescePartitions.enabled"] == "true"
     assert conf["spark.sql.adaptive.advisoryPartitionSizeInBytes"] == "64m"
-    off = base_conf(load_settings("test", environ={"RECSYS__SPARK__ADAPTIVE": "false"}))
+    assert conf["spark.buffer.pageSize"] == "4m"
+    off = base_conf(load_settings("test", environ={"RECSYS__SPARK__ADAPTIVE": "false",
+                                                   "RECSYS__SPARK__PAGE_SIZE": "16m"}))
     assert off["spark.sql.adaptive.enabled"] == "false"
+    assert off["spark.buffer.pageSize"] == "16m"
 
 
 def test_package_zip_holds_the_shared_package(tmp_path):
