@@ -23,13 +23,14 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 
-from recsys.als.conjugate_gradient import CsrBlock, initial_factors, solve_rows
+from recsys.als.conjugate_gradient import CsrBlock, initial_factors, load_kernel, solve_rows
 from recsys.batch.indexing import dense_index
 from recsys.config import AlsConfig
 
@@ -58,7 +59,10 @@ Frames = tuple[tuple[DataFrame, DataFrame], tuple[int, int]]
 
 def _fit_on_driver(interactions: DataFrame, cfg: AlsConfig) -> Frames:
     """Collect the interactions, number the ids (sorted), sweep in the driver's cores."""
-    table = interactions.select("user_id", "item_id", "strength").toArrow()
+    with ThreadPoolExecutor(1) as loader:  # the kernel loads while the JVM runs the collect
+        loaded = loader.submit(load_kernel)
+        table = interactions.select("user_id", "item_id", "strength").toArrow()
+    loaded.result()
     user_ids, u = _numbered(table.column("user_id"))
     item_ids, i = _numbered(table.column("item_id"))
     strengths = table.column("strength").to_numpy().astype(np.float32)

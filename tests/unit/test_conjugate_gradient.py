@@ -85,3 +85,16 @@ def test_a_block_keeps_each_interaction_and_its_rows_in_id_order():
     assert block.strengths.tolist() == [2.0, 4.0, 1.0, 3.0, 5.0]
     tail = block.rows(1, 3)
     assert tail.ids.tolist() == [5, 9] and tail.indptr.tolist() == [0, 2, 3] and tail.indices.tolist() == [0, 2, 3]
+
+
+def test_load_kernel_compiles_what_solve_rows_calls():
+    """Loaded ahead (to overlap with a collect), the kernel has the one signature a solve then uses: no second
+    compile at the first sweep."""
+    from recsys.als.conjugate_gradient import _solve_rows, load_kernel
+
+    load_kernel()
+    assert len(_solve_rows.signatures) == 1
+    rng = np.random.default_rng(3)
+    block = CsrBlock.of(rng.integers(0, 30, 200), rng.integers(0, 20, 200), rng.random(200, dtype=np.float32))
+    solve_rows(block, initial_factors(30, 4, 1)[block.ids], initial_factors(20, 4, 2), 0.1, 1.0, 2, threads=2)
+    assert len(_solve_rows.signatures) == 1
