@@ -33,6 +33,7 @@ from pyspark.sql import DataFrame
 from recsys.als.conjugate_gradient import CsrBlock, initial_factors, load_kernel, solve_rows
 from recsys.batch.indexing import dense_index
 from recsys.config import AlsConfig
+from recsys.data.factor_columns import factor_column
 
 log = logging.getLogger(__name__)
 
@@ -168,19 +169,13 @@ def _factor_frame(numbering: DataFrame, id_col: str, index_col: str, factors: np
             for start in range(0, batch.num_rows, EMIT_ROWS):
                 part = batch.slice(start, EMIT_ROWS)
                 rows = every[part.column(index_col).to_numpy()]
-                yield pa.RecordBatch.from_arrays([part.column(id_col), _lists(rows)], names=[id_col, "factors"])
+                yield pa.RecordBatch.from_arrays([part.column(id_col), factor_column(rows)], names=[id_col, "factors"])
 
     return numbering.mapInArrow(emit, f"{id_col} string, factors array<float>")
 
 
 def _local_frame(spark, id_col: str, ids: pa.Array, factors: np.ndarray) -> DataFrame:
     """(id_col, factors array<float>) from the driver's arrays: Arrow batches the JVM reads, no Python worker."""
-    table = pa.Table.from_arrays([ids, _lists(factors)], names=[id_col, "factors"])
+    table = pa.Table.from_arrays([ids, factor_column(factors)], names=[id_col, "factors"])
     return spark.createDataFrame(table, f"{id_col} string, factors array<float>")
-
-
-def _lists(matrix: np.ndarray) -> pa.Array:
-    """A (rows, rank) matrix as a list<float> column, without Python lists."""
-    flat = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).ravel(), pa.float32())
-    return pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1]).cast(pa.list_(pa.float32()))
 

@@ -21,6 +21,8 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from recsys.data.factor_columns import factor_matrix
+
 RESULT_SCHEMA = "user_id string, items array<string>"
 BLOCK_CELLS = 1_000_000  # user x item scores one block holds at once (4 MB of float32, with its sort buffers ~16 MB)
 
@@ -58,14 +60,6 @@ def block_top_k(users: np.ndarray, items: np.ndarray, n: int, seen: Sequence[np.
     return out
 
 
-def _matrix(factors: pa.Array, rows: int) -> np.ndarray:
-    """A list<float> column of equal-length vectors as a (rows, rank) float32 matrix, without Python lists."""
-    flat = factors.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    if rows and flat.size % rows:
-        raise ValueError(f"factor vectors of unequal length: {flat.size} values for {rows} rows")
-    return flat.reshape(rows, -1) if rows else np.empty((0, 0), np.float32)
-
-
 def _seen_positions(seen: pa.Array, ids: pa.Array) -> list[np.ndarray]:
     """Per row, the catalogue positions of its seen items (items outside the catalogue are skipped)."""
     lengths = pc.fill_null(pc.list_value_length(seen), 0).to_numpy(zero_copy_only=False)
@@ -81,7 +75,7 @@ def _item_lists(best: list[np.ndarray], item_ids: pa.Array) -> pa.ListArray:
 
 def _top_k_of(batch: pa.RecordBatch, item_ids: pa.Array, items: np.ndarray, n: int) -> pa.RecordBatch:
     """(user_id, items) of a batch of (user_id, factors, seen)."""
-    users = _matrix(batch.column("factors"), batch.num_rows)
+    users = factor_matrix(batch.column("factors"))
     best = block_top_k(users, items, n, _seen_positions(batch.column("seen"), item_ids))
     return pa.RecordBatch.from_arrays([batch.column("user_id"), _item_lists(best, item_ids)],
                                       names=["user_id", "items"])
@@ -100,7 +94,7 @@ def factor_top_k(user_factors: DataFrame, item_factors: DataFrame, seen: DataFra
     if catalogue.num_rows == 0:
         return user_factors.select("user_id", F.array().cast("array<string>").alias("items"))
     ids = catalogue.column("item_id").combine_chunks()
-    matrix = _matrix(catalogue.column("factors").combine_chunks(), catalogue.num_rows)
+    matrix = factor_matrix(catalogue.column("factors"))
     spark = user_factors.sparkSession
     rows = user_factors.select("user_id", "factors")
     if seen is not None:

@@ -28,6 +28,7 @@ from recsys.contracts.tables import (
     USER_FACTORS,
     TableSpec,
 )
+from recsys.data.factor_columns import factor_column
 from recsys.stores.delta_rs import arrow_schema, ensure_table
 from recsys.stores.registry_store import activate_version
 
@@ -67,11 +68,6 @@ def _append(settings: Settings, spec: TableSpec, columns: dict[str, list | pa.Ar
     write_deltalake(settings.table_path(spec.name), table, mode="append")
 
 
-def _factor_column(matrix: np.ndarray) -> pa.Array:
-    flat = pa.array(matrix.astype(np.float32).ravel(), pa.float32())
-    return pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1]).cast(pa.list_(pa.float32()))
-
-
 def _similar(model: SyntheticModel, per_item: int, sample: int, seed: int) -> dict[str, list]:
     """Top cosine neighbours of every item among a random sample of items (exact top-n is not needed)."""
     rng = np.random.default_rng(seed)
@@ -107,10 +103,10 @@ def publish_model(settings: Settings, model: SyntheticModel, similar_per_item: i
         "brand": [f"b{n % 50}" for n in range(n_items)],
         "price": np.round(rng.uniform(1, 200, n_items), 2).tolist(), "updated_at": [now] * n_items})
     _append(settings, ITEM_FACTORS, {"model_version": [version] * n_items, "item_id": model.item_ids,
-                                     "factors": _factor_column(model.item_factors),
+                                     "factors": factor_column(model.item_factors),
                                      "popularity": popularity.tolist()})
     _append(settings, USER_FACTORS, {"model_version": [version] * len(model.user_ids), "user_id": model.user_ids,
-                                     "factors": _factor_column(model.user_factors)})
+                                     "factors": factor_column(model.user_factors)})
     similar = _similar(model, similar_per_item, sample=min(n_items, 2_000), seed=seed)
     _append(settings, SIMILAR_ITEMS, {"model_version": [version] * len(similar["item_id"]), **similar})
     top = np.argsort(-popularity)[:popular]

@@ -38,6 +38,7 @@ from recsys.contracts.tables import (
     USER_FACTORS,
     USER_HISTORY,
 )
+from recsys.data.factor_columns import factor_matrix
 from recsys.sequence.gru import GruWeights
 from recsys.sequence.store import read_weights
 from recsys.stores.attribute_arrays import AttributeArrays, ItemCatalogue, status_of
@@ -182,14 +183,6 @@ class ModelStore(Protocol):
     def load(self, version: str, extras: bool = True) -> FactorModel: ...
 
 
-def _matrix(column) -> np.ndarray:
-    values = column.combine_chunks() if hasattr(column, "combine_chunks") else column
-    if len(values) == 0:
-        return np.zeros((0, 0), dtype=np.float32)
-    flat = np.asarray(pc.list_flatten(values).to_numpy(zero_copy_only=False), dtype=np.float32)
-    return flat.reshape(len(values), -1)
-
-
 class FactorDimensionError(ValueError):
     """A version's user and item factors do not all have one rank: rows of different fits were mixed."""
 
@@ -314,9 +307,9 @@ def model_from_tables(version: str, tables: dict[str, pa.Table], num_features: i
     return FactorModel(
         version=version,
         user_ids={u: i for i, u in enumerate(users.column("user_id").to_pylist())},
-        user_factors=_matrix(users.column("factors")),
+        user_factors=factor_matrix(users.column("factors")),
         item_ids=items.column("item_id").to_pylist(),
-        item_factors=_matrix(items.column("factors")),
+        item_factors=factor_matrix(items.column("factors")),
         popularity=np.asarray(items.column("popularity").to_numpy(), dtype=np.float32),
         segment_popular=segments,
         content=_content(tables.get(ITEM_CONTENT.name), num_features),
