@@ -79,7 +79,8 @@ class Merge:
         """An array aligned to all_item_ids (or to the ALS items), at the candidate positions it covers."""
         if self.rows is None:
             return values
-        return values[self.rows if len(values) > self.model.n_items else self.rows[:self.n_als]]
+        # np.take, not values[rows]: about half the time on a memory-mapped factor matrix (one gather loop)
+        return np.take(values, self.rows if len(values) > self.model.n_items else self.rows[:self.n_als], axis=0)
 
     def positions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(positions of those of `rows` that are candidates, which of `rows` they are)."""

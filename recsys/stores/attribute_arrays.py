@@ -6,6 +6,7 @@ integer codes and floats aligned to the model's items: a filter is one boolean m
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -71,16 +72,29 @@ class AttributeArrays:
     def take(self, rows: np.ndarray) -> AttributeArrays:
         """The attributes of `rows` in that order; a row of -1 is an item the catalogue lacks."""
         rows = np.asarray(rows, dtype=np.int64)
-        known = rows >= 0
-        safe = np.where(known, rows, 0)
         if len(self) == 0:
             return AttributeArrays.unknown(len(rows))
+        if rows.size == 0 or rows.min() >= 0:  # every row known (serving's candidates): plain gathers
+            return self._subset(rows)
+        known = rows >= 0
+        safe = np.where(known, rows, 0)
         listed = np.zeros(len(self), dtype=np.int8) if self.status is None else self.status
         return AttributeArrays(np.where(known, self.category[safe], UNKNOWN).astype(np.int32),
                               np.where(known, self.brand[safe], UNKNOWN).astype(np.int32),
                               np.where(known, self.price[safe], np.nan),
                               self.category_names, self.brand_names,
                               np.where(known, listed[safe], WITHDRAWN).astype(np.int8))
+
+    def _subset(self, rows: np.ndarray) -> AttributeArrays:
+        """take() of known rows, sharing the name -> code lookups (a request's candidates: rebuilding the brand
+        lookup cost more than the gathers)."""
+        out = copy.copy(self)
+        status = None if self.status is None else self.status[rows]
+        for name, values in (("category", self.category[rows]), ("brand", self.brand[rows]),
+                             ("price", self.price[rows]), ("status", status if status is not None and status.any()
+                                                           else None)):
+            object.__setattr__(out, name, values)
+        return out
 
     def servable(self, include_unavailable: bool = False) -> np.ndarray | None:
         """Items serving may return (None: all of them): never a withdrawn one, an unavailable one only
