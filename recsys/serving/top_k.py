@@ -13,8 +13,6 @@ from recsys.stores.attribute_arrays import UNKNOWN
 POOL_FACTOR = 4  # a capped list first looks at this many times the rows it needs,
 CAPPED_POOL_MIN = 1024  # and at least this many: a pass over the catalogue costs the same for any pool size,
 POOL_GROWTH = 8  # so a shopper whose best items share one category is served in one pass, not four
-CAPPED_POOL_SHARE = 16  # but at most this share of the rows: over two-stage's few thousand candidates another
-# pass is cheap, and sorting a thousand-row pool was most of the ranking's time
 
 
 def scaled(scores: np.ndarray) -> np.ndarray:
@@ -47,7 +45,7 @@ def top_rows(scores: np.ndarray, k: int, offset: int = 0, categories: np.ndarray
     """
     need = k + offset
     capped = cap > 0 and categories is not None
-    pool = max(need * POOL_FACTOR, min(CAPPED_POOL_MIN, scores.size // CAPPED_POOL_SHARE)) if capped else need
+    pool = max(need * POOL_FACTOR, CAPPED_POOL_MIN) if capped else need
     while True:
         rows = best_rows(scores, pool)
         picked = _capped(rows, categories, cap, need) if capped else rows
