@@ -142,7 +142,8 @@ def recent_unit_mean(model: FactorModel, recent_rows: np.ndarray) -> np.ndarray:
 
 def als_rows(model: FactorModel, items: Iterable[str]) -> np.ndarray:
     """Rows of the items that have factors, first occurrence order."""
-    known = dict.fromkeys(model.item_index[i] for i in items if i in model.item_index)
+    get = model.item_index.get
+    known = dict.fromkeys(row for row in map(get, items) if row is not None)
     return np.fromiter(known, dtype=np.int64, count=len(known))
 
 

@@ -56,7 +56,8 @@ class Merge:
         self.size = len(model.all_item_ids) if rows is None else rows.size
         self.n_als = model.n_items if rows is None else int(np.searchsorted(rows, model.n_items))
         self.recent_rows = als_rows(model, shopper.recent)  # newest first
-        self.recent_set = {model.all_index[i] for i in shopper.recent if i in model.all_index}
+        self.recent_set = {row for row in map(model.all_index.get, shopper.recent) if row is not None}
+        self._recent_unit: np.ndarray | None = None  # the recent items' unit factor vectors, for reasons
         self.signals: dict[str, Signal] = {}
         self._knn_pairs: tuple[np.ndarray, ...] | None = None  # (row, weighted part, source): for reasons
         self._segment_rows: set[int] = set()
@@ -352,11 +353,14 @@ class Merge:
     def _recent_reason(self, row: int) -> str | None:
         """The most similar other recent item, when at least serving.reason_min_similarity alike."""
         model = self.model
-        others = self.recent_rows[self.recent_rows != row]  # an item does not explain itself
-        if others.size == 0 or row >= model.n_items:
+        other = self.recent_rows != row  # an item does not explain itself
+        if not other.any() or row >= model.n_items:
             return None
-        norms = np.maximum(model.item_norms[others], NORM_FLOOR) * max(float(model.item_norms[row]), NORM_FLOOR)
-        cosine = (model.item_factors[others] @ model.item_factors[row]) / norms
+        if self._recent_unit is None:  # once per request: every item of the page compares with the same ones
+            rows = self.recent_rows
+            self._recent_unit = model.item_factors[rows] / np.maximum(model.item_norms[rows], NORM_FLOOR)[:, None]
+        others = self.recent_rows[other]
+        cosine = (self._recent_unit[other] @ model.item_factors[row]) / max(float(model.item_norms[row]), NORM_FLOOR)
         nearest = int(np.argmax(cosine))
         if cosine[nearest] < self.cfg.reason_min_similarity:
             return None

@@ -68,7 +68,10 @@ def _text(value: bytes | str) -> str:
 
 def _scored(flat: list) -> list[tuple[str, float]]:
     """A WITHSCORES reply as the script returns it (member, score, member, score, ...)."""
-    return [(_text(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+    members = flat[0::2]
+    if members and isinstance(members[0], bytes):
+        members = [member.decode() for member in members]
+    return list(zip(members, map(float, flat[1::2]), strict=True))
 
 
 class OnlineStore(Protocol):

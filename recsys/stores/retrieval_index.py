@@ -53,6 +53,8 @@ class HnswIndex:
 
     def __init__(self, index) -> None:
         self._index = index
+        self._size = len(index)  # kept: usearch's len() cost a thousandth of a request; the index never grows
+        self._ndim = index.ndim
 
     @classmethod
     def build(cls, factors: np.ndarray, cfg: AnnConfig) -> HnswIndex:
@@ -80,10 +82,10 @@ class HnswIndex:
 
     def search(self, vectors: np.ndarray, k: int, cosine: bool = False) -> np.ndarray:
         """Cosine neighbours are approximated by a wider inner-product search: the merge re-scores them all."""
-        if k <= 0 or len(self._index) == 0:
+        if k <= 0 or self._size == 0:
             return np.zeros(0, dtype=np.int64)
         k = k * COSINE_WIDEN if cosine else k
-        queries = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).reshape(-1, self._index.ndim))
+        queries = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).reshape(-1, self._ndim))
         found = self._index.search(queries, k, threads=1)
         if not hasattr(found, "counts"):  # one query: usearch answers Matches, already cut to what it found
             return np.asarray(found.keys, dtype=np.int64)
