@@ -28,6 +28,7 @@ from recsys.services.status import ServiceStatus, service_status
 from recsys.services.user_data import UserDataService
 from recsys.services.write_behind import WriteBehindMemory
 from recsys.serving.live_model import LiveModel
+from recsys.serving.long_lived import freeze_long_lived
 from recsys.serving.model_cache import ModelCache, PinnedModel
 from recsys.serving.pending_overlay import OverlayRules
 from recsys.serving.recommender import Recommender
@@ -117,7 +118,8 @@ class Services:
 def build_services(settings: Settings) -> Services:
     pseudonyms = Pseudonymizer.from_config(settings.privacy, os.environ)  # fails early when the key is missing
     store = SharedModelStore(settings)  # one copy of each version per machine (memory-mapped), read in a child
-    models = ModelCache(store, settings.serving.model_refresh_s, background=settings.serving.swap_in_background)
+    models = ModelCache(store, settings.serving.model_refresh_s, background=settings.serving.swap_in_background,
+                        on_swap=freeze_long_lived if settings.serving.gc_freeze else None)
     if settings.serving.swap_in_background:
         models.warm()  # this worker reads the current version now, not on its first request
     client = guard(redis_client(settings.redis, decode=True), redis_breaker(settings.redis))

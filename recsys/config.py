@@ -359,6 +359,7 @@ class ServingConfig(_Section):
     anonymous_event_strength: float = Field(gt=0)
     model_refresh_s: float = Field(ge=0)
     swap_in_background: bool  # a new version is read on a thread while the old one keeps serving
+    gc_freeze: bool  # after a swap the worker's objects leave the cyclic collector's full passes
     catalogue_poll_s: float = Field(ge=0)
     max_id_length: int = Field(gt=0)
     metrics_dir: str

@@ -35,9 +35,10 @@ class ModelCache:
     waits for one (warm() starts that read at worker start, before the first request asks)."""
 
     def __init__(self, store: ModelStore, refresh_s: float, prepare: Prepare = _as_loaded,
-                 background: bool = False) -> None:
+                 background: bool = False, on_swap: Callable[[], None] | None = None) -> None:
         self._store = store
         self._prepare = prepare
+        self._on_swap = on_swap  # after each new version is served (recsys.serving.long_lived in the API)
         self._refresh_s = refresh_s
         self._background = background
         self._model: FactorModel | None = None
@@ -91,6 +92,8 @@ class ModelCache:
             if version is not None and (self._model is None or self._model.version != version):
                 self._model = self._prepare(self._store.load(version))  # a single reference swap
                 log.info("serving model %s (%d items)", version, len(self._model.item_ids))
+                if self._on_swap is not None:
+                    self._on_swap()
             self.last_error = None
         except Exception as exc:  # any store failure: keep serving the model already loaded
             self.last_error = f"{type(exc).__name__}: {exc}"

@@ -103,3 +103,31 @@ def test_warm_keeps_looking_until_a_version_is_published(monkeypatch):
     assert store.loads == []
     store.version = "v1"
     assert eventually(lambda: store.loads == ["v1"])  # read without any request asking for it
+
+
+def test_on_swap_runs_once_per_version_served_after_it_is_in_place():
+    store, seen = SlowStore("v1"), []
+    cache = ModelCache(store, 0.0, on_swap=lambda: seen.append(store.loads[-1]))
+    assert cache.get().version == "v1"
+    cache.get()  # the same version again: no swap
+    store.version = "v2"
+    assert cache.get().version == "v2"
+    assert seen == ["v1", "v2"]
+
+
+def test_freeze_long_lived_takes_what_is_alive_out_of_full_collections():
+    import gc
+
+    from recsys.serving.long_lived import freeze_long_lived
+
+    kept = [[] for _ in range(1000)]  # tracked containers alive at the freeze
+    try:
+        freeze_long_lived()
+        assert gc.get_freeze_count() >= len(kept)
+        assert not any(gc.is_finalized(x) for x in kept[:1])  # still alive, only no longer walked
+        cycle: list = []
+        cycle.append(cycle)
+        del cycle
+        assert gc.collect() >= 1  # objects made after the freeze are still collected
+    finally:
+        gc.unfreeze()
