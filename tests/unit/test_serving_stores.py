@@ -35,6 +35,18 @@ def test_attribute_arrays_code_values_and_filter_with_masks():
     assert AttributeArrays.unknown(2).mask(min_price=0).tolist() == [False, False]
 
 
+def test_attribute_arrays_take_known_rows_as_the_catalogue_has_them_and_unknown_rows_as_withdrawn():
+    attributes = AttributeArrays.from_values(["c1", None, "c2", "c1"], ["b1", "b2", None, "b2"],
+                                             [1.0, None, 3.0, 4.0], [0, 1, 0, 2])
+    known = attributes.take(np.array([3, 0, 1]))
+    assert known.category.tolist() == [0, 0, UNKNOWN] and known.brand.tolist() == [1, 0, 1]
+    assert known.status.tolist() == [2, 0, 1] and known.category_code is attributes.category_code  # shared, not rebuilt
+    assert known.mask(category="c1").tolist() == [False, True, False]  # the withdrawn row never passes
+    assert attributes.take(np.array([0, 2])).status is None  # every row servable: no status to check
+    some = attributes.take(np.array([2, -1]))
+    assert some.category.tolist() == [1, UNKNOWN] and some.status.tolist() == [0, 2]  # -1: not in the catalogue
+
+
 def test_similar_items_rows_follow_rank_whatever_the_input_order():
     similar = SimilarItems.from_pairs(["a", "b", "a", "a"], ["c", "a", "b", "d"], [0.2, 0.7, 0.9, 0.5], [3, 1, 1, 2])
     assert similar.of("a", 5) == [("b", pytest.approx(0.9)), ("d", 0.5), ("c", pytest.approx(0.2))]
