@@ -54,8 +54,11 @@ NORM_FLOOR = 1e-9  # a zero factor row gets cosine 0 with everything instead of 
 
 
 def query_delta(table: DeltaTable, sql: str) -> pa.Table:
-    """Run SQL against one Delta table registered as `t`, with delta-rs' engine (see module doc)."""
-    return pa.table(QueryBuilder().register("t", table).execute(sql).read_all())
+    """Run SQL against one Delta table registered as `t`, with delta-rs' engine (see module doc).
+
+    The reply is read through the Arrow stream interface, not pa.table(): that checks for a pandas DataFrame first
+    and so imports pandas, about 30 MB in every API worker for the registry's few rows."""
+    return pa.RecordBatchReader.from_stream(QueryBuilder().register("t", table).execute(sql)).read_all()
 
 
 @dataclass(frozen=True)
