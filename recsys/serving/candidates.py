@@ -134,10 +134,14 @@ def history_in(shopper: Shopper, lookup: Mapping[str, int]) -> tuple[np.ndarray,
     return found
 
 
+def unit_factors(model: FactorModel, rows: np.ndarray) -> np.ndarray:
+    """The rows' factor vectors scaled to length 1 (a zero vector stays zero)."""
+    return model.item_factors[rows] / np.maximum(model.item_norms[rows], NORM_FLOOR)[:, None]
+
+
 def recent_unit_mean(model: FactorModel, recent_rows: np.ndarray) -> np.ndarray:
     """The mean of the recent items' unit factor vectors: what the "recent" signal compares items with."""
-    unit = model.item_factors[recent_rows] / np.maximum(model.item_norms[recent_rows], NORM_FLOOR)[:, None]
-    return unit.mean(axis=0).astype(np.float32)
+    return unit_factors(model, recent_rows).mean(axis=0).astype(np.float32)
 
 
 def als_rows(model: FactorModel, items: Iterable[str]) -> np.ndarray:

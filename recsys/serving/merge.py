@@ -11,6 +11,7 @@ product over the candidates' factors for the taste and recent-item columns toget
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -24,8 +25,8 @@ from recsys.serving.candidates import (
     co_view_pairs,
     content_matches,
     history_in,
-    recent_unit_mean,
     trending_rows,
+    unit_factors,
 )
 from recsys.serving.neighbours import live_cosine
 from recsys.serving.results import RecommendationQuery, ScoredItem
@@ -57,7 +58,6 @@ class Merge:
         self.n_als = model.n_items if rows is None else int(np.searchsorted(rows, model.n_items))
         self.recent_rows = als_rows(model, shopper.recent)  # newest first
         self.recent_set = {row for row in map(model.all_index.get, shopper.recent) if row is not None}
-        self._recent_unit: np.ndarray | None = None  # the recent items' unit factor vectors, for reasons
         self.signals: dict[str, Signal] = {}
         self._knn_pairs: tuple[np.ndarray, ...] | None = None  # (row, weighted part, source): for reasons
         self._segment_rows: set[int] = set()
@@ -72,6 +72,12 @@ class Merge:
         self._trending()
         self._new_items()
         self._sequence()
+
+    @cached_property
+    def recent_unit(self) -> np.ndarray:
+        """The recent items' unit factor vectors, newest first: the "recent" signal's direction is their mean, and
+        each item of the page is explained by the nearest of them (computed once per request)."""
+        return unit_factors(self.model, self.recent_rows)
 
     def _on(self, name: str) -> bool:
         return getattr(self.weights, name) > 0
@@ -119,7 +125,7 @@ class Merge:
             columns.append(np.asarray(taste, dtype=np.float32))
         use_recent = self._on("recent") and self.recent_rows.size > 0
         if use_recent:
-            columns.append(recent_unit_mean(model, self.recent_rows))
+            columns.append(self.recent_unit.mean(axis=0).astype(np.float32))  # as candidates.recent_unit_mean
         if not columns:
             return
         factors = self.take(model.item_factors)
@@ -356,11 +362,8 @@ class Merge:
         other = self.recent_rows != row  # an item does not explain itself
         if not other.any() or row >= model.n_items:
             return None
-        if self._recent_unit is None:  # once per request: every item of the page compares with the same ones
-            rows = self.recent_rows
-            self._recent_unit = model.item_factors[rows] / np.maximum(model.item_norms[rows], NORM_FLOOR)[:, None]
         others = self.recent_rows[other]
-        cosine = (self._recent_unit[other] @ model.item_factors[row]) / max(float(model.item_norms[row]), NORM_FLOOR)
+        cosine = (self.recent_unit[other] @ model.item_factors[row]) / max(float(model.item_norms[row]), NORM_FLOOR)
         nearest = int(np.argmax(cosine))
         if cosine[nearest] < self.cfg.reason_min_similarity:
             return None
