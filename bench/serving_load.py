@@ -6,7 +6,9 @@ their events through the speed layer's own Redis writer (recent items, folded-in
 purchases, trending), starts the API as `make serve` does, records --pending-users of them events the stream
 has not applied yet (as POST /v1/events does: serving overlays and folds them in), and runs wrk (Debian
 package `wrk`) for each scenario and connection count. Then prints, per size:
-- p50/p90/p99 and requests/s per run;
+- p50/p90/p99 and requests/s per run, each worker's busy cores, and the CPU per request in the workers and in
+  the rest of the machine (wrk, Redis, the broker, the kernel): at that cost, the most requests/s the machine's
+  cores could serve;
 - the memory of all workers (RSS and PSS, from /proc/<pid>/smaps_rollup) beside one copy of the model (the
   version's memory-mapped files under serving.retrieval.cache_dir), and each worker's anonymous memory;
 - NDCG@10 of two-stage serving and of full-catalogue scoring (serving.retrieval.mode) against held-out items of
@@ -34,6 +36,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import psutil
 import redis
 import requests
 from soak import worker_cpu
@@ -134,8 +137,10 @@ WRK_TIMEOUT_S = 30  # a slow answer is a latency to report, not a request lost (
 def run_wrk(base: str, scenario: str, connections: int, seconds: int, users: int, n_items: int,
             n_categories: int, master: int | None = None) -> dict:
     """wrk's figures; with the server's pid, also each worker's cores busy. wrk holds its connections for the
-    whole run and the kernel may hand all of them to one worker (one GIL, one core): the split shows it."""
+    whole run and the kernel may hand all of them to one worker (one GIL, one core): the split shows it. Also the
+    whole machine's busy cores (wrk, Redis, the broker and the kernel share them with the workers)."""
     before = worker_cpu(master) if master is not None else {}
+    machine_before = machine_busy_s()
     script = Path(tempfile.mkdtemp()) / "bench.lua"
     script.write_text(LUA.replace("{users}", str(users)).replace("{categories}", str(n_categories))
                       .replace("{items}", str(n_items)).replace("{scenario}", scenario))
@@ -146,12 +151,32 @@ def run_wrk(base: str, scenario: str, connections: int, seconds: int, users: int
     requests_done, errors, micros, p50, p90, p99, worst = line.split()[1:]
     result = {"scenario": scenario, "connections": connections, "requests": int(requests_done),
               "errors": int(errors), "rps": round(int(requests_done) / (int(micros) / 1e6), 1), "p50_ms": float(p50),
-              "p90_ms": float(p90), "p99_ms": float(p99), "max_ms": float(worst)}
+              "p90_ms": float(p90), "p99_ms": float(p99), "max_ms": float(worst),
+              "machine_cores": round((machine_busy_s() - machine_before) / (int(micros) / 1e6), 2)}
     if master is not None:
         after = worker_cpu(master)
         result["worker_cores"] = sorted((round((after[pid] - before.get(pid, 0.0)) / (int(micros) / 1e6), 2)
                                          for pid in after), reverse=True)
     return result
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (every core; idle, I/O wait and stolen time left out)."""
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+
+
+def cpu_per_request(run: dict) -> str:
+    """A run's CPU per request, the workers' and the rest of the machine's, and the rate the machine's cores
+    could at most serve at that cost (every core busy: latency grows long before)."""
+    if not run.get("requests") or "worker_cores" not in run:
+        return ""
+    workers_ms = sum(run["worker_cores"]) / run["rps"] * 1000
+    rest_ms = max(run["machine_cores"] - sum(run["worker_cores"]), 0.0) / run["rps"] * 1000
+    ceiling = psutil.cpu_count() / ((workers_ms + rest_ms) / 1000)
+    return (f"{run['scenario']} at {run['connections']} connections: CPU per request {workers_ms:.2f} ms in the "
+            f"workers + {rest_ms:.2f} ms elsewhere (wrk, Redis, broker, kernel); {psutil.cpu_count()} cores "
+            f"serve at most {ceiling:.0f} req/s at that cost")
 
 
 def smaps(pid: int) -> dict[str, int]:
@@ -332,6 +357,9 @@ def report(out: dict, k: int) -> None:
         print(f"{r['scenario']:<10} {r['connections']:>5} {r['rps']:>8.0f} "
               f"{r['p50_ms']:>7.2f} {r['p90_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['errors']:>6}  "
               + " ".join(f"{c:.2f}" for c in r.get("worker_cores", [])))
+    for r in out["runs"]:
+        if line := cpu_per_request(r):
+            print(line)
     m = out["memory"]
     ratio = m["pss_mb"] / max(m["model_copy_mb"], 1)
     print(f"memory: {m['workers']} workers, RSS {m['rss_mb']:.0f} MB, PSS {m['pss_mb']:.0f} MB together; one model "

@@ -23,6 +23,9 @@ def test_serving_bench_smoke_prints_latency_memory_quality_and_profile():
     assert row and int(row.group(1)) > 0 and int(row.group(5)) == 0, out
     worker_cores = [float(c) for c in row.group(6).split()]  # each worker's share: wrk may load only one
     assert len(worker_cores) == 2 and sum(worker_cores) > 0, out
+    cost = re.search(r"^full at 2 connections: CPU per request ([\d.]+) ms in the workers \+ ([\d.]+) ms elsewhere "
+                     r".*; \d+ cores serve at most (\d+) req/s at that cost$", out, re.MULTILINE)
+    assert cost and float(cost.group(1)) > 0 and int(cost.group(3)) > 0, out
     assert re.search(r"memory: 2 workers, RSS \d+ MB, PSS \d+ MB together; one model copy", out), out
     quality = re.search(r"NDCG@10 two-stage ([\d.]+), full scoring ([\d.]+) \(([+-][\d.]+)%, 95% interval "
                         r"([+-][\d.]+)% \.\. ([+-][\d.]+)%", out)
